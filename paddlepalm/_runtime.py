@@ -1,0 +1,40 @@
+"""Process-wide settings that must be in place before ``paddle`` is imported.
+
+* Paddle runs its CPU math on one thread unless ``MKL_NUM_THREADS`` or
+  ``OMP_NUM_THREADS`` is set; we default ``MKL_NUM_THREADS`` to the number of
+  usable cores (``OMP_NUM_THREADS`` > 1 makes paddle print a warning).
+* Paddle's bundled MKL takes a slow code path on AMD CPUs unless
+  ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md).
+* Known third-party import-time warnings are silenced narrowly, by message.
+
+A variable the user already set is never overridden.
+"""
+import os
+import warnings
+
+_QUIET_WARNINGS = (
+    r".*No ccache found.*",
+    r".*Setuptools is replacing distutils.*",
+    r".*pkg_resources is deprecated.*",
+    r".*distutils Version classes are deprecated.*",
+)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def configure() -> None:
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
+    os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("FLAGS_print_extra_info", "0")
+
+
+configure()

@@ -1,0 +1,5 @@
+from paddlepalm.backbone.base_backbone import Backbone
+from paddlepalm.backbone.bert import BERT
+from paddlepalm.backbone.ernie import ERNIE
+
+__all__ = ["Backbone", "ERNIE", "BERT"]

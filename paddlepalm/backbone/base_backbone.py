@@ -1,0 +1,46 @@
+"""Base class of backbones.
+
+A backbone is a ``paddle.nn.Layer`` that maps a batch of named reader arrays to a
+dict of named outputs. Readers look at :attr:`inputs_attr` (via
+``reader.register_with(backbone)``) to know which arrays to yield; heads ask for
+outputs by the names in :attr:`outputs_attr`.
+"""
+from typing import Any, Dict, List, Mapping, Tuple
+
+import paddle
+from paddle import nn
+
+# name -> (shape, dtype); -1 marks a dimension that varies from batch to batch.
+Attrs = Dict[str, Tuple[List[int], str]]
+
+
+class Backbone(nn.Layer):
+    """Shared encoder of one or more tasks.
+
+    Subclasses set :attr:`kind` (``'ernie'``, ``'bert'``, ...) and implement
+    :meth:`inputs_attr`, :meth:`outputs_attr` and :meth:`forward`.
+    """
+
+    kind: str = "backbone"
+
+    def __init__(self, phase: str = "train"):
+        super().__init__()
+        if phase not in ("train", "predict", "eval"):
+            raise ValueError(f"phase must be 'train', 'predict' or 'eval', got {phase!r}")
+        self.phase = phase
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], phase: str = "train") -> "Backbone":
+        """Build from the keys of a released config file (PALM's constructor)."""
+        return cls(config, phase=phase)
+
+    @property
+    def inputs_attr(self) -> Attrs:
+        raise NotImplementedError
+
+    @property
+    def outputs_attr(self) -> Attrs:
+        raise NotImplementedError
+
+    def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        raise NotImplementedError

@@ -1,0 +1,94 @@
+"""Shared logic of the encoder-only transformer backbones (ERNIE, BERT, ALBERT, ELECTRA)."""
+from typing import Any, Dict, Mapping
+
+import paddle
+from paddlepalm.backbone.base_backbone import Attrs, Backbone
+
+TRANSFORMER_OUTPUTS: Attrs = {
+    "word_embedding": ([-1, -1, -1], "float32"),
+    "embedding_table": ([-1, -1], "float32"),
+    "encoder_outputs": ([-1, -1, -1], "float32"),
+    "sentence_embedding": ([-1, -1], "float32"),
+    "sentence_pair_embedding": ([-1, -1], "float32"),
+}
+
+
+def transformer_kwargs(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Translate the keys of a released ``ernie_config.json``/``bert_config.json``."""
+    missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+               if k not in config]
+    if missing:
+        raise KeyError(f"backbone config lacks required keys {missing}; got keys {sorted(config)}")
+    hidden = int(config["hidden_size"])
+    return dict(
+        vocab_size=int(config["vocab_size"]),
+        hidden_size=hidden,
+        num_hidden_layers=int(config["num_hidden_layers"]),
+        num_attention_heads=int(config["num_attention_heads"]),
+        intermediate_size=int(config.get("intermediate_size", 4 * hidden)),
+        hidden_act=config.get("hidden_act", "gelu"),
+        hidden_dropout_prob=float(config.get("hidden_dropout_prob", 0.1)),
+        attention_probs_dropout_prob=float(config.get("attention_probs_dropout_prob", 0.1)),
+        max_position_embeddings=int(config.get("max_position_embeddings", 512)),
+        type_vocab_size=int(config.get("sent_type_vocab_size", config.get("type_vocab_size", 2))),
+        initializer_range=float(config.get("initializer_range", 0.02)),
+        pad_token_id=int(config.get("pad_token_id", 0)),
+    )
+
+
+class TransformerBackbone(Backbone):
+    """Shared logic of the encoder-only transformer backbones."""
+
+    uses_task_ids = False
+
+    def __init__(self, model: paddle.nn.Layer, config: Mapping[str, Any], phase: str):
+        super().__init__(phase)
+        self.config = dict(config)
+        self.model = model
+        if phase != "train":
+            self.eval()
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config["hidden_size"])
+
+    @property
+    def inputs_attr(self) -> Attrs:
+        attrs: Attrs = {
+            "token_ids": ([-1, -1], "int64"),
+            "position_ids": ([-1, -1], "int64"),
+            "segment_ids": ([-1, -1], "int64"),
+            "input_mask": ([-1, -1, 1], "float32"),
+        }
+        if self.uses_task_ids:
+            attrs["task_ids"] = ([-1, -1], "int64")
+        return attrs
+
+    @property
+    def outputs_attr(self) -> Attrs:
+        return dict(TRANSFORMER_OUTPUTS)
+
+    def _word_embeddings(self) -> paddle.nn.Embedding:
+        return self.model.embeddings.word_embeddings
+
+    def _encode(self, inputs: Dict[str, paddle.Tensor], mask: paddle.Tensor):
+        return self.model(
+            input_ids=inputs["token_ids"],
+            token_type_ids=inputs["segment_ids"],
+            position_ids=inputs["position_ids"],
+            attention_mask=mask,
+        )
+
+    def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        mask = inputs["input_mask"]
+        if mask.ndim == 3:
+            mask = mask.squeeze(-1)
+        sequence, pooled = self._encode(inputs, mask)[:2]
+        embeddings = self._word_embeddings()
+        return {
+            "word_embedding": embeddings(inputs["token_ids"]),
+            "embedding_table": embeddings.weight,
+            "encoder_outputs": sequence,
+            "sentence_embedding": pooled,
+            "sentence_pair_embedding": pooled,
+        }

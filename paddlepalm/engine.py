@@ -1,0 +1,111 @@
+"""The training loop shared by ``Trainer`` (one task) and ``MultiHeadTrainer`` (several)."""
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import paddle
+
+from paddlepalm import checkpoint
+from paddlepalm.model import MultiTaskModel, to_tensors
+
+
+@dataclass
+class Saver:
+    """Where and when to write checkpoints (``set_saver``)."""
+
+    save_path: str
+    save_steps: int
+    save_types: Sequence[str] = ("ckpt",)
+    last_saved_step: int = -1
+
+    @classmethod
+    def parse(cls, save_path: str, save_steps: int, save_type: str) -> "Saver":
+        types = [t.strip() for t in save_type.split(",") if t.strip()]
+        unknown = [t for t in types if t not in ("ckpt", "predict")]
+        if unknown or not types:
+            raise ValueError(f"save_type must be 'ckpt', 'predict' or 'ckpt,predict', got {save_type!r}")
+        if save_steps <= 0:
+            raise ValueError(f"save_steps must be positive, got {save_steps}")
+        return cls(save_path, int(save_steps), tuple(types))
+
+    def save(self, step: int, model: MultiTaskModel, optimizer, state: Dict) -> List[str]:
+        written = []
+        if "ckpt" in self.save_types:
+            written.append(checkpoint.save_checkpoint(
+                os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer, state))
+        if "predict" in self.save_types:
+            written.append(checkpoint.save_checkpoint(
+                os.path.join(self.save_path, f"predict.step{step}"), model, None, {"global_step": step}))
+        self.last_saved_step = step
+        return written
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class TrainStats:
+    losses: Dict[str, List[paddle.Tensor]] = field(default_factory=dict)
+    last_time: float = field(default_factory=time.time)
+    last_step: int = 0
+
+
+def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray]) -> paddle.Tensor:
+    """One optimization step of ``task`` on ``batch``; returns the (detached) loss."""
+    model.train()
+    outputs = model(task, to_tensors(batch))
+    loss = outputs["loss"]
+    loss.backward()
+    optimizer.step()
+    # set_to_zero=False leaves the grads of heads that did not run as None, so
+    # the optimizer skips them: no momentum or decay update for inactive heads.
+    optimizer.clear_grad(set_to_zero=False)
+    scheduler = optimizer._learning_rate
+    if isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
+        scheduler.step()
+    return loss.detach()
+
+
+def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule: np.ndarray, start_step: int,
+                 print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict]) -> int:
+    """Train ``schedule[start_step:]`` (a task index per step); return the final global step."""
+    if optimizer is None:
+        raise RuntimeError("call build_backward(optimizer) before train()")
+    stats = TrainStats(last_step=start_step)
+    step = start_step
+    total = len(schedule)
+    for step in range(start_step + 1, total + 1):
+        trainer = trainers[int(schedule[step - 1])]
+        batch = trainer._next_train_batch()
+        loss = train_step(model, optimizer, trainer.name, batch)
+        trainer._steps_done += 1
+        stats.losses.setdefault(trainer.name, []).append(loss)
+        if print_steps > 0 and (step % print_steps == 0 or step == total):
+            _print_progress(step, trainer, stats)
+        if saver is not None and step % saver.save_steps == 0:
+            _save(saver, step, model, optimizer, state_fn)
+    if saver is not None and saver.last_saved_step != step and step > start_step:
+        _save(saver, step, model, optimizer, state_fn)
+    return step
+
+
+def _save(saver: Saver, step: int, model, optimizer, state_fn) -> None:
+    for path in saver.save(step, model, optimizer, state_fn(step)):
+        log(f"checkpoint saved to {path}")
+
+
+def _print_progress(step: int, trainer, stats: TrainStats) -> None:
+    now = time.time()
+    speed = (step - stats.last_step) / max(now - stats.last_time, 1e-9)
+    losses = stats.losses.get(trainer.name) or []
+    loss = float(paddle.stack(losses).mean()) if losses else float("nan")
+    log(f"global step: {step}, {trainer.name}: step {trainer._batch_in_epoch}/{trainer.steps_pur_epoch} "
+        f"(epoch {trainer._epoch}), loss: {loss:.3f}, speed: {speed:.2f} steps/s")
+    stats.losses = {}
+    stats.last_time, stats.last_step = now, step
+    if not np.isfinite(loss):
+        print(f"warning: task {trainer.name} loss is {loss}", file=sys.stderr, flush=True)

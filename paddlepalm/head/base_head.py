@@ -1,0 +1,79 @@
+"""Base class of task heads.
+
+A head is a ``paddle.nn.Layer`` whose ``forward(reader_inputs, backbone_outputs)``
+returns a dict: with ``loss`` (a scalar tensor) in training, with prediction
+tensors otherwise. Prediction results are gathered batch by batch with
+:meth:`batch_postprocess` and turned into per-example results by
+:meth:`epoch_postprocess`, always in input order (``example_ids``).
+"""
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from paddlepalm.backbone.base_backbone import Attrs
+
+
+class Head(nn.Layer):
+    def __init__(self, phase: str = "train"):
+        super().__init__()
+        if phase not in ("train", "predict", "eval"):
+            raise ValueError(f"phase must be 'train', 'eval' or 'predict', got {phase!r}")
+        self.phase = phase
+        self._results: List[Dict[str, Any]] = []
+
+    @property
+    def inputs_attrs(self) -> Dict[str, Attrs]:
+        """What the head reads: ``{'reader': {...}, 'backbone': {...}}``."""
+        raise NotImplementedError
+
+    @property
+    def outputs_attr(self) -> Attrs:
+        raise NotImplementedError
+
+    def forward(self, reader_inputs: Dict[str, paddle.Tensor],
+                backbone_outputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        raise NotImplementedError
+
+    def set_label_names(self, names: Optional[List[str]]) -> None:
+        """Names of class/tag ids, given by the reader when it has them."""
+        self.label_names = names
+
+    # ----------------------------------------------------------- prediction
+    def batch_postprocess(self, outputs: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """Turn one batch of outputs into per-example results and keep them for the epoch."""
+        results = self.batch_results(outputs)
+        self._results.extend(results)
+        return results
+
+    def batch_results(self, outputs: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """Per-example results of one batch of outputs (nothing kept)."""
+        arrays = {k: (v.numpy() if isinstance(v, paddle.Tensor) else np.asarray(v)) for k, v in outputs.items()}
+        return self._batch_results(arrays)
+
+    def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+        raise NotImplementedError
+
+    def epoch_postprocess(self, post_inputs: Any = None, output_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+        """All results of the pass in input order; written to ``output_dir/predictions.json``."""
+        results = sorted(self._results, key=lambda r: r["index"])
+        if output_dir is not None:
+            write_json_lines(os.path.join(output_dir, "predictions.json"), results)
+        return results
+
+    def reset(self) -> None:
+        """Forget the results gathered so far (PALM's reset() did not)."""
+        self._results = []
+
+
+def write_json_lines(path: str, records: List[Dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

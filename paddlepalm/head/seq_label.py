@@ -1,0 +1,72 @@
+"""Sequence labeling head: linear emissions + linear-chain CRF over original tokens."""
+from typing import Any, Dict, List
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from paddlepalm.head.base_head import Head
+from paddlepalm.utils.crf import crf_decode, crf_nll
+
+
+class SequenceLabel(Head):
+    """CRF tagger over the first word piece of every original token.
+
+    ``learning_rate`` multiplies the global learning rate for the transition
+    matrix (PALM's meaning). Prediction is Viterbi decoding and yields one tag id
+    per original input token.
+    """
+
+    def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0, learning_rate: float = 1e-3,
+                 param_initializer_range: float = 0.02, phase: str = "train"):
+        super().__init__(phase)
+        self.num_classes = int(num_classes)
+        self.dropout = nn.Dropout(dropout_prob)
+        self.emission = nn.Linear(input_dim, num_classes, weight_attr=paddle.ParamAttr(
+            initializer=nn.initializer.TruncatedNormal(std=param_initializer_range)))
+        self.transitions = self.create_parameter(
+            [num_classes + 2, num_classes], attr=paddle.ParamAttr(learning_rate=learning_rate),
+            default_initializer=nn.initializer.Uniform(-0.1, 0.1))
+        self.label_names = None
+
+    @property
+    def inputs_attrs(self):
+        reader = {"word_starts": ([-1, -1], "int64"), "word_counts": ([-1], "int64")}
+        if self.phase == "train":
+            reader["label_ids"] = ([-1, -1], "int64")
+        return {"reader": reader, "backbone": {"encoder_outputs": ([-1, -1, -1], "float32")}}
+
+    @property
+    def outputs_attr(self):
+        if self.phase == "train":
+            return {"loss": ([1], "float32")}
+        return {"tags": ([-1, -1], "int64")}
+
+    def forward(self, reader_inputs, backbone_outputs):
+        hidden = backbone_outputs["encoder_outputs"]
+        starts = reader_inputs["word_starts"]
+        words = paddle.take_along_axis(hidden, starts.unsqueeze(-1).expand([-1, -1, hidden.shape[-1]]), axis=1)
+        emissions = self.emission(self.dropout(words))
+        lengths = paddle.clip(reader_inputs["word_counts"], min=1)
+        if self.phase == "train":
+            nll = crf_nll(emissions, reader_inputs["label_ids"], lengths, self.transitions)
+            return {"loss": nll.mean()}
+        return {"tags": crf_decode(emissions, lengths, self.transitions),
+                "word_counts": reader_inputs["word_counts"], "num_words": reader_inputs["num_words"],
+                "example_ids": reader_inputs["example_ids"]}
+
+    def _fill_id(self) -> int:
+        if self.label_names and "O" in self.label_names:
+            return self.label_names.index("O")
+        return 0
+
+    def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+        results = []
+        for index, tags, kept, total in zip(arrays["example_ids"], arrays["tags"],
+                                            arrays["word_counts"], arrays["num_words"]):
+            labels = [int(t) for t in tags[:kept]] + [self._fill_id()] * int(total - kept)
+            result = {"index": int(index), "label": labels}
+            if self.label_names:
+                result["tags"] = [self.label_names[t] for t in labels]
+            results.append(result)
+        return results

@@ -1,0 +1,35 @@
+"""The network a trainer optimizes: one backbone shared by the heads of all tasks."""
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from paddlepalm.backbone.base_backbone import Backbone
+from paddlepalm.head.base_head import Head
+
+
+class MultiTaskModel(nn.Layer):
+    """``forward(task, batch)`` runs the shared backbone and ``task``'s head.
+
+    Parameters are named ``backbone.*`` and ``heads.<task>.*``; a task whose head
+    is reused from another task (``reuse_head_with``) has no parameters of its own.
+    """
+
+    def __init__(self, backbone: Backbone, heads: Mapping[str, Head],
+                 head_aliases: Optional[Mapping[str, str]] = None):
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.LayerDict(dict(heads))
+        self.head_aliases = dict(head_aliases or {})
+
+    def head_of(self, task: str) -> Head:
+        return self.heads[self.head_aliases.get(task, task)]
+
+    def forward(self, task: str, batch: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        backbone_outputs = self.backbone(batch)
+        return self.head_of(task)(batch, backbone_outputs)
+
+
+def to_tensors(batch: Mapping[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
+    return {name: paddle.to_tensor(value) for name, value in batch.items()}

@@ -1,0 +1,25 @@
+from typing import Optional
+
+import paddle
+
+from paddlepalm.optimizer.base_optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam; with ``weight_decay`` it decays weights decoupled (as PALM did), skipping
+    bias and layer-norm parameters."""
+
+    default_weight_decay = 0.0
+
+    def build(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+        decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
+        return paddle.optimizer.AdamW(
+            learning_rate=self._learning_rate(), parameters=self._parameters(model),
+            weight_decay=decay, apply_decay_param_fun=self._decay_filter(model),
+            grad_clip=self._grad_clip(), epsilon=1e-6)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, 0.01 unless ``build_backward`` says otherwise."""
+
+    default_weight_decay = 0.01

@@ -1,0 +1,58 @@
+"""Optimizers with PALM's ``(loss_var, lr, lr_schedualer)`` signature.
+
+In a dynamic graph there is no loss variable to minimize: ``loss_var`` is what
+``build_forward`` returned (the model), kept for the contract. The paddle
+optimizer itself is made by the trainer's ``build_backward`` through
+:meth:`build`, once the trainable parameters are known.
+"""
+from typing import Callable, List, Optional
+
+import paddle
+from paddle import nn
+
+from paddlepalm.lr_sched.schedualer import Schedualer
+
+
+def no_decay_names(model: nn.Layer) -> set:
+    """Parameter names exempt from weight decay: every bias and layer-norm parameter."""
+    exempt = set()
+    for sublayer_name, sublayer in model.named_sublayers(include_self=True):
+        for name, param in sublayer.named_parameters(include_sublayers=False):
+            if isinstance(sublayer, nn.LayerNorm) or name == "bias" or "norm" in name.lower():
+                exempt.add(param.name)
+    return exempt
+
+
+class Optimizer:
+    def __init__(self, loss_var, lr: float, lr_schedualer: Optional[Schedualer] = None,
+                 grad_clip_norm: Optional[float] = 1.0):
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.loss_var = loss_var
+        self.lr = float(lr)
+        self.lr_schedualer = lr_schedualer
+        self.grad_clip_norm = grad_clip_norm
+        self.lr_scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None
+
+    def _learning_rate(self):
+        if self.lr_schedualer is None:
+            return self.lr
+        self.lr_scheduler = self.lr_schedualer.build(self.lr)
+        return self.lr_scheduler
+
+    def _grad_clip(self):
+        if self.grad_clip_norm is None:
+            return None
+        return paddle.nn.ClipGradByGlobalNorm(self.grad_clip_norm)
+
+    def build(self, model: nn.Layer, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+        raise NotImplementedError
+
+    @staticmethod
+    def _decay_filter(model: nn.Layer) -> Callable[[str], bool]:
+        exempt = no_decay_names(model)
+        return lambda name: name not in exempt
+
+    @staticmethod
+    def _parameters(model: nn.Layer) -> List[paddle.Tensor]:
+        return [p for p in model.parameters() if not p.stop_gradient]

@@ -1,0 +1,6 @@
+from paddlepalm.reader.base_reader import Reader
+from paddlepalm.reader.cls import ClassifyReader
+from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.seq_label import SequenceLabelReader
+
+__all__ = ["Reader", "ClassifyReader", "SequenceLabelReader", "DataFormatError"]

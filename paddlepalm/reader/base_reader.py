@@ -1,0 +1,206 @@
+"""Base class of readers: a file is parsed and tokenized once into features, then
+served as padded batches of named numpy arrays, grouped by length.
+
+Subclasses implement :meth:`_read_examples` (file -> list of feature dicts) and
+:meth:`_collate_labels` (feature dicts -> label arrays). A feature dict always has
+``token_ids`` and ``segment_ids`` (lists of ints) and ``example_id`` (its index
+in the input file, so predictions can be written back in input order).
+"""
+import copy
+import math
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.tokenization import build_tokenizer
+
+Batch = Dict[str, np.ndarray]
+Feature = Dict[str, Any]
+
+# Features are grouped by length within windows of this many batches, which cuts
+# padding while keeping batches random.
+_BUCKET_BATCHES = 50
+
+_TEXT_OUTPUTS = {
+    "token_ids": ([-1, -1], "int64"),
+    "position_ids": ([-1, -1], "int64"),
+    "segment_ids": ([-1, -1], "int64"),
+    "input_mask": ([-1, -1, 1], "float32"),
+    "task_ids": ([-1, -1], "int64"),
+    "seq_lens": ([-1], "int64"),
+    "example_ids": ([-1], "int64"),
+}
+
+
+class Reader:
+    """PALM reader contract: ``load_data``, ``register_with``, ``num_examples``, ``clone``."""
+
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train"):
+        if phase not in ("train", "predict", "eval"):
+            raise ValueError(f"phase must be 'train', 'eval' or 'predict', got {phase!r}")
+        if max_len < 3:
+            raise ValueError(f"max_len must be at least 3, got {max_len}")
+        self._init_args = dict(vocab_path=vocab_path, max_len=max_len, tokenizer=tokenizer, lang=lang,
+                               seed=seed, do_lower_case=do_lower_case)
+        self.vocab_path = vocab_path
+        self.max_len = int(max_len)
+        self.lang = lang
+        self.seed = 0 if seed is None else int(seed)
+        self.phase = phase
+        self.tokenizer = build_tokenizer(vocab_path, tokenizer, lang, do_lower_case)
+        self.pad_id = self.tokenizer.vocab[self.tokenizer.pad_token]
+        self._registered: Optional[List[str]] = None
+        self._features: List[Feature] = []
+        self._input_file: Optional[str] = None
+        self.batch_size = 1
+        self._num_epochs: Optional[int] = None
+        self.shuffle = phase == "train"
+        self._rank, self._world_size = 0, 1
+
+    # ----------------------------------------------------------------- contract
+    def register_with(self, backbone) -> None:
+        """Yield exactly the arrays ``backbone`` asks for (plus this reader's labels)."""
+        self._registered = list(backbone.inputs_attr)
+
+    def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
+                  file_format: str = "tsv", shuffle_train: bool = True) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self._check_format(file_format)
+        self._input_file = input_file
+        self._features = self._read_examples(input_file)
+        if not self._features:
+            raise DataFormatError(input_file, None, "no examples (the file holds only a header)")
+        self.batch_size = int(batch_size)
+        self._num_epochs = num_epochs
+        self.shuffle = shuffle_train and self.phase == "train"
+
+    @property
+    def num_examples(self) -> int:
+        return len(self._features)
+
+    @property
+    def num_epochs(self) -> Optional[int]:
+        return self._num_epochs
+
+    @property
+    def outputs_attr(self) -> Dict[str, Any]:
+        attrs = {k: v for k, v in _TEXT_OUTPUTS.items()
+                 if self._registered is None or k in self._registered or k in ("seq_lens", "example_ids")}
+        attrs.update(self._label_attrs())
+        return attrs
+
+    def clone(self, phase: str = "predict") -> "Reader":
+        """A reader with the same settings for another phase (data not loaded)."""
+        other = copy.copy(self)
+        other.phase = phase
+        other._features, other._input_file = [], None
+        other.shuffle = phase == "train"
+        return other
+
+    # ------------------------------------------------------------- subclassing
+    def _check_format(self, file_format: str) -> None:
+        if file_format != "tsv":
+            raise ValueError(f"{type(self).__name__} reads file_format='tsv', got {file_format!r}")
+
+    def _read_examples(self, input_file: str) -> List[Feature]:
+        raise NotImplementedError
+
+    def _label_attrs(self) -> Dict[str, Any]:
+        return {}
+
+    def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
+        return {}
+
+    # ---------------------------------------------------------------- batching
+    def shard(self, rank: int, world_size: int) -> None:
+        """Read only this rank's part of every global batch (data parallelism)."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world of size {world_size}")
+        self._rank, self._world_size = rank, world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        global_batch = self.batch_size * self._world_size
+        if self.phase == "train":
+            return self.num_examples // global_batch
+        return math.ceil(self.num_examples / global_batch)
+
+    def _epoch_batches(self, epoch: int) -> List[np.ndarray]:
+        """Indices of this rank's batches in ``epoch``, grouped by length."""
+        n = self.num_examples
+        global_batch = self.batch_size * self._world_size
+        if self.shuffle:
+            rng = np.random.RandomState((self.seed * 100003 + epoch) % (2 ** 32))
+            order = rng.permutation(n)
+        else:
+            order = np.arange(n)
+        lengths = np.array([len(self._features[i]["token_ids"]) for i in order])
+        window = global_batch * _BUCKET_BATCHES
+        batches = []
+        for start in range(0, n, window):
+            chunk = order[start:start + window]
+            chunk = chunk[np.argsort(lengths[start:start + window], kind="stable")]
+            for b in range(0, len(chunk), global_batch):
+                batches.append(chunk[b:b + global_batch])
+        if self.phase == "train":
+            batches = [b for b in batches if len(b) == global_batch]
+            if self.shuffle:
+                rng.shuffle(batches)
+        if self._world_size > 1:
+            batches = [np.array_split(b, self._world_size)[self._rank] for b in batches]
+        return batches
+
+    def iter_epoch(self, epoch: int = 0, skip_batches: int = 0) -> Iterator[Batch]:
+        """Batches of one pass over the data (train: full batches only)."""
+        if not self._features:
+            raise RuntimeError(f"{type(self).__name__}: call load_data() before reading batches")
+        for indices in self._epoch_batches(epoch)[skip_batches:]:
+            yield self.collate([self._features[i] for i in indices])
+
+    def collate(self, features: Sequence[Feature]) -> Batch:
+        width = max(len(f["token_ids"]) for f in features)
+        batch_size = len(features)
+        token_ids = np.full((batch_size, width), self.pad_id, dtype="int64")
+        segment_ids = np.zeros((batch_size, width), dtype="int64")
+        seq_lens = np.zeros((batch_size,), dtype="int64")
+        for row, feature in enumerate(features):
+            length = len(feature["token_ids"])
+            token_ids[row, :length] = feature["token_ids"]
+            segment_ids[row, :length] = feature["segment_ids"]
+            seq_lens[row] = length
+        mask = (np.arange(width)[None, :] < seq_lens[:, None]).astype("float32")
+        batch = {
+            "token_ids": token_ids,
+            "position_ids": np.tile(np.arange(width, dtype="int64"), (batch_size, 1)),
+            "segment_ids": segment_ids,
+            "input_mask": mask[:, :, None],
+            "task_ids": np.zeros((batch_size, width), dtype="int64"),
+            "seq_lens": seq_lens,
+            "example_ids": np.array([f["example_id"] for f in features], dtype="int64"),
+        }
+        if self._registered is not None:
+            batch = {k: v for k, v in batch.items()
+                     if k in self._registered or k in ("seq_lens", "example_ids")}
+        batch.update(self._collate_labels(features, width))
+        return batch
+
+    # ---------------------------------------------------------------- helpers
+    def _encode_text(self, text_a: str, text_b: Optional[str] = None) -> Dict[str, List[int]]:
+        """[CLS] a [SEP] (b [SEP]) ids and segments, truncated longest-first to ``max_len``."""
+        tokens_a = self.tokenizer.tokenize(text_a)
+        tokens_b = self.tokenizer.tokenize(text_b) if text_b is not None else []
+        budget = self.max_len - (3 if text_b is not None else 2)
+        while len(tokens_a) + len(tokens_b) > budget:
+            if len(tokens_a) >= len(tokens_b):
+                tokens_a.pop()
+            else:
+                tokens_b.pop()
+        tokens = [self.tokenizer.cls_token] + tokens_a + [self.tokenizer.sep_token]
+        segments = [0] * len(tokens)
+        if text_b is not None:
+            tokens += tokens_b + [self.tokenizer.sep_token]
+            segments += [1] * (len(tokens_b) + 1)
+        return {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segments}

@@ -1,0 +1,273 @@
+"""``Trainer``: trains, evaluates, saves and predicts one task (PALM's contract)."""
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import paddle
+
+from paddlepalm import checkpoint
+from paddlepalm.backbone.base_backbone import Backbone
+from paddlepalm.engine import Saver, log, run_training
+from paddlepalm.head.base_head import Head
+from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.optimizer.base_optimizer import Optimizer
+from paddlepalm.pretrained import load_pretrained_backbone
+from paddlepalm.reader.base_reader import Reader
+
+
+class Trainer:
+    """One task: its reader, its head on a (possibly shared) backbone, and its training state."""
+
+    def __init__(self, name: str, mix_ratio: float = 1.0, reuse_head_with: Optional[str] = None):
+        if mix_ratio <= 0:
+            raise ValueError(f"mix_ratio must be positive, got {mix_ratio}")
+        self._name = name
+        self._mix_ratio = float(mix_ratio)
+        self.reuse_head_with = reuse_head_with
+        self.is_aux = False
+        self.backbone: Optional[Backbone] = None
+        self.head: Optional[Head] = None
+        self.model: Optional[MultiTaskModel] = None
+        self.pred_backbone: Optional[Backbone] = None
+        self.pred_head: Optional[Head] = None
+        self.pred_model: Optional[MultiTaskModel] = None
+        self.optimizer: Optional[paddle.optimizer.Optimizer] = None
+        self._optimizer_spec: Optional[Optimizer] = None
+        self.train_reader: Optional[Reader] = None
+        self.predict_reader: Optional[Reader] = None
+        self._saver: Optional[Saver] = None
+        self._global_step = 0
+        self._reset_progress()
+
+    def _reset_progress(self) -> None:
+        self._steps_done = 0
+        self._epoch = 0
+        self._batch_in_epoch = 0
+        self._batches = None
+
+    # ------------------------------------------------------------------ building
+    def build_forward(self, backbone: Backbone, head: Head) -> MultiTaskModel:
+        """Attach ``head`` to ``backbone``; returns the model (PALM's ``loss_var``)."""
+        self.backbone, self.head = backbone, head
+        self.model = MultiTaskModel(backbone, {self.name: head})
+        return self.model
+
+    def build_predict_forward(self, pred_backbone: Backbone, pred_head: Head) -> MultiTaskModel:
+        self.pred_backbone, self.pred_head = pred_backbone, pred_head
+        self.pred_model = MultiTaskModel(pred_backbone, {self.name: pred_head})
+        self.pred_model.eval()
+        return self.pred_model
+
+    def build_backward(self, optimizer: Optimizer, weight_decay: Optional[float] = None,
+                       use_ema: bool = False, ema_decay: Optional[float] = None) -> None:
+        if self.model is None:
+            raise RuntimeError("call build_forward(backbone, head) before build_backward")
+        if use_ema:
+            raise NotImplementedError("use_ema is not supported yet")
+        self._optimizer_spec = optimizer
+        self.optimizer = optimizer.build(self.model, weight_decay)
+
+    def fit_reader(self, reader: Reader, phase: str = "train") -> None:
+        if phase == "train":
+            if self.head is None:
+                raise RuntimeError("call build_forward(backbone, head) before fit_reader(phase='train')")
+            self._attach_reader(reader, self.backbone, self.head)
+            self.train_reader = reader
+            self._reset_progress()
+        elif phase in ("predict", "eval"):
+            if self.pred_head is None:
+                raise RuntimeError("call build_predict_forward(backbone, head) before fit_reader(phase='predict')")
+            self._attach_reader(reader, self.pred_backbone, self.pred_head)
+            self.predict_reader = reader
+        else:
+            raise ValueError(f"phase must be 'train' or 'predict', got {phase!r}")
+
+    @staticmethod
+    def _attach_reader(reader: Reader, backbone: Backbone, head: Head) -> None:
+        if reader._registered is None:
+            reader.register_with(backbone)
+        if not reader.num_examples:
+            raise RuntimeError(f"{type(reader).__name__} has no data: call load_data() before fit_reader")
+        if hasattr(reader, "check_num_classes") and hasattr(head, "num_classes"):
+            reader.check_num_classes(head.num_classes)
+        head.set_label_names(getattr(reader, "label_names", None))
+
+    def set_as_aux(self) -> None:
+        """An auxiliary task trains alongside but never holds up the end of training."""
+        self.is_aux = True
+
+    # ------------------------------------------------------------- persistence
+    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+        self._saver = Saver.parse(save_path, save_steps, save_type)
+
+    def load_pretrain(self, model_path: str):
+        backbone = self.backbone or self.pred_backbone
+        if backbone is None:
+            raise RuntimeError("call build_forward or build_predict_forward before load_pretrain")
+        report = load_pretrained_backbone(backbone, model_path)
+        log(report.summary())
+        return report
+
+    def load_ckpt(self, model_path: str) -> None:
+        """Resume training (model, optimizer, counters) and/or load the prediction model."""
+        state = checkpoint.load_model_state(model_path)
+        if self.model is not None:
+            _load_strict(self.model, state, model_path)
+            if self.optimizer is not None:
+                checkpoint.restore_optimizer_state(self.model, self.optimizer, model_path)
+            self._restore_progress(checkpoint.load_trainer_state(model_path))
+        if self.pred_model is not None:
+            _load_strict(self.pred_model, state, model_path)
+        if self.model is None and self.pred_model is None:
+            raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+        log(f"loaded checkpoint {model_path}")
+
+    def load_predict_model(self, model_path: str) -> None:
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward before load_predict_model")
+        _load_strict(self.pred_model, checkpoint.load_model_state(model_path), model_path)
+
+    def _progress_state(self) -> Dict[str, int]:
+        return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}
+
+    def _checkpoint_state(self, step: int) -> Dict[str, Any]:
+        return {"global_step": step, "tasks": {self.name: self._progress_state()}}
+
+    def _restore_progress(self, state: Dict[str, Any]) -> None:
+        task = state.get("tasks", {}).get(self.name)
+        if task:
+            self._steps_done = task["steps_done"]
+            self._epoch = task["epoch"]
+            self._batch_in_epoch = task["batch_in_epoch"]
+            self._batches = None
+        self._global_step = state.get("global_step", self._global_step)
+
+    # ------------------------------------------------------------------ training
+    def _next_train_batch(self) -> Dict[str, np.ndarray]:
+        if self.train_reader is None:
+            raise RuntimeError(f"task {self.name}: call fit_reader(reader) before training")
+        if self._batches is None:
+            self._batches = self.train_reader.iter_epoch(self._epoch, skip_batches=self._batch_in_epoch)
+        for _ in range(2):
+            try:
+                batch = next(self._batches)
+                self._batch_in_epoch += 1
+                return batch
+            except StopIteration:
+                self._epoch += 1
+                self._batch_in_epoch = 0
+                self._batches = self.train_reader.iter_epoch(self._epoch)
+        raise RuntimeError(f"task {self.name}: the reader yields no full batch "
+                           f"({self.train_reader.num_examples} examples, batch size {self.train_reader.batch_size})")
+
+    def get_one_batch(self, phase: str = "train") -> Dict[str, np.ndarray]:
+        if phase == "train":
+            return self._next_train_batch()
+        if self.predict_reader is None:
+            raise RuntimeError("call fit_reader(reader, phase='predict') first")
+        return next(self.predict_reader.iter_epoch(0))
+
+    def train_one_step(self, batch: Dict[str, np.ndarray]) -> float:
+        from paddlepalm.engine import train_step
+        loss = train_step(self.model, self.optimizer, self.name, batch)
+        self._steps_done += 1
+        self._global_step += 1
+        return float(loss)
+
+    def _budget(self) -> int:
+        epochs = self.train_reader.num_epochs
+        if epochs is None:
+            raise ValueError(f"task {self.name}: set num_epochs in reader.load_data() to train a single task")
+        return int(epochs * self.steps_pur_epoch)
+
+    def train(self, print_steps: int = 5) -> None:
+        if self.train_reader is None:
+            raise RuntimeError("call fit_reader(reader) before train()")
+        budget = self._budget()
+        _cover_schedule(self._optimizer_spec, budget)
+        schedule = np.zeros(budget, dtype="int64")
+        self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
+                                         print_steps, self._saver, self._checkpoint_state)
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> List[Dict[str, Any]]:
+        if self.pred_model is None or self.predict_reader is None:
+            raise RuntimeError("call build_predict_forward and fit_reader(reader, phase='predict') before predict()")
+        return predict_task(self.pred_model, self.name, self.predict_reader, output_dir, print_steps)
+
+    def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+        return predict_batch(self.pred_model, self.name, batch)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def mix_ratio(self) -> float:
+        return self._mix_ratio
+
+    @property
+    def num_examples(self) -> int:
+        return self.train_reader.num_examples if self.train_reader else 0
+
+    @property
+    def num_epochs(self):
+        return self.train_reader.num_epochs if self.train_reader else None
+
+    @property
+    def cur_train_step(self) -> int:
+        return self._steps_done
+
+    @property
+    def cur_train_epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def steps_pur_epoch(self) -> int:
+        return self.train_reader.steps_per_epoch if self.train_reader else 0
+
+
+def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise KeyError(f"checkpoint {path} lacks {len(missing)} parameters of this model, e.g. {missing[:3]}; "
+                       f"it has {len(state)} entries such as {sorted(state)[:3]}")
+    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if tuple(state[k].shape) != tuple(v.shape)]
+    if mismatched:
+        raise ValueError(f"checkpoint {path} has parameters of other shapes: {mismatched[:3]}")
+    model.set_state_dict({k: state[k] for k in own})
+
+
+def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:
+    sched = spec.lr_schedualer if spec is not None else None
+    if sched is not None and sched.cover(total_steps):
+        log(f"learning-rate schedule stretched to the {total_steps} training steps (it was shorter)")
+
+
+def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+    model.eval()
+    with paddle.no_grad():
+        outputs = model(task, to_tensors(batch))
+    return model.head_of(task).batch_results(outputs)
+
+
+def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],
+                 print_steps: int) -> List[Dict[str, Any]]:
+    """One pass over ``reader``; results in input order, written to ``output_dir/predictions.json``."""
+    model.eval()
+    head = model.head_of(task)
+    head.reset()
+    total = reader.steps_per_epoch
+    with paddle.no_grad():
+        for number, batch in enumerate(reader.iter_epoch(0), start=1):
+            head.batch_postprocess(model(task, to_tensors(batch)))
+            if print_steps > 0 and number % print_steps == 0:
+                log(f"{task}: predicted batch {number}/{total}")
+    results = head.epoch_postprocess(None, output_dir)
+    head.reset()
+    if output_dir is not None:
+        log(f"{task}: {len(results)} predictions written to {os.path.join(output_dir, 'predictions.json')}")
+    return results

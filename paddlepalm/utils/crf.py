@@ -1,0 +1,62 @@
+"""Linear-chain CRF: normalized negative log-likelihood and Viterbi decoding.
+
+paddlenlp's ``LinearChainCrf`` loss is not normalized (its partition function
+uses the transposed transition matrix), so the forward algorithm is written here
+and tested against brute-force enumeration. Decoding uses
+``paddle.text.viterbi_decode``.
+
+Transition parameters have PALM's layout ``[num_tags + 2, num_tags]``: row 0
+holds start scores, row 1 stop scores, rows 2.. the ``from -> to`` scores.
+"""
+import paddle
+
+_NEG = -1e4
+
+
+def split_transitions(transitions: paddle.Tensor):
+    return transitions[0], transitions[1], transitions[2:]
+
+
+def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,
+            transitions: paddle.Tensor) -> paddle.Tensor:
+    """Per-sequence ``-log p(labels | emissions)``; emissions ``[B, T, K]``, lengths ``[B]`` (>= 1)."""
+    start, stop, trans = split_transitions(transitions)
+    batch, steps, num_tags = emissions.shape
+    mask = (paddle.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)).astype(emissions.dtype)  # [B, T]
+    one_hot = paddle.nn.functional.one_hot(labels, num_tags).astype(emissions.dtype)  # [B, T, K]
+
+    # Score of the gold path.
+    emit_score = (emissions * one_hot).sum(-1)  # [B, T]
+    pair = paddle.einsum("btk,kj,btj->bt", one_hot[:, :-1], trans, one_hot[:, 1:]) if steps > 1 else None
+    gold = (emit_score * mask).sum(1) + (one_hot[:, 0] * start).sum(-1)
+    if pair is not None:
+        gold = gold + (pair * mask[:, 1:]).sum(1)
+    last = paddle.clip(lengths - 1, min=0)
+    last_one_hot = paddle.nn.functional.one_hot(last, steps).astype(emissions.dtype)  # [B, T]
+    last_tags = (one_hot * last_one_hot.unsqueeze(-1)).sum(1)  # [B, K]
+    gold = gold + (last_tags * stop).sum(-1)
+
+    # Log partition function by the forward algorithm.
+    alpha = start.unsqueeze(0) + emissions[:, 0]  # [B, K]
+    for t in range(1, steps):
+        scores = alpha.unsqueeze(2) + trans.unsqueeze(0) + emissions[:, t].unsqueeze(1)  # [B, K, K]
+        new_alpha = paddle.logsumexp(scores, axis=1)
+        keep = mask[:, t].unsqueeze(-1)
+        alpha = new_alpha * keep + alpha * (1 - keep)
+    log_z = paddle.logsumexp(alpha + stop.unsqueeze(0), axis=1)
+    return log_z - gold
+
+
+def crf_decode(emissions: paddle.Tensor, lengths: paddle.Tensor, transitions: paddle.Tensor) -> paddle.Tensor:
+    """Best tag path per sequence ``[B, T]`` (positions past ``lengths`` are 0)."""
+    start, stop, trans = split_transitions(transitions)
+    batch, steps, num_tags = emissions.shape
+    # viterbi_decode's own start/stop: with include_bos_eos_tag the last tag is the
+    # start tag and the second to last the stop tag; give both impossible emissions.
+    full = paddle.full([num_tags + 2, num_tags + 2], _NEG, dtype=emissions.dtype)
+    full[:num_tags, :num_tags] = trans
+    full[num_tags + 1, :num_tags] = start
+    full[:num_tags, num_tags] = stop
+    padded = paddle.concat([emissions, paddle.full([batch, steps, 2], _NEG, dtype=emissions.dtype)], axis=-1)
+    _, paths = paddle.text.viterbi_decode(padded, full, lengths.astype("int64"), include_bos_eos_tag=True)
+    return paths

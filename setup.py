@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "paddlepaddle>=3.0",  # GPU users: install paddlepaddle-gpu first (see README)
+    "paddlenlp==2.8.1",
+    "huggingface_hub==0.23.4",
+    "aistudio-sdk==0.2.6",
+    "numpy==1.26.4",
+    "pyarrow<26",
+    "protobuf<7",
+    "jieba",
+    "tqdm",
+]
+
+setup(
+    name="paddlepalm",
+    version="0.1.0",
+    description="Multi-task learning for NLP on PaddlePaddle 3, with the PALM 2.x script API",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["paddlepalm", "paddlepalm.*"]),
+    package_data={"paddlepalm": ["downloader/*.json"]},
+    python_requires=">=3.9",
+    install_requires=RUNTIME,
+    extras_require={"test": ["pytest"], "bench": ["torch==2.13.0", "transformers"]},
+)
