@@ -9,6 +9,7 @@
 
 A variable the user already set is never overridden.
 """
+import logging
 import os
 import warnings
 
@@ -17,6 +18,7 @@ _QUIET_WARNINGS = (
     r".*Setuptools is replacing distutils.*",
     r".*pkg_resources is deprecated.*",
     r".*distutils Version classes are deprecated.*",
+    r".*`pydantic.config.Extra` is deprecated.*",
 )
 
 
@@ -30,6 +32,9 @@ def _usable_cores() -> int:
 def configure() -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    # `datasets` (imported by paddlenlp) logs "PyTorch version ... available" at INFO
+    # when torch is installed; paddlenlp's handler would print it.
+    logging.getLogger("datasets").setLevel(logging.WARNING)
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")

@@ -51,12 +51,14 @@ def crf_decode(emissions: paddle.Tensor, lengths: paddle.Tensor, transitions: pa
     """Best tag path per sequence ``[B, T]`` (positions past ``lengths`` are 0)."""
     start, stop, trans = split_transitions(transitions)
     batch, steps, num_tags = emissions.shape
-    # viterbi_decode's own start/stop: with include_bos_eos_tag the last tag is the
-    # start tag and the second to last the stop tag; give both impossible emissions.
+    # viterbi_decode's own start/stop: with include_bos_eos_tag it adds row -1 (start
+    # tag) at the first step and row -2 (stop tag) at the last (measured against brute
+    # force: the stop score is read from the row, not the column). Both extra tags get
+    # impossible emissions.
     full = paddle.full([num_tags + 2, num_tags + 2], _NEG, dtype=emissions.dtype)
     full[:num_tags, :num_tags] = trans
     full[num_tags + 1, :num_tags] = start
-    full[:num_tags, num_tags] = stop
+    full[num_tags, :num_tags] = stop
     padded = paddle.concat([emissions, paddle.full([batch, steps, 2], _NEG, dtype=emissions.dtype)], axis=-1)
     _, paths = paddle.text.viterbi_decode(padded, full, lengths.astype("int64"), include_bos_eos_tag=True)
     return paths
