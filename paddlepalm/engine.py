@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint
+from paddlepalm import checkpoint, distributed
 from paddlepalm.model import MultiTaskModel, to_tensors
 
 
@@ -32,19 +32,44 @@ class Saver:
         return cls(save_path, int(save_steps), tuple(types))
 
     def save(self, step: int, model: MultiTaskModel, optimizer, state: Dict) -> List[str]:
+        """Rank 0 writes; the other ranks hold identical parameters and write nothing."""
+        self.last_saved_step = step
         written = []
+        if not distributed.is_main():
+            return written
         if "ckpt" in self.save_types:
             written.append(checkpoint.save_checkpoint(
                 os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer, state))
         if "predict" in self.save_types:
             written.append(checkpoint.save_checkpoint(
                 os.path.join(self.save_path, f"predict.step{step}"), model, None, {"global_step": step}))
-        self.last_saved_step = step
         return written
 
 
 def log(message: str) -> None:
-    print(message, flush=True)
+    """Print on rank 0 only."""
+    if distributed.is_main():
+        print(message, flush=True)
+
+
+@dataclass
+class Amp:
+    """Mixed precision for GPU training: bf16, or fp16 with dynamic loss scaling."""
+
+    dtype: str = "float16"
+    scaler: Optional[paddle.amp.GradScaler] = None
+
+    @classmethod
+    def create(cls, enabled: bool, dtype: str) -> Optional["Amp"]:
+        if not enabled:
+            return None
+        if dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {dtype!r}")
+        if not paddle.is_compiled_with_cuda() or "gpu" not in paddle.get_device():
+            log("use_amp ignored: mixed precision is for GPUs (Paddle has no useful bf16/fp16 CPU kernels)")
+            return None
+        scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if dtype == "float16" else None
+        return cls(dtype, scaler)
 
 
 @dataclass
@@ -54,13 +79,27 @@ class TrainStats:
     last_step: int = 0
 
 
-def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray]) -> paddle.Tensor:
+def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray],
+               amp: Optional[Amp] = None) -> paddle.Tensor:
     """One optimization step of ``task`` on ``batch``; returns the (detached) loss."""
     model.train()
-    outputs = model(task, to_tensors(batch))
-    loss = outputs["loss"]
-    loss.backward()
-    optimizer.step()
+    if amp is None:
+        loss = model(task, to_tensors(batch))["loss"]
+        loss.backward()
+        distributed.average_gradients(model.parameters())
+        optimizer.step()
+    else:
+        with paddle.amp.auto_cast(dtype=amp.dtype):
+            loss = model(task, to_tensors(batch))["loss"]
+        if amp.scaler is not None:
+            amp.scaler.scale(loss).backward()
+            distributed.average_gradients(model.parameters())
+            amp.scaler.step(optimizer)
+            amp.scaler.update()
+        else:
+            loss.backward()
+            distributed.average_gradients(model.parameters())
+            optimizer.step()
     # set_to_zero=False leaves the grads of heads that did not run as None, so
     # the optimizer skips them: no momentum or decay update for inactive heads.
     optimizer.clear_grad(set_to_zero=False)
@@ -71,17 +110,19 @@ def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.
 
 
 def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule: np.ndarray, start_step: int,
-                 print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict]) -> int:
+                 print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
+                 amp: Optional[Amp] = None) -> int:
     """Train ``schedule[start_step:]`` (a task index per step); return the final global step."""
     if optimizer is None:
         raise RuntimeError("call build_backward(optimizer) before train()")
+    distributed.broadcast_parameters(model)
     stats = TrainStats(last_step=start_step)
     step = start_step
     total = len(schedule)
     for step in range(start_step + 1, total + 1):
         trainer = trainers[int(schedule[step - 1])]
         batch = trainer._next_train_batch()
-        loss = train_step(model, optimizer, trainer.name, batch)
+        loss = train_step(model, optimizer, trainer.name, batch, amp)
         trainer._steps_done += 1
         stats.losses.setdefault(trainer.name, []).append(loss)
         if print_steps > 0 and (step % print_steps == 0 or step == total):

@@ -6,7 +6,7 @@ import numpy as np
 import paddle
 
 from paddlepalm import checkpoint
-from paddlepalm.engine import Saver, log, run_training, train_step
+from paddlepalm.engine import Amp, Saver, log, run_training, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
@@ -33,6 +33,7 @@ class MultiHeadTrainer:
         self._schedule: Optional[np.ndarray] = None
         self._global_step = 0
         self._saver: Optional[Saver] = None
+        self.amp: Optional[Amp] = None
 
     def _trainer(self, name: str) -> Trainer:
         for trainer in self.trainers:
@@ -72,15 +73,18 @@ class MultiHeadTrainer:
         return self.pred_model
 
     def build_backward(self, optimizer: Optimizer, weight_decay: Optional[float] = None,
-                       use_ema: bool = False, ema_decay: Optional[float] = None) -> None:
+                       use_ema: bool = False, ema_decay: Optional[float] = None,
+                       use_amp: bool = False, amp_dtype: str = "float16") -> None:
+        """One optimizer over the shared backbone and every head (see ``Trainer.build_backward``)."""
         if self.model is None:
             raise RuntimeError("call build_forward() before build_backward")
         if use_ema:
             raise NotImplementedError("use_ema is not supported yet")
         self._optimizer_spec = optimizer
         self.optimizer = optimizer.build(self.model, weight_decay)
+        self.amp = Amp.create(use_amp, amp_dtype)
         for trainer in self.trainers:
-            trainer.optimizer, trainer._optimizer_spec = self.optimizer, optimizer
+            trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp
 
     def fit_readers_with_mixratio(self, readers: Sequence[Reader], sampling_reference: str, num_epochs: float,
                                   phase: str = "train") -> None:
@@ -144,7 +148,8 @@ class MultiHeadTrainer:
         if self._schedule is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,
-                                         self._global_step, print_steps, self._saver, self._checkpoint_state)
+                                         self._global_step, print_steps, self._saver, self._checkpoint_state,
+                                         self.amp)
 
     def get_one_batch(self) -> Dict[str, Any]:
         """The next batch of the task the schedule draws next; ``__task_id`` names that task."""
@@ -158,7 +163,7 @@ class MultiHeadTrainer:
     def train_one_step(self, batch: Dict[str, Any]) -> float:
         batch = dict(batch)
         trainer = self.trainers[int(batch.pop("__task_id"))]
-        loss = train_step(self.model, self.optimizer, trainer.name, batch)
+        loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp)
         trainer._steps_done += 1
         self._global_step += 1
         return float(loss)

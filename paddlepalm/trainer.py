@@ -5,9 +5,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint
+from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
-from paddlepalm.engine import Saver, log, run_training
+from paddlepalm.engine import Amp, Saver, log, run_training
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -36,6 +36,7 @@ class Trainer:
         self.train_reader: Optional[Reader] = None
         self.predict_reader: Optional[Reader] = None
         self._saver: Optional[Saver] = None
+        self.amp: Optional[Amp] = None
         self._global_step = 0
         self._reset_progress()
 
@@ -59,13 +60,17 @@ class Trainer:
         return self.pred_model
 
     def build_backward(self, optimizer: Optimizer, weight_decay: Optional[float] = None,
-                       use_ema: bool = False, ema_decay: Optional[float] = None) -> None:
+                       use_ema: bool = False, ema_decay: Optional[float] = None,
+                       use_amp: bool = False, amp_dtype: str = "float16") -> None:
+        """Make the optimizer. ``use_amp`` trains in ``amp_dtype`` on GPUs (fp16 with dynamic
+        loss scaling, or bf16); it is ignored, with a note, on CPU."""
         if self.model is None:
             raise RuntimeError("call build_forward(backbone, head) before build_backward")
         if use_ema:
             raise NotImplementedError("use_ema is not supported yet")
         self._optimizer_spec = optimizer
         self.optimizer = optimizer.build(self.model, weight_decay)
+        self.amp = Amp.create(use_amp, amp_dtype)
 
     def fit_reader(self, reader: Reader, phase: str = "train") -> None:
         if phase == "train":
@@ -86,6 +91,8 @@ class Trainer:
     def _attach_reader(reader: Reader, backbone: Backbone, head: Head) -> None:
         if reader._registered is None:
             reader.register_with(backbone)
+        if distributed.ensure_initialized():
+            reader.shard(distributed.rank(), distributed.world_size())
         if not reader.num_examples:
             raise RuntimeError(f"{type(reader).__name__} has no data: call load_data() before fit_reader")
         if hasattr(reader, "check_num_classes") and hasattr(head, "num_classes"):
@@ -169,7 +176,7 @@ class Trainer:
 
     def train_one_step(self, batch: Dict[str, np.ndarray]) -> float:
         from paddlepalm.engine import train_step
-        loss = train_step(self.model, self.optimizer, self.name, batch)
+        loss = train_step(self.model, self.optimizer, self.name, batch, self.amp)
         self._steps_done += 1
         self._global_step += 1
         return float(loss)
@@ -187,7 +194,7 @@ class Trainer:
         _cover_schedule(self._optimizer_spec, budget)
         schedule = np.zeros(budget, dtype="int64")
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
-                                         print_steps, self._saver, self._checkpoint_state)
+                                         print_steps, self._saver, self._checkpoint_state, self.amp)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> List[Dict[str, Any]]:
@@ -256,7 +263,11 @@ def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]
 
 def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],
                  print_steps: int) -> List[Dict[str, Any]]:
-    """One pass over ``reader``; results in input order, written to ``output_dir/predictions.json``."""
+    """One pass over ``reader``; results in input order, written to ``output_dir/predictions.json``.
+
+    Under data parallelism each rank predicts its shard; the results are gathered,
+    every rank returns all of them and rank 0 writes the files.
+    """
     model.eval()
     head = model.head_of(task)
     head.reset()
@@ -266,6 +277,9 @@ def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: O
             head.batch_postprocess(model(task, to_tensors(batch)))
             if print_steps > 0 and number % print_steps == 0:
                 log(f"{task}: predicted batch {number}/{total}")
+    if distributed.world_size() > 1:
+        head._results = [r for part in distributed.gather_objects(head._results) for r in part]
+    output_dir = output_dir if distributed.is_main() else None
     results = head.epoch_postprocess(None, output_dir)
     head.reset()
     if output_dir is not None:

@@ -11,6 +11,7 @@ Prints intent accuracy and slot entity-level F1 on the test split.
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -130,6 +131,8 @@ def main(argv=None):
             results["intent_accuracy"] = round(100 * metrics.accuracy([p["label"] for p in predictions],
                                                                       gold["intents"]), 2)
     results["total_seconds"] = round(time.time() - start, 1)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results["cpu_minutes"] = round((usage.ru_utime + usage.ru_stime) / 60, 1)
     print("test results: " + json.dumps(results), flush=True)
     return results
 

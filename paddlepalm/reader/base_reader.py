@@ -158,7 +158,8 @@ class Reader:
         if not self._features:
             raise RuntimeError(f"{type(self).__name__}: call load_data() before reading batches")
         for indices in self._epoch_batches(epoch)[skip_batches:]:
-            yield self.collate([self._features[i] for i in indices])
+            if len(indices):  # a rank's part of a last, small prediction batch can be empty
+                yield self.collate([self._features[i] for i in indices])
 
     def collate(self, features: Sequence[Feature]) -> Batch:
         width = max(len(f["token_ids"]) for f in features)

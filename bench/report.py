@@ -1,0 +1,34 @@
+"""Write a benchmark's section into docs/benchmarks.md, replacing that section only."""
+import os
+import platform
+import re
+
+import paddle
+
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
+HEADER = "# Benchmarks\n\nEvery figure below was written by the script named in its section; ratios are measured side by side, alternating, in one run.\n"
+
+
+def machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    threads = os.environ.get("MKL_NUM_THREADS", "?")
+    return f"{cpu}, {cores} cores, MKL_NUM_THREADS={threads}, Python {platform.python_version()}, paddle {paddle.__version__}"
+
+
+def update_section(heading: str, body: str, path: str = DOC) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else HEADER
+    section = f"## {heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)

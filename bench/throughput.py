@@ -1,0 +1,115 @@
+"""Training samples/s of a single-task Trainer vs MultiHeadTrainer on the same model and data.
+
+    python bench/throughput.py                                  # generated sample
+    python bench/throughput.py --data_dir ../shared/data/atis   # ATIS intents
+
+Both runs train ``Classify`` on the same intent file with the same backbone
+config and batch size; the multi-task run has two such tasks (so its step does
+the same work), sampled 1:1. Runs alternate (single, multi, single, ...) and the
+ratio of the median step times is written to docs/benchmarks.md.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "examples", "multi-task"))
+sys.path.insert(0, HERE)
+
+import paddlepalm as palm  # noqa: E402  (before paddle: thread and quiet settings)
+import paddle  # noqa: E402
+import prepare_data  # noqa: E402
+from make_sample import make_sample  # noqa: E402
+from report import machine, update_section  # noqa: E402
+
+
+def config(vocab_size, hidden=256, layers=4):
+    return {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 4,
+            "intermediate_size": 4 * hidden, "vocab_size": vocab_size, "type_vocab_size": 2,
+            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+
+
+def reader(data, batch_size, epochs):
+    r = palm.reader.ClassifyReader(os.path.join(data, "vocab.txt"), 64, do_lower_case=True, seed=1)
+    r.load_data(os.path.join(data, "intent", "train.tsv"), batch_size=batch_size, num_epochs=epochs)
+    return r
+
+
+def run_single(data, cfg, classes, batch_size, steps):
+    paddle.seed(0)
+    r = reader(data, batch_size, None)
+    r._num_epochs = steps / r.steps_per_epoch
+    trainer = palm.Trainer("intent")
+    model = trainer.build_forward(palm.backbone.ERNIE.from_config(cfg), palm.head.Classify(classes, cfg["hidden_size"], 0.1))
+    trainer.build_backward(palm.optimizer.Adam(model, 1e-4))
+    trainer.fit_reader(r)
+    start = time.perf_counter()
+    trainer.train(print_steps=0)
+    return (time.perf_counter() - start) / trainer.cur_train_step, trainer.cur_train_step
+
+
+def run_multi(data, cfg, classes, batch_size, steps):
+    paddle.seed(0)
+    backbone = palm.backbone.ERNIE.from_config(cfg)
+    trainers = [palm.Trainer(name) for name in ("intent_a", "intent_b")]
+    for t in trainers:
+        t.build_forward(backbone, palm.head.Classify(classes, cfg["hidden_size"], 0.1))
+    multi = palm.MultiHeadTrainer(trainers)
+    model = multi.build_forward()
+    multi.build_backward(palm.optimizer.Adam(model, 1e-4))
+    readers = [reader(data, batch_size, None) for _ in trainers]
+    multi.fit_readers_with_mixratio(readers, "intent_a", steps / 2 / readers[0].steps_per_epoch)
+    start = time.perf_counter()
+    multi.train(print_steps=0)
+    return (time.perf_counter() - start) / multi.overall_train_steps, multi.overall_train_steps
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--no_write", action="store_true")
+    args = p.parse_args()
+    work = os.path.join("/tmp", "palm_bench_throughput")
+    raw = args.data_dir or make_sample(os.path.join(work, "raw"))
+    data = os.path.join(work, "data")
+    sizes = prepare_data.convert(raw, data)
+    cfg = config(sum(1 for _ in open(os.path.join(data, "vocab.txt"), encoding="utf-8")))
+    run_single(data, cfg, sizes["intent_classes"], args.batch_size, 10)  # warm-up
+    single, multi = [], []
+    for rep in range(args.repeats):
+        s, n_s = run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)
+        m, n_m = run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)
+        single.append(s)
+        multi.append(m)
+        print(f"repeat {rep}: single {args.batch_size / s:.1f} samples/s ({n_s} steps), "
+              f"multi {args.batch_size / m:.1f} samples/s ({n_m} steps), ratio {m / s:.3f}", flush=True)
+    s, m = statistics.median(single), statistics.median(multi)
+    data_name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "generated sample"
+    cmd = "python bench/throughput.py" + (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
+        f" --steps {args.steps} --repeats {args.repeats}"
+    body = f"""Command: `{cmd}`
+
+Machine: {machine()}
+
+Small ERNIE (hidden 256, 4 layers, 4 heads), Classify on the {data_name} intents, batch {args.batch_size}, {args.steps} steps per run, {args.repeats} alternating repeats (median step time).
+
+| trainer | samples/s | step time (ms) |
+|---|---|---|
+| `Trainer` (one task) | {args.batch_size / s:.1f} | {1000 * s:.1f} |
+| `MultiHeadTrainer` (two tasks, 1:1) | {args.batch_size / m:.1f} | {1000 * m:.1f} |
+
+Multi-task / single-task step time: **{m / s:.3f}x** (target: at most 1.05x). Per-repeat ratios: {', '.join(f'{b / a:.3f}' for a, b in zip(single, multi))}.
+"""
+    print(body)
+    if not args.no_write:
+        update_section("Single-task vs multi-task step (bench/throughput.py)", body)
+
+
+if __name__ == "__main__":
+    main()

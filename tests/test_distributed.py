@@ -1,0 +1,93 @@
+"""Data parallelism: 2 CPU processes under paddle.distributed.launch (gloo) vs one process."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+JOB = os.path.join(HERE, "dist", "tiny_job.py")
+
+
+@pytest.fixture(scope="module")
+def job_data(joint_data):
+    with open(os.path.join(joint_data["dir"], "sizes.json"), "w") as f:
+        json.dump(joint_data, f)
+    return joint_data["dir"]
+
+
+def run(args, out, nproc=1, timeout=240, check=True):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MKL_NUM_THREADS="1")
+    for key in [k for k in env if k.startswith("PADDLE_")]:
+        env.pop(key)
+    os.makedirs(out, exist_ok=True)
+    if nproc == 1:
+        cmd = [sys.executable, JOB] + args + ["--out", out]
+    else:
+        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(nproc),
+               "--log_dir", os.path.join(out, "logs"), JOB] + args + ["--out", out]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    logs = ""
+    if nproc > 1 and os.path.isdir(os.path.join(out, "logs")):
+        for name in sorted(os.listdir(os.path.join(out, "logs"))):
+            logs += open(os.path.join(out, "logs", name), errors="replace").read()
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs[-3000:]}")
+    return proc, logs
+
+
+def load(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def assert_params_close(a, b, atol=1e-5):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=atol, err_msg=k)
+
+
+@pytest.mark.parametrize("single_task", [False, True], ids=["multi_task", "single_task"])
+def test_two_ranks_equal_one_process_on_the_same_global_batches(job_data, tmp_path, single_task):
+    flags = ["--data", job_data] + (["--single_task"] if single_task else [])
+    run(flags + ["--batch_size", "4"], str(tmp_path / "dp"), nproc=2)
+    run(flags + ["--batch_size", "8"], str(tmp_path / "one"))
+    rank0, rank1 = load(tmp_path / "dp" / "params.rank0.npz"), load(tmp_path / "dp" / "params.rank1.npz")
+    for k in rank0:
+        np.testing.assert_array_equal(rank0[k], rank1[k], err_msg=k)
+    assert_params_close(rank0, load(tmp_path / "one" / "params.rank0.npz"))
+
+
+def test_failing_rank_stops_the_job_with_its_error(job_data, tmp_path):
+    start = time.time()
+    proc, logs = run(["--data", job_data, "--batch_size", "4", "--fail_at_step", "3"], str(tmp_path),
+                     nproc=2, check=False, timeout=120)
+    assert proc.returncode != 0
+    assert time.time() - start < 60
+    assert "injected failure on rank 1 at step 3" in proc.stdout + proc.stderr + logs
+
+
+def test_resume_two_rank_checkpoint_in_one_process(job_data, tmp_path):
+    # Uninterrupted 2-rank run, checkpoints every 6 steps.
+    run(["--data", job_data, "--batch_size", "4", "--save_steps", "6"], str(tmp_path / "dp"), nproc=2)
+    # A single process with the same global batch resumes from step 6 and ends where the 2-rank run ended.
+    ckpt = str(tmp_path / "dp" / "ckpt" / "ckpt.step6")
+    run(["--data", job_data, "--batch_size", "8", "--resume", ckpt], str(tmp_path / "resumed"))
+    assert_params_close(load(tmp_path / "dp" / "params.rank0.npz"), load(tmp_path / "resumed" / "params.rank0.npz"))
+
+
+def test_prediction_of_several_heads_matches_one_process(job_data, tmp_path):
+    run(["--data", job_data, "--batch_size", "8", "--save_steps", "1000"], str(tmp_path / "train"))
+    ckpt = [d for d in os.listdir(tmp_path / "train" / "ckpt") if d.startswith("ckpt.step")][0]
+    ckpt = str(tmp_path / "train" / "ckpt" / ckpt)
+    run(["--data", job_data, "--batch_size", "5", "--predict", ckpt], str(tmp_path / "dp"), nproc=2)
+    run(["--data", job_data, "--batch_size", "5", "--predict", ckpt], str(tmp_path / "one"))
+    for task in ("slot", "intent"):
+        dp = [json.loads(l) for l in open(tmp_path / "dp" / task / "predictions.json")]
+        one = [json.loads(l) for l in open(tmp_path / "one" / task / "predictions.json")]
+        assert [r["index"] for r in dp] == list(range(len(one)))
+        assert [r["label"] for r in dp] == [r["label"] for r in one]
