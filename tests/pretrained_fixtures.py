@@ -9,6 +9,7 @@ import paddle
 
 import paddlepalm as palm
 from conftest import tiny_config
+from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm.pretrained import fluid_names
 from paddlepalm.pretrained.lod_tensor import write_params_dir
 
@@ -91,3 +92,61 @@ def tar_directory(directory: str, archive: str, top: str = None) -> str:
         for name in sorted(os.listdir(directory)):
             tar.add(os.path.join(directory, name), arcname=os.path.join(top, name) if top else name)
     return archive
+
+
+# ---- ELMo stand-ins ----
+
+E, H, V = 4, 6, 12  # projection/embedding size, cells, vocabulary
+
+
+def released_elmo(seed=0):
+    rng = np.random.RandomState(seed)
+    out = {"embedding_para": rng.randn(V, E).astype("float32"),
+           "softmax_weight": rng.randn(V, E).astype("float32"), "softmax_bias": rng.randn(V).astype("float32")}
+    for k, (direction, layer) in enumerate([("fw", 1), ("fw", 2), ("bw", 1), ("bw", 2)]):
+        out[f"{direction}_layer{layer}_gate_w"] = rng.randn(E, 4 * H).astype("float32") * 0.5
+        out[f"lstmp_{k}.w_0"] = rng.randn(E, 4 * H).astype("float32") * 0.5
+        out[f"lstmp_{k}.w_1"] = rng.randn(H, E).astype("float32") * 0.5
+        out[f"lstmp_{k}.b_0"] = rng.randn(1, 4 * H).astype("float32") * 0.5
+    return out
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def lstmp_reference(x, gate_w, w_0, w_1, b_0):
+    """Paddle's ``dynamic_lstmp`` (no peepholes, tanh, identity projection) on the released layout:
+    gate blocks (c, i, f, o), weights [in, 4H]."""
+    r, c, outs = np.zeros(E), np.zeros(H), []
+    for x_t in x:
+        gates = x_t @ gate_w + r @ w_0 + b_0.reshape(-1)
+        cand, i, f, o = np.split(gates, 4)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(cand)
+        h = _sigmoid(o) * np.tanh(c)
+        r = h @ w_1
+        outs.append(r)
+    return np.stack(outs)
+
+
+class TinyELMo(Backbone):
+    """Stands in for our ELMo backbone: paddle LSTMs with projection, one per direction and layer."""
+    kind = "elmo"
+    released_elmo_names = {
+        "word_embedding": "embedding.weight",
+        "{direction}.{layer}.weight_ih": "{direction}{layer}.weight_ih_l0",
+        "{direction}.{layer}.weight_hh": "{direction}{layer}.weight_hh_l0",
+        "{direction}.{layer}.bias_ih": "{direction}{layer}.bias_ih_l0",
+        "{direction}.{layer}.bias_hh": "{direction}{layer}.bias_hh_l0",
+        "{direction}.{layer}.weight_ho": "{direction}{layer}.0.cell.weight_ho",
+    }
+
+    def __init__(self):
+        super().__init__("predict")
+        self.embedding = paddle.nn.Embedding(V, E)
+        for name in ("fw0", "fw1", "bw0", "bw1"):
+            setattr(self, name, paddle.nn.LSTM(E, H, proj_size=E))
+
+    def forward(self, inputs):
+        x = self.embedding(inputs["token_ids"])
+        return {"fw0": self.fw0(x)[0], "fw1": self.fw1(self.fw0(x)[0])[0]}

@@ -10,14 +10,13 @@ import pytest
 from paddle.base import core
 
 import paddlepalm as palm
-from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm.pretrained import elmo_names, load_pretrained_backbone
 from paddlepalm.pretrained.lod_tensor import (TensorFormatError, decode_tensor_desc, encode_tensor_desc,
                                               load_tensor_file, read_params_dir, save_tensor_file,
                                               write_params_dir)
 from paddlepalm.utils.safe_pickle import UnsafePickleError, load_state_dict
-from pretrained_fixtures import (make_backbone, outputs, write_fluid_release, write_paddlenlp_release,
-                                 write_vocab)
+from pretrained_fixtures import (E, H, TinyELMo, lstmp_reference, make_backbone, outputs, released_elmo,
+                                 write_fluid_release, write_paddlenlp_release, write_vocab)
 
 
 # ---- the old tensor format -------------------------------------------------------------------
@@ -184,66 +183,10 @@ def test_safe_loader_reads_real_paddle_files(tmp_path):
 
 # ---- ELMo: released names and gate layout --------------------------------------------------------
 
-E, H, V = 4, 6, 12  # projection/embedding size, cells, vocabulary
-
-
-def _released_elmo(seed=0):
-    rng = np.random.RandomState(seed)
-    out = {"embedding_para": rng.randn(V, E).astype("float32"),
-           "softmax_weight": rng.randn(V, E).astype("float32"), "softmax_bias": rng.randn(V).astype("float32")}
-    for k, (direction, layer) in enumerate([("fw", 1), ("fw", 2), ("bw", 1), ("bw", 2)]):
-        out[f"{direction}_layer{layer}_gate_w"] = rng.randn(E, 4 * H).astype("float32") * 0.5
-        out[f"lstmp_{k}.w_0"] = rng.randn(E, 4 * H).astype("float32") * 0.5
-        out[f"lstmp_{k}.w_1"] = rng.randn(H, E).astype("float32") * 0.5
-        out[f"lstmp_{k}.b_0"] = rng.randn(1, 4 * H).astype("float32") * 0.5
-    return out
-
-
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def _lstmp_reference(x, gate_w, w_0, w_1, b_0):
-    """Paddle's ``dynamic_lstmp`` (no peepholes, tanh, identity projection) on the released layout:
-    gate blocks (c, i, f, o), weights [in, 4H]."""
-    r, c, outs = np.zeros(E), np.zeros(H), []
-    for x_t in x:
-        gates = x_t @ gate_w + r @ w_0 + b_0.reshape(-1)
-        cand, i, f, o = np.split(gates, 4)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(cand)
-        h = _sigmoid(o) * np.tanh(c)
-        r = h @ w_1
-        outs.append(r)
-    return np.stack(outs)
-
-
-class _TinyELMo(Backbone):
-    """Stands in for our ELMo backbone: paddle LSTMs with projection, one per direction and layer."""
-    kind = "elmo"
-    released_elmo_names = {
-        "word_embedding": "embedding.weight",
-        "{direction}.{layer}.weight_ih": "{direction}{layer}.weight_ih_l0",
-        "{direction}.{layer}.weight_hh": "{direction}{layer}.weight_hh_l0",
-        "{direction}.{layer}.bias_ih": "{direction}{layer}.bias_ih_l0",
-        "{direction}.{layer}.bias_hh": "{direction}{layer}.bias_hh_l0",
-        "{direction}.{layer}.weight_ho": "{direction}{layer}.0.cell.weight_ho",
-    }
-
-    def __init__(self):
-        super().__init__("predict")
-        self.embedding = paddle.nn.Embedding(V, E)
-        for name in ("fw0", "fw1", "bw0", "bw1"):
-            setattr(self, name, paddle.nn.LSTM(E, H, proj_size=E))
-
-    def forward(self, inputs):
-        x = self.embedding(inputs["token_ids"])
-        return {"fw0": self.fw0(x)[0], "fw1": self.fw1(self.fw0(x)[0])[0]}
-
-
 def test_elmo_released_names_map_onto_lstm_with_projection(tmp_path):
-    released = _released_elmo()
+    released = released_elmo()
     write_params_dir(str(tmp_path / "elmo"), released)
-    model = _TinyELMo()
+    model = TinyELMo()
     report = load_pretrained_backbone(model, str(tmp_path / "elmo"))
     assert report.format == "Paddle ELMo checkpoint"
     assert not report.missing and not report.mismatched, report.summary()
@@ -251,16 +194,16 @@ def test_elmo_released_names_map_onto_lstm_with_projection(tmp_path):
     ids = np.array([[1, 5, 7, 2, 9]])
     got = model({"token_ids": paddle.to_tensor(ids)})
     emb = released["embedding_para"][ids[0]]
-    fw0 = _lstmp_reference(emb, released["fw_layer1_gate_w"], released["lstmp_0.w_0"],
+    fw0 = lstmp_reference(emb, released["fw_layer1_gate_w"], released["lstmp_0.w_0"],
                            released["lstmp_0.w_1"], released["lstmp_0.b_0"])
-    fw1 = _lstmp_reference(fw0, released["fw_layer2_gate_w"], released["lstmp_1.w_0"],
+    fw1 = lstmp_reference(fw0, released["fw_layer2_gate_w"], released["lstmp_1.w_0"],
                            released["lstmp_1.w_1"], released["lstmp_1.b_0"])
     np.testing.assert_allclose(got["fw0"].numpy()[0], fw0, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["fw1"].numpy()[0], fw1, rtol=1e-5, atol=1e-5)
 
 
 def test_elmo_mapping_round_trips_and_default_table():
-    released = _released_elmo(3)
+    released = released_elmo(3)
     canonical, leftover = elmo_names.released_to_canonical(released)
     assert leftover == []
     back = elmo_names.canonical_to_released(canonical)

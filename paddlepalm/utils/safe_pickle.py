@@ -70,3 +70,16 @@ def load_state_dict(path: str) -> Dict[str, Any]:
             parts = [state.pop(part) for part in spec["slices"]]
             state[key] = np.concatenate(parts).reshape(spec["OriginShape"])
     return state
+
+
+def check_pickle(path: str) -> None:
+    """Walk the pickle's opcodes to its STOP without building objects (cheap for big files);
+    raises if the stream is truncated or malformed."""
+    import pickletools
+
+    with open(path, "rb") as f:
+        last = None
+        for last, _, _ in pickletools.genops(f):
+            pass
+    if last is None or last.name != "STOP":
+        raise ValueError(f"{path}: pickle stream does not end with STOP")
