@@ -204,12 +204,40 @@ def test_elmo_released_names_map_onto_lstm_with_projection(tmp_path):
 
 def test_elmo_mapping_round_trips_and_default_table():
     released = released_elmo(3)
-    canonical, leftover = elmo_names.released_to_canonical(released)
-    assert leftover == []
+    canonical, origin = elmo_names.released_to_canonical(released)
+    assert set(origin.values()) == set(released)
     back = elmo_names.canonical_to_released(canonical)
     assert set(back) == set(released)
     for name in released:
         np.testing.assert_array_equal(back[name], released[name])
-    state, _ = elmo_names.map_elmo_state(released)
-    assert "fw_lstm.1.weight_hh" in state and state["fw_lstm.1.weight_hh"].shape == (4 * H, E)
-    assert "word_embedding.weight" in state and "softmax_weight" not in state
+    # the default table is our ELMo backbone's: released layout, plain copies
+    state, unused = elmo_names.map_elmo_state(released)
+    assert unused == ["softmax_bias", "softmax_weight"]
+    np.testing.assert_array_equal(state["lstm.fw.1.recurrent_weight"], released["lstmp_1.w_0"])
+    np.testing.assert_array_equal(state["lstm.bw.0.input_weight"], released["bw_layer1_gate_w"])
+    np.testing.assert_array_equal(state["lstm.bw.1.bias"], released["lstmp_3.b_0"].reshape(-1))
+    np.testing.assert_array_equal(state["lstm.bw.1.projection_weight"], released["lstmp_3.w_1"])
+    assert state["word_embedding.weight"] is not None and len(state) == 1 + 4 * 4
+
+
+def test_released_elmo_loads_into_our_elmo_backbone(tmp_path):
+    """Runs once ``backbone.ELMo`` (issue 4) is merged: the default name table, a plain copy,
+    and forward outputs equal to Paddle's ``dynamic_lstmp`` on the released weights."""
+    ELMo = getattr(palm.backbone, "ELMo", None)
+    if ELMo is None:
+        pytest.skip("backbone.ELMo is not in this branch yet")
+    released = released_elmo(5)
+    write_params_dir(str(tmp_path / "ck"), released)
+    model = ELMo({"input_type": "word", "vocab_size": 12, "cell_size": H, "projection_size": E, "num_layers": 2,
+                  "cell_clip": 0, "proj_clip": 0, "residual": True, "dropout": 0.0}, phase="predict")
+    model.eval()
+    report = load_pretrained_backbone(model, str(tmp_path / "ck"))
+    assert len(report.loaded) == 17 and sorted(report.unexpected) == ["softmax_bias", "softmax_weight"]
+    ids = np.array([[1, 5, 7, 2, 9]])
+    layers = model({"token_ids": paddle.to_tensor(ids), "seq_lens": paddle.to_tensor([5])})["layer_outputs"]
+    emb = released["embedding_para"][ids[0]]
+    fw0 = lstmp_reference(emb, released["fw_layer1_gate_w"], released["lstmp_0.w_0"], released["lstmp_0.w_1"],
+                          released["lstmp_0.b_0"])
+    bw0 = lstmp_reference(emb[::-1], released["bw_layer1_gate_w"], released["lstmp_2.w_0"],
+                          released["lstmp_2.w_1"], released["lstmp_2.b_0"])[::-1]
+    np.testing.assert_allclose(layers.numpy()[1, 0], np.concatenate([fw0, bw0], axis=1), atol=1e-5)

@@ -14,15 +14,14 @@ pretraining, ``LAC_demo/bilm.py`` for loading it by name)::
 ``k`` counts ``dynamic_lstmp`` calls in program order: forward layers 1, 2 are
 ``lstmp_0``, ``lstmp_1``, backward layers 1, 2 are ``lstmp_2``, ``lstmp_3``.
 Paddle's LSTM kernels lay gates out as (candidate c, input i, forget f, output o)
-(``lstmp_op.cc``: ``Bias = {b_c, b_i, b_f, b_o}``); ``paddle.nn.LSTM`` and our
-cells use (i, f, c, o), so gate blocks are reordered and fc weights transposed to
-``[4H, in]``.
+(``lstmp_op.cc``: ``Bias = {b_c, b_i, b_f, b_o}``).
 
-Every array is first put under a *canonical* name in ``paddle.nn.LSTMCell``
-convention (``{direction}.{layer}.weight_ih/weight_hh/bias_ih/bias_hh/weight_ho``,
-layer from 0), then renamed to the backbone's own parameter names with
-:data:`ELMO_NAMES` or, when the backbone class defines it, its
-``released_elmo_names`` attribute of the same shape.
+Arrays are first put under *canonical* names, per direction and layer in two
+layouts: the released one (kept by our ``backbone.ELMo``: a plain copy) and
+``paddle.nn.LSTM``'s (gates i, f, c, o, weights ``[4H, in]``) for a backbone built
+on paddle's cells. They are then renamed to the backbone's parameter names with
+:data:`ELMO_NAMES` or, when the backbone defines it, its ``released_elmo_names``
+attribute of the same shape.
 """
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -32,17 +31,15 @@ DIRECTIONS = ("fw", "bw")
 NUM_LAYERS = 2
 ANCHOR = "embedding_para"
 
-# canonical name -> our ELMo backbone's parameter name. ``{direction}``/``{layer}``
-# are filled in for the per-layer entries. A value of None drops that array.
+# canonical name -> our ELMo backbone's parameter name (``paddlepalm.backbone.ELMo`` with its
+# ``utils.lstmp.BiLSTMP``, which keeps the released (c, i, f, o) layout: a plain copy).
+# ``{direction}``/``{layer}`` are filled in for per-layer entries; names absent here are not loaded.
 ELMO_NAMES: Dict[str, Optional[str]] = {
     "word_embedding": "word_embedding.weight",
-    "{direction}.{layer}.weight_ih": "{direction}_lstm.{layer}.weight_ih",
-    "{direction}.{layer}.weight_hh": "{direction}_lstm.{layer}.weight_hh",
-    "{direction}.{layer}.bias_ih": "{direction}_lstm.{layer}.bias_ih",
-    "{direction}.{layer}.bias_hh": "{direction}_lstm.{layer}.bias_hh",
-    "{direction}.{layer}.weight_ho": "{direction}_lstm.{layer}.weight_ho",
-    "softmax_weight": None,
-    "softmax_bias": None,
+    "{direction}.{layer}.input_weight": "lstm.{direction}.{layer}.input_weight",
+    "{direction}.{layer}.recurrent_weight": "lstm.{direction}.{layer}.recurrent_weight",
+    "{direction}.{layer}.bias": "lstm.{direction}.{layer}.bias",
+    "{direction}.{layer}.projection_weight": "lstm.{direction}.{layer}.projection_weight",
 }
 
 
@@ -60,35 +57,49 @@ def _ifco_to_cifo(array: np.ndarray, axis: int) -> np.ndarray:
     return np.concatenate([c, i, f, o], axis=axis)
 
 
-def released_to_canonical(released: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], List[str]]:
-    """(arrays under canonical names, released names left over)."""
-    used, out = set(), {}
+def released_to_canonical(released: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
+    """(arrays under canonical names, canonical name -> the released name it came from).
 
-    def take(name):
-        used.add(name)
-        return np.asarray(released[name])
+    Per direction and layer two layouts are offered: the released one
+    (``input_weight [in, 4H]``, ``recurrent_weight [P, 4H]``, ``bias [4H]``,
+    ``projection_weight [H, P]``, gates c, i, f, o) and ``paddle.nn.LSTM``'s
+    (``weight_ih [4H, in]``, ``weight_hh [4H, P]``, ``bias_ih``, ``bias_hh`` = 0,
+    ``weight_ho [H, P]``, gates i, f, c, o).
+    """
+    out, origin = {}, {}
+
+    def put(key, source, array):
+        out[key] = array
+        origin[key] = source
 
     if ANCHOR in released:
-        out["word_embedding"] = take(ANCHOR)
+        put("word_embedding", ANCHOR, np.asarray(released[ANCHOR]))
     for name in ("softmax_weight", "softmax_bias"):
         if name in released:
-            out[name] = take(name)
+            put(name, name, np.asarray(released[name]))
     for direction in DIRECTIONS:
         for layer in range(NUM_LAYERS):
             key = f"{direction}.{layer}."
             gate_w = f"{direction}_layer{layer + 1}_gate_w"
             lstmp = f"lstmp_{_lstmp_index(direction, layer)}"
             if gate_w in released:
-                out[key + "weight_ih"] = _cifo_to_ifco(take(gate_w), axis=1).T.copy()
+                array = np.asarray(released[gate_w])
+                put(key + "input_weight", gate_w, array)
+                put(key + "weight_ih", gate_w, _cifo_to_ifco(array, axis=1).T.copy())
             if lstmp + ".w_0" in released:
-                out[key + "weight_hh"] = _cifo_to_ifco(take(lstmp + ".w_0"), axis=1).T.copy()
+                array = np.asarray(released[lstmp + ".w_0"])
+                put(key + "recurrent_weight", lstmp + ".w_0", array)
+                put(key + "weight_hh", lstmp + ".w_0", _cifo_to_ifco(array, axis=1).T.copy())
             if lstmp + ".b_0" in released:
-                bias = _cifo_to_ifco(take(lstmp + ".b_0").reshape(-1), axis=0)
-                out[key + "bias_ih"] = bias
-                out[key + "bias_hh"] = np.zeros_like(bias)
+                bias = np.asarray(released[lstmp + ".b_0"]).reshape(-1)
+                put(key + "bias", lstmp + ".b_0", bias)
+                put(key + "bias_ih", lstmp + ".b_0", _cifo_to_ifco(bias, axis=0))
+                put(key + "bias_hh", lstmp + ".b_0", np.zeros_like(bias))
             if lstmp + ".w_1" in released:
-                out[key + "weight_ho"] = take(lstmp + ".w_1")
-    return out, sorted(set(released) - used)
+                array = np.asarray(released[lstmp + ".w_1"])
+                put(key + "projection_weight", lstmp + ".w_1", array)
+                put(key + "weight_ho", lstmp + ".w_1", array)
+    return out, origin
 
 
 def canonical_to_released(canonical: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -127,15 +138,13 @@ def _rename(canonical_name: str, names: Mapping[str, Optional[str]]) -> Optional
 
 
 def map_elmo_state(released: Mapping[str, np.ndarray], names: Optional[Mapping[str, Optional[str]]] = None):
-    """(state keyed by our ELMo parameter names, names that were not used: released names
-    with no canonical place, and canonical names the table maps to nothing)."""
+    """(state keyed by our ELMo parameter names, released names that went nowhere)."""
     names = ELMO_NAMES if names is None else names
-    canonical, leftover = released_to_canonical(released)
-    state = {}
+    canonical, origin = released_to_canonical(released)
+    state, used = {}, set()
     for name, array in canonical.items():
         ours = _rename(name, names)
-        if ours is None:
-            leftover.append(name)
-        else:
+        if ours is not None:
             state[ours] = array
-    return state, leftover
+            used.add(origin[name])
+    return state, sorted(set(released) - used)
