@@ -19,6 +19,8 @@ from typing import Any, Dict, Optional
 import paddle
 from paddle import nn
 
+from paddlepalm.utils.safe_pickle import load_state_dict
+
 MODEL_FILE = "model.pdparams"
 OPTIMIZER_FILE = "optimizer.pdopt"
 STATE_FILE = "trainer.json"
@@ -54,7 +56,8 @@ def load_model_state(directory: str) -> Dict[str, Any]:
     if not is_checkpoint(directory):
         raise FileNotFoundError(f"{directory} is not a complete paddlepalm checkpoint "
                                 f"(expected {MODEL_FILE} and {DONE_FILE} in it)")
-    return paddle.load(os.path.join(directory, MODEL_FILE))
+    # arrays only: a checkpoint from someone else must not be able to run code here
+    return load_state_dict(os.path.join(directory, MODEL_FILE))
 
 
 def load_trainer_state(directory: str) -> Dict[str, Any]:

@@ -1,0 +1,181 @@
+"""Pretrained models: ``ls()`` what the registry offers, ``download()`` it safely.
+
+PALM's API and layout: ``download('pretrain', name, path)`` unpacks into
+``{path}/pretrain/{name}/`` and returns that directory, ready for
+``trainer.load_pretrain``. The registry is the data file ``registry.json`` beside
+this module (regenerate with ``tools/build_registry.py``); :func:`register` adds
+entries at run time (an internal model, a test).
+
+Environment:
+* ``PALM_HOME``: default download root when ``path`` is not given (else ``.``).
+* ``PALM_DOWNLOAD_MIRROR``: base URL replacing scheme and host of every upstream
+  URL, the path kept (``https://bj.bcebos.com/paddlenlp/x/vocab.txt`` ->
+  ``$PALM_DOWNLOAD_MIRROR/paddlenlp/x/vocab.txt``), so a team can mirror files
+  with the same names and folders.
+* ``PALM_DOWNLOAD_TIMEOUT`` (seconds, default 30), ``PALM_DOWNLOAD_RETRIES`` (default 4).
+"""
+import copy
+import json
+import os
+import tempfile
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlparse
+
+from paddlepalm.downloader.extract import UnsafeArchiveError, check_readable, safe_extract
+from paddlepalm.downloader.fetch import ChecksumError, DownloadError, fetch
+from paddlepalm.utils.safe_pickle import check_pickle
+
+__all__ = ["ls", "download", "register", "entry", "DownloadError", "ChecksumError", "UnsafeArchiveError"]
+
+REGISTRY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "registry.json")
+MARKER = ".palm_download.json"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+_registry: Optional[Dict[str, List[Dict[str, Any]]]] = None
+
+
+def _items() -> Dict[str, List[Dict[str, Any]]]:
+    global _registry
+    if _registry is None:
+        with open(REGISTRY_FILE, encoding="utf-8") as f:
+            _registry = json.load(f)["items"]
+    return _registry
+
+
+def register(item: str, new_entry: Dict[str, Any]) -> None:
+    """Add (or replace, by name) an entry: ``name``, ``kind``, ``format``, ``files`` (``url``,
+    optional ``save_as``, ``sha256``, ``size``), optional ``config`` + ``config_file``."""
+    for key in ("name", "kind", "files"):
+        if key not in new_entry:
+            raise KeyError(f"registry entry lacks {key!r}: {new_entry}")
+    entries = _items().setdefault(item.lower(), [])
+    entries[:] = [e for e in entries if e["name"].lower() != new_entry["name"].lower()] + [copy.deepcopy(new_entry)]
+
+
+def entry(item: str, name: str) -> Dict[str, Any]:
+    items = _items()
+    if item.lower() not in items:
+        raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
+    for candidate in items[item.lower()]:
+        if candidate["name"].lower() == name.lower():
+            return candidate
+    raise KeyError(f"{name!r} is not in the {item} registry; names: {[e['name'] for e in items[item.lower()]]}")
+
+
+def _size_text(e: Dict[str, Any]) -> str:
+    exact = [f.get("size") for f in e["files"]]
+    if all(s is not None for s in exact):
+        total, mark = sum(exact), ""
+    elif e.get("size_bytes_estimate"):
+        total, mark = e["size_bytes_estimate"], "~"
+    else:
+        return "size ?"
+    if total >= 1e9:
+        return f"{mark}{total / 1e9:.1f} GB"
+    if total >= 1e6:
+        return f"{mark}{total / 1e6:.0f} MB"
+    return f"{mark}{total / 1e3:.0f} KB"
+
+
+def ls(item: str = "all", scope: str = "all") -> List[Dict[str, Any]]:
+    """Print the available entries (name, backbone kind, size, format) and return them."""
+    items = _items()
+    names = sorted(items) if item == "all" else [item.lower()]
+    shown = []
+    for name in names:
+        if name not in items:
+            raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
+        entries = items[name] if scope == "all" else [entry(name, scope)]
+        print(f"Available {name} items:")
+        for e in entries:
+            print(f"  => {e['name']:<42} {e['kind']:<8} {_size_text(e):>9}  {e.get('format', '')}")
+            shown.append(e)
+    return shown
+
+
+def mirrored(url: str) -> str:
+    mirror = os.environ.get("PALM_DOWNLOAD_MIRROR", "").strip()
+    if not mirror:
+        return url
+    return mirror.rstrip("/") + urlparse(url).path
+
+
+def _is_archive(filename: str) -> bool:
+    return filename.endswith(ARCHIVE_SUFFIXES)
+
+
+def _check_for(filename: str):
+    """How to tell that a downloaded file reads."""
+    if _is_archive(filename):
+        return check_readable
+    if filename.endswith((".pdparams", ".pdopt")):
+        return check_pickle
+    if filename.endswith(".json"):
+        return lambda path: json.load(open(path, encoding="utf-8"))
+    if filename.endswith(".txt"):
+        return lambda path: open(path, encoding="utf-8").read()
+    return None
+
+
+def _write_json_atomic(path: str, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def _is_complete(target: str, e: Dict[str, Any]) -> bool:
+    try:
+        with open(os.path.join(target, MARKER), encoding="utf-8") as f:
+            done = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return done.get("name") == e["name"] and done.get("files") == e["files"]
+
+
+def _download_entry(item: str, e: Dict[str, Any], root: str, timeout: float, retries: int,
+                    backoff: float) -> str:
+    target = os.path.join(root, item, e["name"])
+    if _is_complete(target, e):
+        print(f"{item} {e['name']} already downloaded in {target}")
+        return target
+    os.makedirs(target, exist_ok=True)
+    print(f"Downloading {item}: {e['name']} into {target}")
+    for spec in e["files"]:
+        url = mirrored(spec["url"])
+        upstream_name = os.path.basename(urlparse(spec["url"]).path)
+        local_name = upstream_name if _is_archive(upstream_name) else spec.get("save_as", upstream_name)
+        dest = os.path.join(target, local_name)
+        fetch(url, dest, sha256=spec.get("sha256"), size=spec.get("size"), check=_check_for(local_name),
+              timeout=timeout, retries=retries, backoff=backoff)
+        if _is_archive(local_name):
+            print(f"Extracting {local_name}")
+            try:
+                safe_extract(dest, target)
+            finally:
+                os.remove(dest)  # extracted, or refused as unsafe: either way not kept
+    if e.get("config"):
+        _write_json_atomic(os.path.join(target, e.get("config_file", "model_config.json")), e["config"])
+    _write_json_atomic(os.path.join(target, MARKER), {"name": e["name"], "files": e["files"]})
+    return target
+
+
+def download(item: str, scope: str = "all", path: Optional[str] = None, *, timeout: Optional[float] = None,
+             retries: Optional[int] = None, backoff: float = 1.0) -> str:
+    """Fetch ``scope`` (an entry name, or ``'all'``) of ``item`` into ``{path}/{item}/{name}/``.
+
+    Returns the entry's directory (``{path}/{item}`` for ``'all'``). A complete
+    earlier download is skipped; an interrupted one resumes.
+    """
+    root = path if path is not None else os.environ.get("PALM_HOME", ".")
+    timeout = float(os.environ.get("PALM_DOWNLOAD_TIMEOUT", 30)) if timeout is None else timeout
+    retries = int(os.environ.get("PALM_DOWNLOAD_RETRIES", 4)) if retries is None else retries
+    item = item.lower()
+    items = _items()
+    if item not in items:
+        raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
+    if scope != "all":
+        return _download_entry(item, entry(item, scope), root, timeout, retries, backoff)
+    for e in items[item]:
+        _download_entry(item, e, root, timeout, retries, backoff)
+    return os.path.join(root, item)
