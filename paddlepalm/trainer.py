@@ -266,7 +266,8 @@ def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: O
             head.batch_postprocess(model(task, to_tensors(batch)))
             if print_steps > 0 and number % print_steps == 0:
                 log(f"{task}: predicted batch {number}/{total}")
-    results = head.epoch_postprocess(None, output_dir)
+    post_inputs = reader.get_epoch_outputs() if hasattr(reader, "get_epoch_outputs") else None
+    results = head.epoch_postprocess(post_inputs, output_dir)
     head.reset()
     if output_dir is not None:
         log(f"{task}: {len(results)} predictions written to {os.path.join(output_dir, 'predictions.json')}")
