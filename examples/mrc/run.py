@@ -10,7 +10,8 @@ gold answer of each question), the next ``--eval_part`` (10%) for evaluation
 during training (best checkpoint, early stopping), and the rest (40%) is the
 test set, scored with the official CMRC 2018 metric (EM, F1). Training answers
 whose ``answer_start`` is off (a few in the upstream data) are moved to the
-nearest occurrence of the answer text. The small ERNIE is trained from scratch
+nearest occurrence of the answer text; questions whose text is empty are left
+out (the reader rejects them). The small ERNIE is trained from scratch
 (no pretrained weights here), so expect low scores.
 """
 import json
@@ -55,6 +56,19 @@ def training_version(articles):
     return out, moved
 
 
+def drop_empty_questions(splits):
+    """The reader rejects an empty question (one such in cmrc2018_trial.json); leave them out."""
+    dropped = {}
+    for split, articles in splits.items():
+        dropped[split] = 0
+        for article in articles:
+            for p in article["paragraphs"]:
+                kept = [qa for qa in p["qas"] if qa.get("question", "").strip()]
+                dropped[split] += len(p["qas"]) - len(kept)
+                p["qas"] = kept
+    return splits, dropped
+
+
 def prepare(args, work):
     data_dir = os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
@@ -67,6 +81,7 @@ def prepare(args, work):
     else:
         raw = make_sample(os.path.join(work, "sample_data"))
         splits = {s: load(os.path.join(raw, f"{s}.json"))["data"] for s in ("train", "dev", "test")}
+    splits, empty = drop_empty_questions(splits)
     splits["train"], moved = training_version(splits["train"])
     if args.max_train:
         splits["train"] = splits["train"][:args.max_train]
@@ -76,7 +91,8 @@ def prepare(args, work):
         with open(files[split], "w", encoding="utf-8") as f:
             json.dump({"version": split, "data": articles}, f, ensure_ascii=False)
     counts = {s: sum(len(p["qas"]) for a in v for p in a["paragraphs"]) for s, v in splits.items()}
-    print(f"questions per split: {counts}; training answers moved to the right offset: {moved}", flush=True)
+    print(f"questions per split: {counts}; training answers moved to the right offset: {moved}; "
+          f"questions dropped for an empty question text: {empty}", flush=True)
     vocab = os.path.join(data_dir, "vocab.txt")
     texts = [p["context"] for a in splits["train"] for p in a["paragraphs"]]
     texts += [qa["question"] for a in splits["train"] for p in a["paragraphs"] for qa in p["qas"]]
