@@ -202,7 +202,7 @@ class EvaluationLoop:
             return f"{self.evaluators[0].task}.{self.evaluators[0].target}"
         return "mean(" + ", ".join(f"{e.task}.{e.target}" for e in self.evaluators) + ")"
 
-    def after_step(self, step: int, model, optimizer, state_fn: Callable[[int], Dict]) -> bool:
+    def after_step(self, step: int, model: MultiTaskModel, state_fn: Callable[[int], Dict]) -> bool:
         """Evaluate when due; True when training should stop now."""
         if self.eval_steps and step % self.eval_steps == 0:
             self.run(step, model, state_fn)

@@ -165,7 +165,7 @@ class MultiHeadTrainer:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self.evaluation = loop = self._build_evaluation()
         after_step = None if loop is None else (
-            lambda step: loop.after_step(step, self.model, self.optimizer, self._checkpoint_state))
+            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
                                          after_step)

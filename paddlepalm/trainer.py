@@ -229,7 +229,7 @@ class Trainer:
         schedule = np.zeros(budget, dtype="int64")
         self.evaluation = loop = self._build_evaluation()
         after_step = None if loop is None else (
-            lambda step: loop.after_step(step, self.model, self.optimizer, self._checkpoint_state))
+            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
                                          print_steps, self._saver, self._checkpoint_state, after_step)
         if loop is not None:

@@ -25,7 +25,9 @@ class MRC(Head):
     ``null_score_diff_threshold``. Answers are cut from the original context
     characters. Writes ``predictions.json`` (``{question id: answer}``, the SQuAD
     format that the official evaluation scripts read), ``nbest_predictions.json``
-    and, with ``with_negative``, ``null_odds.json``.
+    and, with ``with_negative``, ``null_odds.json``. ``max_ans_len=None`` means
+    ``DEFAULT_MAX_ANS_LEN`` tokens. ``do_lower_case`` and ``verbose`` are accepted for
+    PALM scripts and have no effect: answers are cut from the original text anyway.
     """
 
     def __init__(self, max_query_len: int, input_dim: int, pred_output_path: Optional[str] = None,
