@@ -111,8 +111,10 @@ def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.
 
 def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule: np.ndarray, start_step: int,
                  print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
-                 amp: Optional[Amp] = None) -> int:
-    """Train ``schedule[start_step:]`` (a task index per step); return the final global step."""
+                 amp: Optional[Amp] = None, after_step: Optional[Callable[[int], bool]] = None) -> int:
+    """Train ``schedule[start_step:]`` (a task index per step); return the final global step.
+
+    ``after_step(step)`` runs after each step (evaluation); training stops when it returns True."""
     if optimizer is None:
         raise RuntimeError("call build_backward(optimizer) before train()")
     distributed.broadcast_parameters(model)
@@ -129,6 +131,8 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule:
             _print_progress(step, trainer, stats)
         if saver is not None and step % saver.save_steps == 0:
             _save(saver, step, model, optimizer, state_fn)
+        if after_step is not None and after_step(step):
+            break
     if saver is not None and saver.last_saved_step != step and step > start_step:
         _save(saver, step, model, optimizer, state_fn)
     return step

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint
+from paddlepalm import checkpoint, evaluation
 from paddlepalm.engine import Amp, Saver, log, run_training, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -34,6 +34,8 @@ class MultiHeadTrainer:
         self._global_step = 0
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
+        self._eval_settings: Optional[Dict[str, Any]] = None
+        self.evaluation: Optional[evaluation.EvaluationLoop] = None
 
     def _trainer(self, name: str) -> Trainer:
         for trainer in self.trainers:
@@ -113,6 +115,24 @@ class MultiHeadTrainer:
     def overall_train_steps(self) -> int:
         return 0 if self._schedule is None else len(self._schedule)
 
+    # ---------------------------------------------------------------- evaluation
+    def set_evaluator(self, eval_steps: int = 0, patience: Optional[int] = None, save_best: bool = True,
+                      best_dir: Optional[str] = None, min_delta: float = 0.0) -> None:
+        """Evaluate every non-auxiliary task that has an eval reader (``Trainer.fit_reader(reader,
+        phase='eval')``, metrics from ``Trainer.set_evaluator``) every ``eval_steps`` steps and at
+        the end. The best checkpoint maximizes the mean of the tasks' target metrics."""
+        self._eval_settings = dict(eval_steps=eval_steps, patience=patience, save_best=save_best,
+                                   best_dir=best_dir, min_delta=min_delta)
+
+    def _build_evaluation(self) -> Optional[evaluation.EvaluationLoop]:
+        if self._eval_settings is None:
+            return None
+        s = self._eval_settings
+        evaluators = [e for e in (t.task_evaluator() for t in self.trainers if not t.is_aux) if e is not None]
+        return evaluation.EvaluationLoop(evaluators, s["eval_steps"], s["patience"],
+                                         evaluation.best_dir_for(s["best_dir"], self._saver, s["save_best"]),
+                                         s["min_delta"])
+
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
         self._saver = Saver.parse(save_path, save_steps, save_type)
@@ -147,9 +167,14 @@ class MultiHeadTrainer:
     def train(self, print_steps: int = 5) -> None:
         if self._schedule is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
+        self.evaluation = loop = self._build_evaluation()
+        after_step = None if loop is None else (
+            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         self.amp)
+                                         amp=self.amp, after_step=after_step)
+        if loop is not None:
+            loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     def get_one_batch(self) -> Dict[str, Any]:
         """The next batch of the task the schedule draws next; ``__task_id`` names that task."""

@@ -7,6 +7,7 @@ import paddle
 
 from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
+from paddlepalm import evaluation
 from paddlepalm.engine import Amp, Saver, log, run_training
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
@@ -35,6 +36,9 @@ class Trainer:
         self._optimizer_spec: Optional[Optimizer] = None
         self.train_reader: Optional[Reader] = None
         self.predict_reader: Optional[Reader] = None
+        self.eval_reader: Optional[Reader] = None
+        self._eval_settings: Optional[Dict[str, Any]] = None
+        self.evaluation: Optional[evaluation.EvaluationLoop] = None
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
         self._global_step = 0
@@ -79,6 +83,10 @@ class Trainer:
             self._attach_reader(reader, self.backbone, self.head)
             self.train_reader = reader
             self._reset_progress()
+        elif phase == "eval" and self.head is not None:
+            # evaluation during training runs the training model (see paddlepalm/evaluation.py)
+            self._attach_reader(reader, self.backbone, self.head)
+            self.eval_reader = reader
         elif phase in ("predict", "eval"):
             if self.pred_head is None:
                 raise RuntimeError("call build_predict_forward(backbone, head) before fit_reader(phase='predict')")
@@ -102,6 +110,39 @@ class Trainer:
     def set_as_aux(self) -> None:
         """An auxiliary task trains alongside but never holds up the end of training."""
         self.is_aux = True
+
+    # ---------------------------------------------------------------- evaluation
+    def set_evaluator(self, metrics=None, target: Optional[str] = None, eval_steps: int = 0,
+                      patience: Optional[int] = None, save_best: bool = True, best_dir: Optional[str] = None,
+                      min_delta: float = 0.0) -> None:
+        """Evaluate on the ``fit_reader(reader, phase='eval')`` reader during :meth:`train`.
+
+        ``metrics``: names (``'accuracy'``, ``'macro_f1'``, ``'chunk_f1'``, ``'mrc'``, ``'mrc_en'``) or
+        :class:`paddlepalm.evaluation.Metric` objects; by default chosen from the head. ``target``: the
+        metric that picks the best checkpoint (``<save_path>/best`` or ``best_dir``). Evaluates every
+        ``eval_steps`` steps (0: only at the end); stops after ``patience`` evaluations without a better
+        target. Under a ``MultiHeadTrainer`` only ``metrics`` and ``target`` are used.
+        """
+        self._eval_settings = dict(metrics=metrics, target=target, eval_steps=eval_steps, patience=patience,
+                                   save_best=save_best, best_dir=best_dir, min_delta=min_delta)
+
+    def task_evaluator(self) -> Optional[evaluation.TaskEvaluator]:
+        """This task's dev reader and metrics, or None when it has no eval reader."""
+        if self.eval_reader is None:
+            return None
+        settings = self._eval_settings or {}
+        metric_list = evaluation.build_metrics(settings.get("metrics"), self.head)
+        target = settings.get("target") or evaluation.default_target(self.head, metric_list)
+        return evaluation.TaskEvaluator(self.name, self.eval_reader, metric_list, target)
+
+    def _build_evaluation(self) -> Optional[evaluation.EvaluationLoop]:
+        if self._eval_settings is None:
+            return None
+        s = self._eval_settings
+        evaluator = self.task_evaluator()
+        return evaluation.EvaluationLoop([evaluator] if evaluator else [], s["eval_steps"], s["patience"],
+                                         evaluation.best_dir_for(s["best_dir"], self._saver, s["save_best"]),
+                                         s["min_delta"])
 
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
@@ -193,8 +234,14 @@ class Trainer:
         budget = self._budget()
         _cover_schedule(self._optimizer_spec, budget)
         schedule = np.zeros(budget, dtype="int64")
+        self.evaluation = loop = self._build_evaluation()
+        after_step = None if loop is None else (
+            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
-                                         print_steps, self._saver, self._checkpoint_state, self.amp)
+                                         print_steps, self._saver, self._checkpoint_state,
+                                         amp=self.amp, after_step=after_step)
+        if loop is not None:
+            loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> List[Dict[str, Any]]:
@@ -280,7 +327,8 @@ def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: O
     if distributed.world_size() > 1:
         head._results = [r for part in distributed.gather_objects(head._results) for r in part]
     output_dir = output_dir if distributed.is_main() else None
-    results = head.epoch_postprocess(None, output_dir)
+    post_inputs = reader.get_epoch_outputs() if hasattr(reader, "get_epoch_outputs") else None
+    results = head.epoch_postprocess(post_inputs, output_dir)
     head.reset()
     if output_dir is not None:
         log(f"{task}: {len(results)} predictions written to {os.path.join(output_dir, 'predictions.json')}")

@@ -1,0 +1,88 @@
+"""Sentence-pair matching reader, pointwise or pairwise (PALM's ``MatchReader``)."""
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from paddlepalm.reader.base_reader import Batch, Feature, Reader
+from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.tsv import parse_int, read_tsv
+
+STRATEGIES = ("pointwise", "pairwise")
+
+
+class MatchReader(Reader):
+    """TSV with a header.
+
+    * ``pointwise``: ``text_a, text_b, label`` (``label`` optional in predict phase).
+    * ``pairwise`` training: ``text_a, text_b, text_b_neg``. A batch of ``B`` triples
+      holds ``2B`` rows: the ``(text_a, text_b)`` pairs first, then the
+      ``(text_a, text_b_neg)`` pairs in the same order, so the head scores both with
+      the same weights in one backbone pass. Prediction/eval: ``text_a, text_b``
+      (one row per pair, ``label`` optional).
+    """
+
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+                 seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: str = "pointwise",
+                 phase: str = "train", dev_count: int = 1, print_prefix: str = ""):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+        if learning_strategy not in STRATEGIES:
+            raise ValueError(f"learning_strategy must be one of {STRATEGIES}, got {learning_strategy!r}")
+        self.learning_strategy = learning_strategy
+        self._has_labels = phase != "predict" and learning_strategy == "pointwise"
+        self._label_lines: List[int] = []
+
+    @property
+    def _pairwise_training(self) -> bool:
+        return self.learning_strategy == "pairwise" and self.phase == "train"
+
+    def _required_columns(self) -> List[str]:
+        if self._pairwise_training:
+            return ["text_a", "text_b", "text_b_neg"]
+        if self.learning_strategy == "pointwise" and self.phase != "predict":
+            return ["text_a", "text_b", "label"]
+        return ["text_a", "text_b"]
+
+    def _read_examples(self, input_file: str) -> List[Feature]:
+        required = self._required_columns()
+        features: List[Feature] = []
+        self._label_lines = []
+        for number, row in read_tsv(input_file, required, optional=["label", "qid"]):
+            for column in required:
+                if column != "label" and not row[column].strip():
+                    raise DataFormatError(input_file, number, f"empty {column} "
+                                                              f"(needed by the {self.learning_strategy} strategy)")
+            feature = self._encode_text(row["text_a"], row["text_b"])
+            feature["example_id"] = len(features)
+            if self._pairwise_training:
+                negative = self._encode_text(row["text_a"], row["text_b_neg"])
+                feature["neg_token_ids"] = negative["token_ids"]
+                feature["neg_segment_ids"] = negative["segment_ids"]
+            if "label" in row and not self._pairwise_training:
+                label = parse_int(input_file, number, "label", row["label"])
+                if label < 0:
+                    raise DataFormatError(input_file, number, f"label id must be >= 0, got {label}")
+                feature["label"] = label
+                self._label_lines.append(number)
+            features.append(feature)
+        self._has_labels = bool(features) and "label" in features[0]
+        return features
+
+    def check_num_classes(self, num_classes: int) -> None:
+        for feature, number in zip(self._features, self._label_lines):
+            if feature["label"] >= num_classes:
+                raise DataFormatError(self._input_file, number,
+                                      f"label id {feature['label']} out of range for {num_classes} classes")
+
+    def collate(self, features: Sequence[Feature]) -> Batch:
+        if not self._pairwise_training:
+            return super().collate(features)
+        negatives = [dict(f, token_ids=f["neg_token_ids"], segment_ids=f["neg_segment_ids"]) for f in features]
+        return super().collate(list(features) + negatives)
+
+    def _label_attrs(self) -> Dict[str, Any]:
+        return {"label_ids": ([-1], "int64")} if self._has_labels else {}
+
+    def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
+        if not self._has_labels:
+            return {}
+        return {"label_ids": np.array([f["label"] for f in features], dtype="int64")}

@@ -1,0 +1,225 @@
+"""Extractive machine reading comprehension reader (SQuAD-format JSON), PALM's ``MRCReader``.
+
+Each question becomes one or more *windows*: ``[CLS] question [SEP] context
+window [SEP]``. The question keeps at most ``max_query_len`` tokens; the context
+is cut into windows of ``max_len - len(question) - 3`` tokens that start every
+``doc_stride`` tokens. Every context token keeps its character span in the
+original context, so an answer is rebuilt from the original characters
+(exactly, also for Chinese) by :class:`paddlepalm.head.MRC`.
+
+``num_examples`` counts windows (PALM's meaning); ``num_questions`` counts questions.
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from paddlepalm.reader.base_reader import Batch, Feature, Reader
+from paddlepalm.reader.errors import DataFormatError
+
+
+@dataclass
+class MRCExample:
+    """One question and its context; ``answers`` holds every gold answer text."""
+
+    index: int
+    qid: str
+    question: str
+    context: str
+    answers: List[str] = field(default_factory=list)
+    answer_start: Optional[int] = None  # character offset of the training answer
+
+
+class MRCReader(Reader):
+    def __init__(self, vocab_path: str, max_len: int, max_query_len: int, doc_stride: int,
+                 tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
+                 do_lower_case: bool = False, remove_noanswer: bool = True, phase: str = "train"):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+        if max_query_len < 1 or max_query_len > max_len - 4:
+            raise ValueError(f"max_query_len must be in [1, max_len - 4], got {max_query_len} (max_len {max_len})")
+        if doc_stride < 1:
+            raise ValueError(f"doc_stride must be positive, got {doc_stride}")
+        self.max_query_len = int(max_query_len)
+        self.doc_stride = int(doc_stride)
+        self.remove_noanswer = bool(remove_noanswer)
+        self.examples: List[MRCExample] = []
+        self.num_dropped_windows = 0
+
+    def _check_format(self, file_format: str) -> None:
+        # PALM scripts call load_data() with its default 'tsv'; the file is SQuAD JSON either way.
+        if file_format not in ("json", "tsv"):
+            raise ValueError(f"MRCReader reads SQuAD JSON (file_format='json'), got {file_format!r}")
+
+    @property
+    def num_questions(self) -> int:
+        return len(self.examples)
+
+    def get_epoch_outputs(self) -> Dict[str, Any]:
+        """What the MRC head needs to turn window logits into answer text."""
+        return {"examples": self.examples, "features": self._features}
+
+    # ------------------------------------------------------------------ parsing
+    def _read_examples(self, input_file: str) -> List[Feature]:
+        self.examples = parse_squad(input_file, training=self.phase == "train",
+                                    need_answers=self.phase != "predict")
+        cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
+        features: List[Feature] = []
+        self.num_dropped_windows = 0
+        context_cache: Dict[str, Tuple[List[int], List[Tuple[int, int]]]] = {}
+        for example in self.examples:
+            if example.context not in context_cache:
+                context_cache = {example.context: self._tokenize_context(input_file, example)}
+            doc_ids, doc_spans = context_cache[example.context]
+            query_ids = self.tokenizer.convert_tokens_to_ids(
+                self.tokenizer.tokenize(example.question)[:self.max_query_len])
+            answer = None
+            if self.phase == "train":
+                answer = self._answer_tokens(example, doc_spans)
+                if answer is None:
+                    raise DataFormatError(input_file, None, f"question id {example.qid!r}: the answer "
+                                                            f"{example.answers[0]!r} covers no context token")
+            doc_budget = self.max_len - len(query_ids) - 3
+            windows = _window_starts(len(doc_ids), doc_budget, self.doc_stride)
+            for window_start in windows:
+                length = min(doc_budget, len(doc_ids) - window_start)
+                offset = len(query_ids) + 2  # position of the first context token
+                feature = {
+                    "token_ids": [cls_id] + query_ids + [sep_id] + doc_ids[window_start:window_start + length] + [sep_id],
+                    "segment_ids": [0] * offset + [1] * (length + 1),
+                    "question_index": example.index,
+                    "doc_offset": offset,
+                    "token_spans": doc_spans[window_start:window_start + length],
+                    "max_context": [_is_max_context(windows, doc_budget, len(doc_ids), window_start, window_start + i)
+                                    for i in range(length)],
+                }
+                if answer is not None:
+                    inside = window_start <= answer[0] and answer[1] < window_start + length
+                    if not inside and self.remove_noanswer:
+                        self.num_dropped_windows += 1
+                        continue
+                    feature["start"] = answer[0] - window_start + offset if inside else 0
+                    feature["end"] = answer[1] - window_start + offset if inside else 0
+                feature["example_id"] = len(features)
+                features.append(feature)
+        return features
+
+    def _tokenize_context(self, path: str, example: MRCExample) -> Tuple[List[int], List[Tuple[int, int]]]:
+        tokens = self.tokenizer.tokenize(example.context)
+        spans = [tuple(s) for s in self.tokenizer.get_offset_mapping(example.context)]
+        if len(tokens) != len(spans):
+            raise DataFormatError(path, None, f"question id {example.qid!r}: the tokenizer gave {len(tokens)} tokens "
+                                              f"but {len(spans)} character spans for the context")
+        return self.tokenizer.convert_tokens_to_ids(tokens), spans
+
+    @staticmethod
+    def _answer_tokens(example: MRCExample, spans: Sequence[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+        """First and last context token of the training answer."""
+        first_char = example.answer_start
+        last_char = first_char + len(example.answers[0])
+        covering = [i for i, (s, e) in enumerate(spans) if s < last_char and e > first_char]
+        return (covering[0], covering[-1]) if covering else None
+
+    # ----------------------------------------------------------------- batching
+    def _label_attrs(self) -> Dict[str, Any]:
+        attrs = {"unique_ids": ([-1], "int64")}
+        if self.phase == "train":
+            attrs.update({"start_positions": ([-1], "int64"), "end_positions": ([-1], "int64")})
+        return attrs
+
+    def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
+        batch = {"unique_ids": np.array([f["example_id"] for f in features], dtype="int64")}
+        if self.phase == "train":
+            batch["start_positions"] = np.array([f["start"] for f in features], dtype="int64")
+            batch["end_positions"] = np.array([f["end"] for f in features], dtype="int64")
+        return batch
+
+
+def _window_starts(num_tokens: int, budget: int, stride: int) -> List[int]:
+    starts = [0]
+    while starts[-1] + budget < num_tokens:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
+def _is_max_context(starts: Sequence[int], budget: int, num_tokens: int, window_start: int, position: int) -> bool:
+    """Whether ``window_start``'s window gives ``position`` the most context on both sides (SQuAD's rule)."""
+    best_score, best_start = None, None
+    for start in starts:
+        end = min(start + budget, num_tokens) - 1
+        if not start <= position <= end:
+            continue
+        score = min(position - start, end - position) + 0.01 * (end - start + 1)
+        if best_score is None or score > best_score:
+            best_score, best_start = score, start
+    return best_start == window_start
+
+
+def parse_squad(path: str, training: bool, need_answers: bool = True) -> List[MRCExample]:
+    """Questions of a SQuAD-format file, checked; errors name the file and the question id."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, err.lineno, f"not valid JSON: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, None, f"bytes are not valid UTF-8 (at byte {err.start})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise DataFormatError(path, None, "expected a SQuAD object with a 'data' list")
+    examples: List[MRCExample] = []
+    for a, article in enumerate(data["data"]):
+        for p, paragraph in enumerate(_field(path, article, "paragraphs", f"article {a}")):
+            where = f"article {a} paragraph {p}"
+            qas = _field(path, paragraph, "qas", where)
+            context = _field(path, paragraph, "context", where if not qas else _qid(qas[0], where))
+            for q, qa in enumerate(qas):
+                qid = _qid(qa, f"{where} question {q}")
+                if not isinstance(context, str) or not context.strip():
+                    raise DataFormatError(path, None, f"{qid}: empty context")
+                examples.append(_parse_question(path, qa, qid, context, len(examples), training, need_answers))
+    return examples
+
+
+def _qid(qa: Any, where: str) -> str:
+    if isinstance(qa, dict) and isinstance(qa.get("id"), (str, int)):
+        return f"question id {qa['id']!r}"
+    return f"{where} (no 'id')"
+
+
+def _field(path: str, obj: Any, name: str, where: str) -> Any:
+    if not isinstance(obj, dict) or name not in obj:
+        raise DataFormatError(path, None, f"{where}: missing field '{name}'")
+    return obj[name]
+
+
+def _parse_question(path: str, qa: Dict, where: str, context: str, index: int, training: bool,
+                    need_answers: bool) -> MRCExample:
+    if "id" not in qa:
+        raise DataFormatError(path, None, f"{where}: missing field 'id'")
+    question = _field(path, qa, "question", where)
+    if not isinstance(question, str) or not question.strip():
+        raise DataFormatError(path, None, f"{where}: empty question")
+    example = MRCExample(index, str(qa["id"]), question, context)
+    answers = qa.get("answers")
+    if answers is None:
+        if need_answers:
+            raise DataFormatError(path, None, f"{where}: missing field 'answers'")
+        return example
+    for number, answer in enumerate(answers):
+        text = _field(path, answer, "text", f"{where} answer {number}")
+        if not isinstance(text, str) or not text.strip():
+            raise DataFormatError(path, None, f"{where}: answer {number} is empty")
+        example.answers.append(text)
+    if training:
+        if len(answers) != 1:
+            raise DataFormatError(path, None, f"{where}: training needs exactly one answer, found {len(answers)}")
+        start = _field(path, answers[0], "answer_start", f"{where} answer 0")
+        text = example.answers[0]
+        if not isinstance(start, int) or context[start:start + len(text)] != text:
+            found = context[start:start + len(text)] if isinstance(start, int) else start
+            raise DataFormatError(path, None, f"{where}: answer_start {start!r} does not point at the answer "
+                                              f"{text!r} (the context there reads {found!r})")
+        example.answer_start = start
+    elif need_answers and not example.answers:
+        raise DataFormatError(path, None, f"{where}: no gold answer")
+    return example
