@@ -1,6 +1,7 @@
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.reader.cls import ClassifyReader
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.mask_lm import MaskLMReader
 from paddlepalm.reader.seq_label import SequenceLabelReader
 
-__all__ = ["Reader", "ClassifyReader", "SequenceLabelReader", "DataFormatError"]
+__all__ = ["Reader", "ClassifyReader", "SequenceLabelReader", "DataFormatError", "MaskLMReader"]
