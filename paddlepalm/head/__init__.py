@@ -1,6 +1,8 @@
 from paddlepalm.head.base_head import Head
 from paddlepalm.head.cls import Classify
 from paddlepalm.head.mask_lm import MaskLM
+from paddlepalm.head.rtd import ReplacedTokenDetection
 from paddlepalm.head.seq_label import SequenceLabel
+from paddlepalm.head.sop import SentenceOrder
 
-__all__ = ["Head", "Classify", "SequenceLabel", "MaskLM"]
+__all__ = ["Head", "Classify", "SequenceLabel", "MaskLM", "ReplacedTokenDetection", "SentenceOrder"]

@@ -1,7 +1,9 @@
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.reader.cls import ClassifyReader
+from paddlepalm.reader.corpus import CorpusReader, MaskedCorpusReader, SentenceOrderReader
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.mask_lm import MaskLMReader
 from paddlepalm.reader.seq_label import SequenceLabelReader
 
-__all__ = ["Reader", "ClassifyReader", "SequenceLabelReader", "DataFormatError", "MaskLMReader"]
+__all__ = ["Reader", "ClassifyReader", "SequenceLabelReader", "DataFormatError", "MaskLMReader",
+           "CorpusReader", "MaskedCorpusReader", "SentenceOrderReader"]
