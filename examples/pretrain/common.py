@@ -149,7 +149,28 @@ def export_backbone(backbone, config: dict, vocab_path: str, out_dir: str, info:
         dst.write(src.read())
     with open(os.path.join(out_dir, "pretrain_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1, ensure_ascii=False)
+    write_model_card(out_dir, config, info)
     return out_dir
+
+
+def write_model_card(out_dir: str, config: dict, info: dict) -> None:
+    """README.md of an exported backbone: what it is, how it was made, how to load it."""
+    lines = [
+        f"# {os.path.basename(os.path.abspath(out_dir))}: a small {config['backbone'].upper()} pretrained here",
+        "",
+        f"- objective: {info['objective']}; corpus: {info['corpus']} "
+        f"({info['examples_per_epoch']} sequences per epoch)",
+        f"- size: hidden {config['hidden_size']}, embedding {config['embedding_size']}, "
+        f"{config['num_hidden_layers']} layers, {config['num_attention_heads']} heads, vocabulary {config['vocab_size']}",
+        f"- trained {info['steps']} steps in {info['cpu_seconds']} CPU-seconds ({info['wall_seconds']} s wall); "
+        f"loss {info['first_losses'][0]} at the first log, final loss {info['final_loss']}",
+        f"- command: `{info['command']}`",
+        "",
+        "Load it for fine-tuning with `trainer.load_pretrain('<this folder>')` on a backbone built from",
+        "`config.json` with `vocab.txt` (see `examples/pretrain/finetune.py`).",
+    ]
+    with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def command_line() -> str:
