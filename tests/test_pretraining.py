@@ -157,3 +157,21 @@ def test_pretraining_objective_as_auxiliary_task(objective, joint_data, en_corpu
     fresh.build_forward(type(backbone).from_config(config), palm.head.Classify(joint_data["intent_classes"], 32))
     report = fresh.load_pretrain(ckpt)
     assert not report.missing and len(report.loaded) == len(backbone.state_dict())
+
+
+def test_corpus_reader_memory_does_not_grow_with_the_corpus(tmp_path):
+    import tracemalloc
+
+    write_vocab(build_vocab(["甲乙丙丁戊己庚辛"]), str(tmp_path / "v.txt"))
+    peaks = []
+    for documents in (200, 800):
+        path = tmp_path / f"c{documents}.txt"
+        path.write_text("甲乙丙丁戊己\n庚辛甲乙\n\n" * documents, encoding="utf-8")
+        reader = palm.reader.MaskedCorpusReader(str(tmp_path / "v.txt"), 16, shuffle_buffer=64)
+        reader.load_data(str(path), batch_size=8)
+        tracemalloc.start()
+        batches = sum(1 for _ in reader.iter_epoch(0))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert batches == documents // 8
+    assert peaks[1] < 1.5 * peaks[0], f"peak memory grew with the corpus: {peaks}"
