@@ -27,8 +27,9 @@ class MultiTaskModel(nn.Layer):
         return self.heads[self.head_aliases.get(task, task)]
 
     def forward(self, task: str, batch: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
-        backbone_outputs = self.backbone(batch)
-        return self.head_of(task)(batch, backbone_outputs)
+        head = self.head_of(task)
+        batch = head.prepare_inputs(dict(batch), self.backbone)
+        return head(batch, self.backbone(batch))
 
 
 def to_tensors(batch: Mapping[str, np.ndarray]) -> Dict[str, paddle.Tensor]:

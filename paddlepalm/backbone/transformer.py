@@ -53,6 +53,11 @@ class TransformerBackbone(Backbone):
         return int(self.config["hidden_size"])
 
     @property
+    def embedding_size(self) -> int:
+        """Width of ``embedding_table``: ``hidden_size`` unless embeddings are factorized (ALBERT, ELECTRA)."""
+        return int(self._word_embeddings().weight.shape[1])
+
+    @property
     def inputs_attr(self) -> Attrs:
         attrs: Attrs = {
             "token_ids": ([-1, -1], "int64"),

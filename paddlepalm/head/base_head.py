@@ -34,6 +34,11 @@ class Head(nn.Layer):
     def outputs_attr(self) -> Attrs:
         raise NotImplementedError
 
+    def prepare_inputs(self, reader_inputs: Dict[str, paddle.Tensor], backbone: nn.Layer) -> Dict[str, paddle.Tensor]:
+        """The arrays the backbone runs on. Most heads leave the reader's arrays as they are;
+        ELECTRA's head replaces masked tokens by generator samples here."""
+        return reader_inputs
+
     def forward(self, reader_inputs: Dict[str, paddle.Tensor],
                 backbone_outputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
         raise NotImplementedError

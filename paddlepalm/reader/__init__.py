@@ -1,8 +1,11 @@
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.reader.cls import ClassifyReader
+from paddlepalm.reader.corpus import CorpusReader, MaskedCorpusReader, SentenceOrderReader
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.mask_lm import MaskLMReader
 from paddlepalm.reader.match import MatchReader
 from paddlepalm.reader.mrc import MRCReader
 from paddlepalm.reader.seq_label import SequenceLabelReader
 
-__all__ = ["Reader", "ClassifyReader", "MatchReader", "MRCReader", "SequenceLabelReader", "DataFormatError"]
+__all__ = ["Reader", "ClassifyReader", "MatchReader", "MRCReader", "SequenceLabelReader", "MaskLMReader",
+           "CorpusReader", "MaskedCorpusReader", "SentenceOrderReader", "DataFormatError"]

@@ -37,3 +37,34 @@ def build_vocab(texts: Iterable[str], min_freq: int = 1, lowercase: bool = False
 def write_vocab(tokens: List[str], path: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(tokens) + "\n")
+
+
+def build_char_vocab(texts: Iterable[str], max_size: int = 8000, min_freq: int = 1, lowercase: bool = True) -> List[str]:
+    """A character vocabulary for Chinese pretraining from streamed text (memory grows with
+    the number of distinct characters only): special tokens, then the characters seen at
+    least ``min_freq`` times, most frequent first, up to ``max_size`` entries. Non-CJK
+    characters also get their ``##`` form so that Latin words and digits split into
+    known pieces; a CJK character is always a word of its own for the tokenizer.
+    Characters left out become ``[UNK]`` (the corpus readers count them)."""
+    chars = collections.Counter()
+    splitter = BasicTokenizer(do_lower_case=lowercase)
+    for text in texts:
+        for word in splitter.tokenize(text):
+            chars.update(word)
+    vocab = list(SPECIAL_TOKENS)
+    seen = set(vocab)
+    for char, count in chars.most_common():
+        if count < min_freq or len(vocab) >= max_size:
+            break
+        forms = [char] if _is_cjk(char) else [char, "##" + char]
+        for token in forms:
+            if token not in seen and len(vocab) < max_size:
+                vocab.append(token)
+                seen.add(token)
+    return vocab
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
+            or 0xF900 <= code <= 0xFAFF or 0x2F800 <= code <= 0x2FA1F)
