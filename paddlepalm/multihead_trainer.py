@@ -12,7 +12,7 @@ from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.sampler import build_schedule, task_budgets
-from paddlepalm.trainer import Trainer, _cover_schedule, _load_strict, predict_batch, predict_task
+from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task, restore_checkpoint
 
 
 class MultiHeadTrainer:
@@ -146,18 +146,10 @@ class MultiHeadTrainer:
         return report
 
     def load_ckpt(self, model_path: str) -> None:
-        state = checkpoint.load_model_state(model_path)
-        if self.model is not None:
-            _load_strict(self.model, state, model_path)
-            if self.optimizer is not None:
-                checkpoint.restore_optimizer_state(self.model, self.optimizer, model_path)
-            progress = checkpoint.load_trainer_state(model_path)
-            for trainer in self.trainers:
-                trainer._restore_progress(progress)
-            self._global_step = progress.get("global_step", 0)
-        if self.pred_model is not None:
-            _load_strict(self.pred_model, state, model_path)
-        log(f"loaded checkpoint {model_path}")
+        """Resume training (model, optimizer, counters, schedule position) and/or load the prediction model."""
+        step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, self.trainers)
+        if step is not None:
+            self._global_step = step
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         return {"global_step": step, "seed": self.seed,

@@ -158,17 +158,9 @@ class Trainer:
 
     def load_ckpt(self, model_path: str) -> None:
         """Resume training (model, optimizer, counters) and/or load the prediction model."""
-        state = checkpoint.load_model_state(model_path)
-        if self.model is not None:
-            _load_strict(self.model, state, model_path)
-            if self.optimizer is not None:
-                checkpoint.restore_optimizer_state(self.model, self.optimizer, model_path)
-            self._restore_progress(checkpoint.load_trainer_state(model_path))
-        if self.pred_model is not None:
-            _load_strict(self.pred_model, state, model_path)
-        if self.model is None and self.pred_model is None:
-            raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
-        log(f"loaded checkpoint {model_path}")
+        step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, [self])
+        if step is not None:
+            self._global_step = step
 
     def load_predict_model(self, model_path: str) -> None:
         if self.pred_model is None:
@@ -188,7 +180,6 @@ class Trainer:
             self._epoch = task["epoch"]
             self._batch_in_epoch = task["batch_in_epoch"]
             self._batches = None
-        self._global_step = state.get("global_step", self._global_step)
 
     # ------------------------------------------------------------------ training
     def _next_train_batch(self) -> Dict[str, np.ndarray]:
@@ -280,6 +271,29 @@ class Trainer:
     @property
     def steps_pur_epoch(self) -> int:
         return self.train_reader.steps_per_epoch if self.train_reader else 0
+
+
+def restore_checkpoint(path: str, model: Optional[MultiTaskModel], optimizer, pred_model: Optional[MultiTaskModel],
+                       trainers) -> Optional[int]:
+    """Load ``path`` into the training model (with optimizer state and each task's data
+    position) and/or the prediction model; returns the checkpoint's global step when the
+    training state was restored."""
+    if model is None and pred_model is None:
+        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+    state = checkpoint.load_model_state(path)
+    step = None
+    if model is not None:
+        _load_strict(model, state, path)
+        if optimizer is not None:
+            checkpoint.restore_optimizer_state(model, optimizer, path)
+        progress = checkpoint.load_trainer_state(path)
+        for trainer in trainers:
+            trainer._restore_progress(progress)
+        step = int(progress.get("global_step", 0))
+    if pred_model is not None:
+        _load_strict(pred_model, state, path)
+    log(f"loaded checkpoint {path}")
+    return step
 
 
 def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:
