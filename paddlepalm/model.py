@@ -22,13 +22,16 @@ class MultiTaskModel(nn.Layer):
         self.backbone = backbone
         self.heads = nn.LayerDict(dict(heads))
         self.head_aliases = dict(head_aliases or {})
+        for task in heads:
+            backbone.add_task(task)
 
     def head_of(self, task: str) -> Head:
         return self.heads[self.head_aliases.get(task, task)]
 
     def forward(self, task: str, batch: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
-        backbone_outputs = self.backbone(batch)
-        return self.head_of(task)(batch, backbone_outputs)
+        head_task = self.head_aliases.get(task, task)
+        backbone_outputs = self.backbone.task_outputs(head_task, self.backbone(batch))
+        return self.heads[head_task](batch, backbone_outputs)
 
 
 def to_tensors(batch: Mapping[str, np.ndarray]) -> Dict[str, paddle.Tensor]:

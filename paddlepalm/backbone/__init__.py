@@ -1,5 +1,6 @@
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm.backbone.bert import BERT
+from paddlepalm.backbone.elmo import ELMo
 from paddlepalm.backbone.ernie import ERNIE
 
-__all__ = ["Backbone", "ERNIE", "BERT"]
+__all__ = ["Backbone", "ERNIE", "BERT", "ELMo"]
