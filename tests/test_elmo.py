@@ -276,3 +276,18 @@ def test_pretrain_example_checkpoint_loads_into_fine_tuning(tmp_path):
     report = trainer.load_pretrain(str(package / "ckpt"))
     assert len([n for n in report.loaded if n.startswith("lstm.")]) == 16
     assert "word_embedding.weight" in report.loaded and report.mismatched == []
+
+
+def test_compiled_bilstmp_matches_eager_and_trains():
+    paddle.seed(2)
+    eager = BiLSTMP(4, 6, 3, num_layers=2)
+    compiled = BiLSTMP(4, 6, 3, num_layers=2)
+    compiled.set_state_dict(eager.state_dict())
+    compiled.compile(time_bucket=8)
+    x, lengths = paddle.randn([2, 5, 4]), paddle.to_tensor([5, 2])
+    for (ef, eb), (cf, cb) in zip(eager(x, lengths), compiled(x, lengths)):
+        np.testing.assert_allclose(cf.numpy()[0], ef.numpy()[0], atol=1e-6)
+        np.testing.assert_allclose(cb.numpy()[1, :2], eb.numpy()[1, :2], atol=1e-6)
+    loss = sum(f.sum() + b.sum() for f, b in compiled(x, lengths))
+    loss.backward()
+    assert compiled.fw[0].recurrent_weight.grad is not None

@@ -38,6 +38,7 @@ def elmo_kwargs(config: Mapping[str, Any]) -> Dict[str, Any]:
         num_highway=int(config.get("num_highway", cnn.get("n_highway", 2))),
         scalar_mix_layer_norm=bool(config.get("scalar_mix_layer_norm", False)),
         frozen=bool(config.get("frozen", False)),
+        static_graph=bool(config.get("static_graph", False)),
     )
     if input_type == "word" and kwargs["vocab_size"] is None:
         raise KeyError(f"ELMo config with word input needs 'vocab_size'; got keys {sorted(config)}")
@@ -64,6 +65,10 @@ class ELMo(Backbone):
     (word input only); ``layer_outputs [K, B, L, 2P]`` (all layers, unmixed);
     ``lm_forward``/``lm_backward [B, L, P]`` (top layer of each direction, what the
     ``BiLM`` head predicts from).
+
+    ``static_graph=True`` runs the biLSTM as a ``paddle.jit.to_static`` graph (several
+    times faster per step on CPU, but each new batch shape costs a compilation of
+    seconds: for long training runs, see docs/benchmarks.md).
 
     ``frozen=True`` is the feature mode of Paddle ELMo's ``elmo_encoder``: the biLM
     runs without gradient and without dropout, only the scalar mixes learn, and
@@ -108,6 +113,8 @@ class ELMo(Backbone):
             self.char_cnn = CharCNN(self.projection_size, kw["char_dim"], kw["char_filters"], kw["num_highway"])
         self.lstm = BiLSTMP(self.projection_size, kw["cell_size"], self.projection_size, self.num_layers,
                             kw["cell_clip"], kw["proj_clip"], kw["residual"], kw["dropout"])
+        if kw["static_graph"]:
+            self.lstm.compile()
         self.scalar_mix = nn.LayerDict()
         if self.frozen:
             self.freeze()

@@ -19,6 +19,7 @@ its weights copy over without reordering. Cell states are clipped to
 ``[-cell_clip, cell_clip]`` and projections to ``[-proj_clip, proj_clip]``
 (0 disables a clip).
 """
+import warnings
 from typing import List, Tuple
 
 import paddle
@@ -79,6 +80,19 @@ class BiLSTMP(nn.Layer):
         self.fw = nn.LayerList([LSTMPCell(s, cell_size, projection_size) for s in sizes])
         self.bw = nn.LayerList([LSTMPCell(s, cell_size, projection_size) for s in sizes])
 
+    def compile(self, time_bucket: int = 8) -> "BiLSTMP":
+        """Run the layers as one static graph (``paddle.jit.to_static``, time loop unrolled).
+
+        A graph is built per (batch size, padded length); lengths are padded up to a
+        multiple of ``time_bucket`` to bound the number of graphs. Padding comes after
+        each sequence in both directions, so it does not change the outputs.
+        """
+        # dy2static warns once per traced tensor-creation op; nothing to act on
+        warnings.filterwarnings("ignore", message=r".*do not have 'place' interface for pir graph mode.*")
+        self.time_bucket = int(time_bucket)
+        self._static_stack = paddle.jit.to_static(self._stack, full_graph=True)
+        return self
+
     def forward(self, x: paddle.Tensor, lengths: paddle.Tensor) -> List[Tuple[paddle.Tensor, paddle.Tensor]]:
         """``x [B, T, in]``, ``lengths [B]`` -> per layer ``(forward [B,T,P], backward [B,T,P])``.
 
@@ -86,17 +100,30 @@ class BiLSTMP(nn.Layer):
         backward direction has read tokens ``t..len-1``.
         """
         inputs = paddle.stack([x, reverse_within_length(x, lengths)])  # [2, B, T, in]
+        steps = x.shape[1]
+        static = getattr(self, "_static_stack", None)
+        if static is None:
+            hidden = self._stack(inputs)
+        else:
+            pad = (-steps) % self.time_bucket
+            if pad:
+                inputs = paddle.concat([inputs, paddle.zeros([2, x.shape[0], pad, x.shape[2]], x.dtype)], axis=2)
+            hidden = static(inputs)[:, :, :, :steps]
+        return [(hidden[k, 0], reverse_within_length(hidden[k, 1], lengths)) for k in range(self.num_layers)]
+
+    def _stack(self, inputs: paddle.Tensor) -> paddle.Tensor:
+        """``[2, B, T, in]`` (backward direction already reversed) -> ``[layers, 2, B, T, P]``."""
         outputs = []
         for layer in range(self.num_layers):
             layer_input = inputs
-            if self.dropout and self.training:
+            if self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout)
             hidden = self._run_layer(layer_input, self.fw[layer], self.bw[layer])  # [2, B, T, P]
             if self.residual and layer > 0:
                 hidden = hidden + inputs
-            outputs.append((hidden[0], reverse_within_length(hidden[1], lengths)))
+            outputs.append(hidden)
             inputs = hidden
-        return outputs
+        return paddle.stack(outputs)
 
     def _clip(self, x: paddle.Tensor, bound: float) -> paddle.Tensor:
         return paddle.clip(x, -bound, bound) if bound > 0 else x
