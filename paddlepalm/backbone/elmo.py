@@ -88,6 +88,9 @@ class ELMo(Backbone):
         scalar_mix.<task>.weights [K], scalar_mix.<task>.gamma [1]   (Paddle ELMo: ELMo_w, ELMo_gamma)
 
     Gates are ordered (candidate, input, forget, output) as in ``dynamic_lstmp``.
+    One difference in the outputs, not the weights: like bilm-tf and AllenNLP we mix the
+    second layer *after* its residual connection; the released ``elmo_encoder`` mixed
+    the LSTM outputs before it.
     In the release the fluid ``lstmp_<n>`` are numbered in creation order:
     fw layer 1, fw layer 2, bw layer 1, bw layer 2.
     """
