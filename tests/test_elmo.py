@@ -8,6 +8,7 @@ import paddle
 import pytest
 
 import paddlepalm as palm
+from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.reader.elmo_chars import batch_to_char_ids, word_to_char_ids
 from paddlepalm.utils.lstmp import BiLSTMP
 from paddlepalm.utils.scalar_mix import ScalarMix
@@ -291,3 +292,18 @@ def test_compiled_bilstmp_matches_eager_and_trains():
     loss = sum(f.sum() + b.sum() for f, b in compiled(x, lengths))
     loss.backward()
     assert compiled.fw[0].recurrent_weight.grad is not None
+
+
+def test_shipped_elmo_package_loads():
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrain_models",
+                           "elmo-zh-tiny")
+    config = json.load(open(os.path.join(package, "elmo_config.json"), encoding="utf-8"))
+    vocab = palm.reader.WordTokenizer(os.path.join(package, "vocab.txt"), split="char")
+    assert len(vocab) == config["vocab_size"]
+    elmo = palm.backbone.ELMo.from_config(dict(config, frozen=True))
+    report = load_pretrained_backbone(elmo, os.path.join(package, "ckpt"))
+    assert not [n for n in report.missing if not n.startswith("scalar_mix.")] and not report.mismatched
+    ids = vocab.convert_tokens_to_ids(["<S>"] + vocab.tokenize("北京是中国的首都") + ["</S>"])
+    elmo.add_task("probe")
+    feats = elmo.features({"token_ids": paddle.to_tensor([ids]), "seq_lens": paddle.to_tensor([len(ids)])}, "probe")
+    assert feats.shape == [1, len(ids), elmo.hidden_size] and bool(paddle.isfinite(feats).all())
