@@ -4,8 +4,9 @@ character embedding, with or without frozen ELMo features concatenated to it.
     python examples/elmo-transfer/run.py                                   # generated sample, quick
     MKL_NUM_THREADS=1 python examples/elmo-transfer/run.py --data_root ../shared/data --seeds 1,2,3
 
-Data: Weibo NER (``<data_root>/weibo_ner/weiboNER.conll.{train,test}``, one
-character and its BIO tag per line, blank lines between sentences), converted to
+Data: Weibo NER, revised release (``<data_root>/weibo_ner/weiboNER_2nd_conll.{train,test}``:
+one character, its jieba-position digit and its BIO tag per line, blank lines
+between sentences; the original release has bytes that are not UTF-8), converted to
 PALM's sequence-labeling TSV. ELMo: the package written by
 ``examples/pretrain/elmo/run.py --save_to`` (default: the shipped
 ``pretrain_models/elmo-zh-tiny``), loaded with ``load_pretrained_backbone`` into an
@@ -38,21 +39,29 @@ from paddlepalm.reader.errors import DataFormatError  # noqa: E402
 
 
 # ------------------------------------------------------------------- data
-def read_conll(path):
-    """Sentences of ``(chars, tags)`` from a two-column CoNLL file."""
+def read_conll(path, strip_position=False):
+    """Sentences of ``(chars, tags)`` from a two-column CoNLL file.
+
+    ``strip_position`` drops the jieba-position digit that the revised Weibo files
+    append to every character (``科0<TAB>O``).
+    """
     sentences, chars, tags = [], [], []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(path, number, f"bytes are not valid UTF-8 (at byte {err.start})") from None
             if not line.strip():
                 if chars:
                     sentences.append((chars, tags))
                 chars, tags = [], []
                 continue
             fields = line.split()
-            if len(fields) != 2:
-                raise DataFormatError(path, number, f"expected 'character tag', got {line!r}")
-            chars.append(fields[0])
+            if len(fields) != 2 or (strip_position and (len(fields[0]) < 2 or not fields[0][-1].isdigit())):
+                raise DataFormatError(path, number, f"expected 'character{'<digit>' if strip_position else ''}"
+                                                    f"<TAB>tag', got {line!r}")
+            chars.append(fields[0][:-1] if strip_position else fields[0])
             tags.append(fields[1])
     if chars:
         sentences.append((chars, tags))
@@ -87,8 +96,8 @@ def prepare(args):
     os.makedirs(out, exist_ok=True)
     if args.data_root:
         folder = os.path.join(args.data_root, "weibo_ner")
-        train = read_conll(os.path.join(folder, "weiboNER.conll.train"))
-        test = read_conll(os.path.join(folder, "weiboNER.conll.test"))
+        train = read_conll(os.path.join(folder, "weiboNER_2nd_conll.train"), strip_position=True)
+        test = read_conll(os.path.join(folder, "weiboNER_2nd_conll.test"), strip_position=True)
     else:
         train, test = make_sample(random.Random(0))
     tags = sorted({t for _, ts in train + test for t in ts} - {"O"})
