@@ -164,6 +164,8 @@ def test_char_tokenizer_splits_chinese_per_character(tmp_path):
     corpus, _ = _corpus(tmp_path, ["我爱北京"])
     vocab = palm.reader.build_vocab_from_corpus(corpus, split="char")
     assert vocab[3:] == ["我", "爱", "北", "京"]
+    words = palm.reader.build_vocab_from_corpus(corpus, split="jieba")
+    assert "北京" in words and len(words) < 3 + 4  # jieba groups characters into words
 
 
 # ------------------------------------------------------- training with heads
