@@ -270,7 +270,7 @@ def test_pretrain_example_checkpoint_loads_into_fine_tuning(tmp_path):
     package = tmp_path / "pkg"
     summary = pretrain.main(["--work_dir", str(tmp_path / "work"), "--save_to", str(package), "--epochs", "0.4",
                              "--cell_size", "32", "--projection_size", "16", "--num_samples", "16",
-                             "--print_steps", "5", "--batch_size", "16"])
+                             "--print_steps", "5", "--batch_size", "16", "--dygraph"])
     assert summary["final_loss"] < summary["first_loss"]
     config = json.load(open(package / "elmo_config.json", encoding="utf-8"))
     elmo = palm.backbone.ELMo.from_config(config)
