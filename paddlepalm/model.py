@@ -22,14 +22,18 @@ class MultiTaskModel(nn.Layer):
         self.backbone = backbone
         self.heads = nn.LayerDict(dict(heads))
         self.head_aliases = dict(head_aliases or {})
+        for task in heads:
+            backbone.add_task(task)
 
     def head_of(self, task: str) -> Head:
         return self.heads[self.head_aliases.get(task, task)]
 
     def forward(self, task: str, batch: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
-        head = self.head_of(task)
+        head_task = self.head_aliases.get(task, task)
+        head = self.heads[head_task]
         batch = head.prepare_inputs(dict(batch), self.backbone)
-        return head(batch, self.backbone(batch))
+        backbone_outputs = self.backbone.task_outputs(head_task, self.backbone(batch))
+        return head(batch, backbone_outputs)
 
 
 def to_tensors(batch: Mapping[str, np.ndarray]) -> Dict[str, paddle.Tensor]:

@@ -2,6 +2,7 @@ from paddlepalm.backbone.albert import ALBERT
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm.backbone.bert import BERT
 from paddlepalm.backbone.electra import ELECTRA
+from paddlepalm.backbone.elmo import ELMo
 from paddlepalm.backbone.ernie import ERNIE
 
-__all__ = ["Backbone", "ERNIE", "BERT", "ALBERT", "ELECTRA"]
+__all__ = ["Backbone", "ERNIE", "BERT", "ALBERT", "ELECTRA", "ELMo"]

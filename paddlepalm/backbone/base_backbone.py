@@ -44,3 +44,12 @@ class Backbone(nn.Layer):
 
     def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
         raise NotImplementedError
+
+    # Per-task parts of a shared backbone (ELMo's scalar mix). MultiTaskModel calls
+    # add_task for every task when it is built and task_outputs after each forward.
+    def add_task(self, task: str) -> None:
+        """Create the parameters that belong to ``task`` (none by default)."""
+
+    def task_outputs(self, task: str, outputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        """The outputs ``task``'s head sees (the shared outputs by default)."""
+        return outputs

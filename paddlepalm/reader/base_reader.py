@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.tokenization import build_tokenizer
 
@@ -30,6 +31,7 @@ _TEXT_OUTPUTS = {
     "task_ids": ([-1, -1], "int64"),
     "seq_lens": ([-1], "int64"),
     "example_ids": ([-1], "int64"),
+    "char_ids": ([-1, -1, MAX_WORD_LENGTH], "int64"),  # ELMo characters; only when a backbone asks
 }
 
 
@@ -182,6 +184,8 @@ class Reader:
             "seq_lens": seq_lens,
             "example_ids": np.array([f["example_id"] for f in features], dtype="int64"),
         }
+        if self._registered is not None and "char_ids" in self._registered:
+            batch["char_ids"] = batch_to_char_ids([self._words(f) for f in features], width)
         if self._registered is not None:
             batch = {k: v for k, v in batch.items()
                      if k in self._registered or k in ("seq_lens", "example_ids")}
@@ -189,6 +193,10 @@ class Reader:
         return batch
 
     # ---------------------------------------------------------------- helpers
+    def _words(self, feature: Feature) -> List[str]:
+        """The tokens of a feature as strings (word-level tokenizers keep them; else from the ids)."""
+        return feature.get("tokens") or self.tokenizer.convert_ids_to_tokens(feature["token_ids"])
+
     def _encode_text(self, text_a: str, text_b: Optional[str] = None) -> Dict[str, List[int]]:
         """[CLS] a [SEP] (b [SEP]) ids and segments, truncated longest-first to ``max_len``."""
         tokens_a = self.tokenizer.tokenize(text_a)
@@ -204,4 +212,7 @@ class Reader:
         if text_b is not None:
             tokens += tokens_b + [self.tokenizer.sep_token]
             segments += [1] * (len(tokens_b) + 1)
-        return {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segments}
+        feature = {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segments}
+        if getattr(self.tokenizer, "is_word_level", False):
+            feature["tokens"] = tokens  # out-of-vocabulary words keep their characters (ELMo char input)
+        return feature

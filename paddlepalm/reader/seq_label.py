@@ -68,6 +68,8 @@ class SequenceLabelReader(Reader):
                 self.num_truncated += 1
             feature = {"token_ids": token_ids, "segment_ids": [0] * len(token_ids),
                        "word_starts": word_starts, "num_words": len(words), "example_id": len(features)}
+            if getattr(self.tokenizer, "is_word_level", False) and len(token_ids) == len(word_starts) + 2:
+                feature["tokens"] = [self.tokenizer.cls_token] + words[:len(word_starts)] + [self.tokenizer.sep_token]
             if tags is not None:
                 feature["labels"] = [self.label_map[t] for t in tags[:len(word_starts)]]
             features.append(feature)

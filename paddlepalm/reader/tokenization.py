@@ -5,18 +5,27 @@ import tempfile
 
 from paddlenlp.transformers import BertTokenizer
 
+from paddlepalm.reader.word_tokenizer import SPLITS, WordTokenizer
+
 _SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def build_tokenizer(vocab_path: str, kind: str = "wordpiece", lang: str = "en",
-                    do_lower_case: bool = False) -> BertTokenizer:
+                    do_lower_case: bool = False):
     """WordPiece tokenizer; with ``lang='cn'`` Chinese text is split per character.
 
     paddlenlp's basic tokenizer already splits CJK characters apart for every
-    ``lang``, which is what BERT/ERNIE Chinese vocabularies expect.
+    ``lang``, which is what BERT/ERNIE Chinese vocabularies expect. The kinds
+    ``'whitespace'``, ``'jieba'`` and ``'char'`` give a word-level
+    :class:`~paddlepalm.reader.word_tokenizer.WordTokenizer` over an ELMo-style
+    vocabulary (``<S>``, ``</S>``, ``<UNK>``).
     """
+    if kind in SPLITS:
+        if not os.path.isfile(vocab_path):
+            raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
+        return WordTokenizer(vocab_path, split=kind, lowercase=do_lower_case)
     if kind != "wordpiece":
-        raise ValueError(f"tokenizer must be 'wordpiece', got {kind!r}")
+        raise ValueError(f"tokenizer must be 'wordpiece' or one of {SPLITS}, got {kind!r}")
     if lang not in ("en", "cn", "zh"):
         raise ValueError(f"lang must be 'en' or 'cn', got {lang!r}")
     if not os.path.isfile(vocab_path):

@@ -1,0 +1,266 @@
+"""biLM training speed: paddlepalm's ELMo + BiLM head against plain PyTorch, in one run.
+
+    python bench/elmo_lm.py                     # issue shape: 2-layer biLSTM, cell 512, projection 256,
+                                                # vocab 20k, length 50, batch 64
+    python bench/elmo_lm.py --quick             # small shape for a quick check
+    python bench/elmo_lm.py --write docs/benchmarks.md   # also write the table into that file's ELMo section
+
+Every variant trains (forward, backward, Adam step) on the same random batches
+of full-length sentences; tokens/s counts input tokens (batch x length) per
+second, median over the timed steps after warm-up steps. Two figures per variant:
+per wall-clock second, and per CPU second of the process (all its threads),
+which stays meaningful when other jobs share the cores. PyTorch is an optional
+bench dependency: without it only the Paddle variants run.
+
+Variants:
+  paddle-ours-full      ELMo backbone (BiLSTMP: one GEMM for all input projections,
+                        both directions batched, fused gates) + BiLM head, full softmax
+  paddle-ours-sampled   the same with the sampled softmax (``--samples`` candidates)
+  paddle-ours-static-*  the same with the biLSTM compiled by paddle.jit.to_static
+                        (compilation happens in the warm-up steps, not timed)
+  paddle-nn.LSTM-full   paddle.nn.LSTM(proj_size=...) per direction, full softmax
+  torch-full            torch.nn.LSTM(proj_size=...) per direction, full softmax
+  torch-sampled         the same with the same sampled softmax as ours
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import paddlepalm as palm  # noqa: E402  (first: MKL settings before paddle loads)
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+
+SECTION = "## ELMo biLM training speed (bench/elmo_lm.py)"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="vocab 2000, cell 128, projection 64, length 20, batch 16")
+    p.add_argument("--vocab", type=int, default=20000)
+    p.add_argument("--cell", type=int, default=512)
+    p.add_argument("--proj", type=int, default=256)
+    p.add_argument("--length", type=int, default=50)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--samples", type=int, default=1024, help="sampled-softmax draws")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--variants", default="paddle-ours-full,paddle-ours-sampled,paddle-ours-static-full,"
+                                         "paddle-ours-static-sampled,paddle-nn.LSTM-full,torch-full,torch-sampled")
+    p.add_argument("--profile", action="store_true", help="time forward / loss / backward+update of our variants")
+    p.add_argument("--write", default=None, help="markdown file whose ELMo section receives the table")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.vocab, args.cell, args.proj, args.length, args.batch = 2000, 128, 64, 20, 16
+    return args
+
+
+def batches(args, n):
+    rng = np.random.RandomState(0)
+    return [rng.randint(3, args.vocab, size=(args.batch, args.length)).astype("int64") for _ in range(n)]
+
+
+def timed(step_fn, data, warmup):
+    """Median wall seconds and median CPU seconds (this process, all threads) per step."""
+    wall, cpu = [], []
+    for i, ids in enumerate(data):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        step_fn(ids)
+        if i >= warmup:
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+# ---------------------------------------------------------------- paddle
+def paddle_ours(args, samples: int, profile: dict = None, static: bool = False):
+    paddle.seed(0)
+    config = {"input_type": "word", "vocab_size": args.vocab, "cell_size": args.cell, "projection_size": args.proj,
+              "dropout": 0.0, "static_graph": static}
+    backbone = palm.backbone.ELMo.from_config(config)
+    head = palm.head.BiLM(args.vocab, args.proj, num_samples=samples)
+    params = backbone.parameters() + head.parameters()
+    opt = paddle.optimizer.Adam(1e-3, parameters=params)
+    lengths = paddle.full([args.batch], args.length, dtype="int64")
+
+    def step(ids):
+        t0 = time.perf_counter()
+        inputs = {"token_ids": paddle.to_tensor(ids), "seq_lens": lengths}
+        outputs = backbone(inputs)
+        t1 = time.perf_counter()
+        loss = head(inputs, outputs)["loss"]
+        float(loss)
+        t2 = time.perf_counter()
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        t3 = time.perf_counter()
+        if profile is not None:
+            for key, value in (("forward (embedding + biLSTM)", t1 - t0), ("softmax loss", t2 - t1),
+                               ("backward + Adam", t3 - t2)):
+                profile.setdefault(key, []).append(value)
+    return step
+
+
+def paddle_nn_lstm(args):
+    paddle.seed(0)
+    from paddle import nn
+
+    class Model(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(args.vocab, args.proj)
+            self.fw = nn.LSTM(args.proj, args.cell, num_layers=2, proj_size=args.proj)
+            self.bw = nn.LSTM(args.proj, args.cell, num_layers=2, proj_size=args.proj)
+            self.out = nn.Linear(args.proj, args.vocab)
+
+        def forward(self, ids):
+            x = self.embedding(ids)
+            fw, _ = self.fw(x)
+            bw, _ = self.bw(paddle.flip(x, [1]))
+            bw = paddle.flip(bw, [1])
+            fw_loss = nn.functional.cross_entropy(self.out(fw[:, :-1]), ids[:, 1:].unsqueeze(-1))
+            bw_loss = nn.functional.cross_entropy(self.out(bw[:, 1:]), ids[:, :-1].unsqueeze(-1))
+            return (fw_loss + bw_loss) / 2
+
+    model = Model()
+    opt = paddle.optimizer.Adam(1e-3, parameters=model.parameters())
+
+    def step(ids):
+        loss = model(paddle.to_tensor(ids))
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+    return step
+
+
+# ----------------------------------------------------------------- torch
+def torch_bilm(args, samples: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(int(os.environ.get("MKL_NUM_THREADS", "2")))
+    zipf = np.log((np.arange(args.vocab) + 2) / (np.arange(args.vocab) + 1)) / np.log(args.vocab + 1)
+    zipf_t = torch.tensor(zipf, dtype=torch.float32)
+    rng = np.random.RandomState(0)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(args.vocab, args.proj)
+            self.fw = nn.LSTM(args.proj, args.cell, num_layers=2, proj_size=args.proj, batch_first=True)
+            self.bw = nn.LSTM(args.proj, args.cell, num_layers=2, proj_size=args.proj, batch_first=True)
+            self.out = nn.Linear(args.proj, args.vocab)
+
+        def loss(self, hidden, targets):
+            hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+            if not samples:
+                return nn.functional.cross_entropy(self.out(hidden), targets)
+            draws = np.floor(np.exp(rng.uniform(0, np.log(args.vocab + 1), samples))) - 1
+            sampled = torch.tensor(np.unique(np.clip(draws, 0, args.vocab - 1)).astype("int64"))
+
+            def log_q(ids):
+                return torch.log(-torch.expm1(samples * torch.log1p(-zipf_t[ids])))
+            w, b = self.out.weight, self.out.bias
+            true = (hidden * w[targets]).sum(-1) + b[targets] - log_q(targets)
+            logits = hidden @ w[sampled].T + b[sampled] - log_q(sampled)
+            logits = logits.masked_fill(targets[:, None] == sampled[None, :], -1e9)
+            full = torch.cat([true[:, None], logits], 1)
+            return nn.functional.cross_entropy(full, torch.zeros(len(targets), dtype=torch.long))
+
+        def forward(self, ids):
+            x = self.embedding(ids)
+            fw, _ = self.fw(x)
+            bw, _ = self.bw(torch.flip(x, [1]))
+            bw = torch.flip(bw, [1])
+            return (self.loss(fw[:, :-1], ids[:, 1:]) + self.loss(bw[:, 1:], ids[:, :-1])) / 2
+
+    model = Model()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step(ids):
+        loss = model(torch.from_numpy(ids))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+# ------------------------------------------------------------------ main
+def build(name, args, profile):
+    if name == "paddle-ours-full":
+        return paddle_ours(args, 0, profile.setdefault(name, {}) if args.profile else None)
+    if name == "paddle-ours-sampled":
+        return paddle_ours(args, args.samples, profile.setdefault(name, {}) if args.profile else None)
+    if name == "paddle-ours-static-full":
+        return paddle_ours(args, 0, profile.setdefault(name, {}) if args.profile else None, static=True)
+    if name == "paddle-ours-static-sampled":
+        return paddle_ours(args, args.samples, profile.setdefault(name, {}) if args.profile else None, static=True)
+    if name == "paddle-nn.LSTM-full":
+        return paddle_nn_lstm(args)
+    if name == "torch-full":
+        return torch_bilm(args, 0)
+    if name == "torch-sampled":
+        return torch_bilm(args, args.samples)
+    raise ValueError(f"unknown variant {name}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    data = batches(args, args.warmup + args.steps)
+    results, profile = {}, {}
+    for name in args.variants.split(","):
+        try:
+            step = build(name, args, profile)
+        except ImportError as err:
+            print(f"{name}: skipped ({err})", flush=True)
+            continue
+        wall, cpu = timed(step, data, args.warmup)
+        tokens = args.batch * args.length
+        results[name] = (tokens / wall, tokens / cpu)
+        print(f"{name}: {tokens / wall:.0f} tokens/s wall, {tokens / cpu:.0f} tokens per CPU-second", flush=True)
+    table = report(args, results, profile, " ".join(["python bench/elmo_lm.py"] + (argv or sys.argv[1:])))
+    print(table)
+    if args.write:
+        write_section(args.write, table)
+    return results
+
+
+def report(args, results, profile, command):
+    env = f"MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')} MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE')}"
+    lines = [f"Shape: 2-layer biLSTM LM, cell {args.cell}, projection {args.proj}, vocab {args.vocab}, "
+             f"length {args.length}, batch {args.batch}; sampled softmax {args.samples} draws; {env}.",
+             f"Command: `{env} {command}`", "",
+             "| variant | tokens/s (wall) | tokens per CPU-s | vs torch-full (wall) | vs torch-full (CPU) |",
+             "|---|---:|---:|---:|---:|"]
+    base = results.get("torch-full")
+    for name, (wall, cpu) in results.items():
+        ratios = [f"{v / b:.2f}x" for v, b in zip((wall, cpu), base)] if base else ["n/a", "n/a"]
+        lines.append(f"| {name} | {wall:.0f} | {cpu:.0f} | {ratios[0]} | {ratios[1]} |")
+    for name, parts in profile.items():
+        if parts:
+            total = sum(statistics.median(v[args.warmup:] or v) for v in parts.values())
+            text = ", ".join(f"{k} {statistics.median(v[args.warmup:] or v):.3f}s "
+                             f"({100 * statistics.median(v[args.warmup:] or v) / total:.0f}%)"
+                             for k, v in parts.items())
+            lines.append(f"\nProfile of {name} per step: {text}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, table):
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    body = f"{SECTION}\n\n{table}"
+    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(lambda _: body.rstrip("\n"), text) if SECTION in text else text + ("\n" if text else "") + body
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""ELMo backbone: a character- or word-input bidirectional LSTMP language model
+whose layers are mixed per task with learned scalar weights.
+"""
+from typing import Any, Dict, Mapping, Optional
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+from paddlepalm.backbone.base_backbone import Attrs, Backbone
+from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH
+from paddlepalm.utils.char_cnn import ELMO_FILTERS, CharCNN
+from paddlepalm.utils.lstmp import BiLSTMP
+from paddlepalm.utils.scalar_mix import ScalarMix
+
+# The released Paddle Chinese ELMo (baike): word input, 4096 cells, 512 projection.
+PADDLE_ELMO_ZH = {"input_type": "word", "vocab_size": 52445, "cell_size": 4096, "projection_size": 512,
+                  "num_layers": 2, "cell_clip": 3.0, "proj_clip": 3.0, "residual": True}
+
+
+def elmo_kwargs(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Our flat keys, or the nested ``lstm``/``char_cnn`` keys of a bilm-tf ``options.json``."""
+    lstm = config.get("lstm", {})
+    cnn = config.get("char_cnn", {})
+    input_type = config.get("input_type", "char" if cnn else "word")
+    kwargs = dict(
+        input_type=input_type,
+        vocab_size=config.get("vocab_size", config.get("n_tokens_vocab")),
+        cell_size=int(config.get("cell_size", lstm.get("dim", 4096))),
+        projection_size=int(config.get("projection_size", lstm.get("projection_dim", 512))),
+        num_layers=int(config.get("num_layers", lstm.get("n_layers", 2))),
+        cell_clip=float(config.get("cell_clip", lstm.get("cell_clip", 3.0))),
+        proj_clip=float(config.get("proj_clip", lstm.get("proj_clip", 3.0))),
+        residual=bool(config.get("residual", lstm.get("use_skip_connections", True))),
+        dropout=float(config.get("dropout", 0.1)),
+        char_dim=int(config.get("char_embedding_dim", cnn.get("embedding", {}).get("dim", 16))),
+        char_filters=[tuple(f) for f in config.get("char_filters", cnn.get("filters", ELMO_FILTERS))],
+        num_highway=int(config.get("num_highway", cnn.get("n_highway", 2))),
+        scalar_mix_layer_norm=bool(config.get("scalar_mix_layer_norm", False)),
+        frozen=bool(config.get("frozen", False)),
+        static_graph=bool(config.get("static_graph", False)),
+    )
+    if input_type == "word" and kwargs["vocab_size"] is None:
+        raise KeyError(f"ELMo config with word input needs 'vocab_size'; got keys {sorted(config)}")
+    return kwargs
+
+
+class ELMo(Backbone):
+    """ELMo (Peters et al. 2018) on Paddle 3.
+
+    Inputs (reader arrays): ``token_ids [B, L]`` (word input) or ``char_ids [B, L, 50]``
+    (character input, AllenNLP's scheme, see :mod:`paddlepalm.reader.elmo_chars`),
+    and ``seq_lens [B]``. Sentences are ``<S> w1 .. wn </S>`` (the readers add the markers).
+
+    Layers: a token layer (word embedding, or character CNN + 2 highway + projection),
+    then ``num_layers`` LSTMP layers per direction with cell/projection clipping
+    and a residual connection from the second layer on (:class:`BiLSTMP`).
+    Layer ``k`` of the mix is ``[fw_k ; bw_k]`` (2P wide); the token layer is
+    ``[x ; x]``, so the token dimension equals the projection size.
+
+    Outputs: ``encoder_outputs [B, L, 2P]`` = ``gamma * sum_k softmax(w)_k * h_k`` with a
+    separate ``(w, gamma)`` per task (``scalar_mix.<task>``, optional layer norm);
+    ``sentence_embedding [B, 2P]`` (masked mean of ``encoder_outputs``);
+    ``word_embedding [B, L, P]`` (the token layer); ``embedding_table [V, P]``
+    (word input only); ``layer_outputs [K, B, L, 2P]`` (all layers, unmixed);
+    ``lm_forward``/``lm_backward [B, L, P]`` (top layer of each direction, what the
+    ``BiLM`` head predicts from).
+
+    ``static_graph=True`` runs the biLSTM as a ``paddle.jit.to_static`` graph (several
+    times faster per step on CPU, but each new batch shape costs a compilation of
+    seconds: for long training runs, see docs/benchmarks.md).
+
+    ``frozen=True`` is the feature mode of Paddle ELMo's ``elmo_encoder``: the biLM
+    runs without gradient and without dropout, only the scalar mixes learn, and
+    :meth:`features` gives a mix to concatenate with a task's own embeddings.
+
+    Parameter names (stable, for loading released checkpoints)::
+
+        word_embedding.weight                 [V, P]           (Paddle ELMo: embedding_para)
+        char_cnn.char_embedding.weight        [262, char_dim]  (char input)
+        char_cnn.convs.<i>.weight / .bias     Conv1D per filter width
+        char_cnn.highway.layers.<i>.weight    [D, 2D]  (.bias [2D]; first half transform, second gate)
+        char_cnn.projection.weight / .bias    [D, P]
+        lstm.<fw|bw>.<layer>.input_weight      [in, 4H]  (Paddle ELMo: <fw|bw>_layer<layer+1>_gate_w)
+        lstm.<fw|bw>.<layer>.recurrent_weight  [P, 4H]   (dynamic_lstmp w_0)
+        lstm.<fw|bw>.<layer>.bias              [4H]      (dynamic_lstmp b_0, reshaped from [1, 4H])
+        lstm.<fw|bw>.<layer>.projection_weight [H, P]    (dynamic_lstmp w_1)
+        scalar_mix.<task>.weights [K], scalar_mix.<task>.gamma [1]   (Paddle ELMo: ELMo_w, ELMo_gamma)
+
+    Gates are ordered (candidate, input, forget, output) as in ``dynamic_lstmp``.
+    One difference in the outputs, not the weights: like bilm-tf and AllenNLP we mix the
+    second layer *after* its residual connection; the released ``elmo_encoder`` mixed
+    the LSTM outputs before it.
+    In the release the fluid ``lstmp_<n>`` are numbered in creation order:
+    fw layer 1, fw layer 2, bw layer 1, bw layer 2.
+    """
+
+    kind = "elmo"
+
+    def __init__(self, config: Mapping[str, Any], phase: str = "train"):
+        super().__init__(phase)
+        self.config = dict(config)
+        kw = elmo_kwargs(config)
+        self.input_type = kw["input_type"]
+        if self.input_type not in ("word", "char"):
+            raise ValueError(f"input_type must be 'word' or 'char', got {self.input_type!r}")
+        self.projection_size = kw["projection_size"]
+        self.num_layers = kw["num_layers"]
+        self.frozen = kw["frozen"]
+        self.dropout = kw["dropout"]
+        self.scalar_mix_layer_norm = kw["scalar_mix_layer_norm"]
+        if self.input_type == "word":
+            self.word_embedding = nn.Embedding(int(kw["vocab_size"]), self.projection_size, weight_attr=paddle.ParamAttr(
+                initializer=nn.initializer.Normal(std=0.1)))
+        else:
+            self.char_cnn = CharCNN(self.projection_size, kw["char_dim"], kw["char_filters"], kw["num_highway"])
+        self.lstm = BiLSTMP(self.projection_size, kw["cell_size"], self.projection_size, self.num_layers,
+                            kw["cell_clip"], kw["proj_clip"], kw["residual"], kw["dropout"])
+        if kw["static_graph"]:
+            self.lstm.compile()
+        self.scalar_mix = nn.LayerDict()
+        if self.frozen:
+            self.freeze()
+        if phase != "train":
+            self.eval()
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of ``encoder_outputs`` (both directions)."""
+        return 2 * self.projection_size
+
+    def freeze(self) -> None:
+        """Stop training the biLM (feature mode); the per-task scalar mixes still learn."""
+        self.frozen = True
+        for name, param in self.named_parameters():
+            if not name.startswith("scalar_mix."):
+                param.stop_gradient = True
+
+    # ------------------------------------------------------------------ tasks
+    def add_task(self, task: str) -> None:
+        if task not in self.scalar_mix:
+            self.scalar_mix[task] = ScalarMix(self.num_layers + 1, self.scalar_mix_layer_norm)
+
+    def task_outputs(self, task: str, outputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        self.add_task(task)
+        mixed = self.scalar_mix[task](outputs["layer_outputs"], outputs["_mask"])
+        return dict(outputs, encoder_outputs=mixed, sentence_embedding=_masked_mean(mixed, outputs["_mask"]))
+
+    # ------------------------------------------------------------------ attrs
+    @property
+    def inputs_attr(self) -> Attrs:
+        attrs: Attrs = {"seq_lens": ([-1], "int64")}
+        if self.input_type == "word":
+            attrs["token_ids"] = ([-1, -1], "int64")
+        else:
+            attrs["char_ids"] = ([-1, -1, MAX_WORD_LENGTH], "int64")
+        return attrs
+
+    @property
+    def outputs_attr(self) -> Attrs:
+        width = 2 * self.projection_size
+        attrs: Attrs = {
+            "word_embedding": ([-1, -1, self.projection_size], "float32"),
+            "encoder_outputs": ([-1, -1, width], "float32"),
+            "sentence_embedding": ([-1, width], "float32"),
+            "layer_outputs": ([self.num_layers + 1, -1, -1, width], "float32"),
+            "lm_forward": ([-1, -1, self.projection_size], "float32"),
+            "lm_backward": ([-1, -1, self.projection_size], "float32"),
+        }
+        if self.input_type == "word":
+            attrs["embedding_table"] = ([-1, self.projection_size], "float32")
+        return attrs
+
+    # ---------------------------------------------------------------- forward
+    def embed_tokens(self, inputs: Mapping[str, paddle.Tensor]) -> paddle.Tensor:
+        if self.input_type == "word":
+            return self.word_embedding(inputs["token_ids"])
+        return self.char_cnn(inputs["char_ids"])
+
+    def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        if self.frozen:
+            was_training = self.training
+            self.eval()
+            with paddle.no_grad():
+                outputs = self._encode(inputs)
+            self.train(was_training)
+            return outputs
+        return self._encode(inputs)
+
+    def _encode(self, inputs: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+        tokens = self.embed_tokens(inputs)  # [B, L, P]
+        lengths = inputs["seq_lens"]
+        mask = (paddle.arange(tokens.shape[1], dtype="int64").unsqueeze(0) < lengths.unsqueeze(1)).astype(tokens.dtype)
+        layers = [paddle.concat([tokens, tokens], axis=-1)]
+        lstm_outputs = self.lstm(tokens, lengths)
+        for fw, bw in lstm_outputs:
+            layers.append(paddle.concat([fw, bw], axis=-1))
+        stacked = paddle.stack(layers) * mask.unsqueeze(0).unsqueeze(-1)  # [K, B, L, 2P]
+        top_fw, top_bw = lstm_outputs[-1]
+        if self.dropout and self.training:
+            top_fw, top_bw = F.dropout(top_fw, self.dropout), F.dropout(top_bw, self.dropout)
+        mean_mix = stacked.mean(axis=0)  # task-independent default (equal weights, gamma 1)
+        outputs = {
+            "word_embedding": tokens,
+            "layer_outputs": stacked,
+            "encoder_outputs": mean_mix,
+            "sentence_embedding": _masked_mean(mean_mix, mask),
+            "lm_forward": top_fw,
+            "lm_backward": top_bw,
+            "_mask": mask,
+        }
+        if self.input_type == "word":
+            outputs["embedding_table"] = self.word_embedding.weight
+        return outputs
+
+    def features(self, inputs: Mapping[str, paddle.Tensor], task: str) -> paddle.Tensor:
+        """``task``'s ELMo vectors ``[B, L, 2P]``, to concatenate with a model's own embeddings."""
+        return self.task_outputs(task, self(dict(inputs)))["encoder_outputs"]
+
+
+def _masked_mean(x: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle.Tensor:
+    m = mask.unsqueeze(-1)
+    return (x * m).sum(axis=1) / paddle.clip(m.sum(axis=1), min=1.0)

@@ -1,0 +1,95 @@
+"""Word-level tokenization over an ELMo-style vocabulary (``<S>``, ``</S>``, ``<UNK>``).
+
+A vocabulary file has one token per line (an optional ``<TAB>count`` after it is
+ignored); ``<S>``, ``</S>`` and ``<UNK>`` must be in it. How text is split:
+
+* ``'whitespace'``: on runs of whitespace (text already segmented, like the
+  released Paddle ELMo's corpus);
+* ``'jieba'``: raw Chinese segmented with jieba;
+* ``'char'``: every non-space character is a token (Chinese character-level LM,
+  which lines up with character-tagged NER sets).
+
+The tokenizer has the attributes the readers use (``vocab``, ``cls_token``,
+``sep_token``, ``pad_token``, ``unk_token``, ``tokenize``,
+``convert_tokens_to_ids``), so ``ClassifyReader``/``SequenceLabelReader`` work
+with it unchanged: ``<S>`` plays ``[CLS]`` and ``</S>`` plays ``[SEP]``.
+"""
+import collections
+from typing import Dict, Iterable, List, Optional
+
+BOS, EOS, UNK, PAD = "<S>", "</S>", "<UNK>", "<PAD>"
+SPECIAL_TOKENS = [BOS, EOS, UNK]
+SPLITS = ("whitespace", "jieba", "char")
+
+
+def split_text(text: str, split: str, lowercase: bool = False) -> List[str]:
+    if lowercase:
+        text = text.lower()
+    if split == "whitespace":
+        return text.split()
+    if split == "char":
+        return [c for c in text if not c.isspace()]
+    if split == "jieba":
+        import jieba
+
+        return [w for w in jieba.lcut(text) if w.strip()]
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+class WordTokenizer:
+    is_word_level = True
+    cls_token, sep_token, unk_token = BOS, EOS, UNK
+
+    def __init__(self, vocab_path: str, split: str = "whitespace", lowercase: bool = False):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.split, self.lowercase = split, lowercase
+        self.vocab: Dict[str, int] = {}
+        with open(vocab_path, encoding="utf-8") as f:
+            for line in f:
+                token = line.rstrip("\n").split("\t")[0]
+                if token and token not in self.vocab:
+                    self.vocab[token] = len(self.vocab)
+        missing = [t for t in SPECIAL_TOKENS if t not in self.vocab]
+        if missing:
+            raise ValueError(f"{vocab_path}: word vocabulary lacks special tokens {missing}")
+        self.ids_to_tokens = list(self.vocab)
+        # padded positions are masked; without a <PAD> entry they carry the </S> id
+        self.pad_token = PAD if PAD in self.vocab else EOS
+        self.unk_id = self.vocab[UNK]
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, text: str) -> List[str]:
+        return split_text(text, self.split, self.lowercase)
+
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
+        return [self.vocab.get(t, self.unk_id) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
+        return [self.ids_to_tokens[int(i)] for i in ids]
+
+
+def build_word_vocab(sentences: Iterable[List[str]], min_freq: int = 1, max_size: Optional[int] = None) -> List[str]:
+    """``<S>``, ``</S>``, ``<UNK>``, then words by falling frequency (ties: first seen).
+
+    Frequency order matters: the sampled softmax draws ids from a log-uniform
+    (Zipf) distribution that assumes frequent words have small ids. Memory grows
+    with the number of distinct words, not with the corpus length.
+    """
+    counts = collections.Counter()
+    for words in sentences:
+        counts.update(words)
+    vocab = list(SPECIAL_TOKENS)
+    for word, count in counts.most_common():
+        if count < min_freq or (max_size is not None and len(vocab) >= max_size):
+            break
+        if word not in SPECIAL_TOKENS:
+            vocab.append(word)
+    return vocab
+
+
+def write_word_vocab(tokens: List[str], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
