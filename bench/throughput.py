@@ -6,7 +6,9 @@
 Both runs train ``Classify`` on the same intent file with the same backbone
 config and batch size; the multi-task run has two such tasks (so its step does
 the same work), sampled 1:1. Runs alternate (single, multi, single, ...) and the
-ratio of the median step times is written to docs/benchmarks.md.
+ratio of the median step times is written to docs/benchmarks.md. Step time is
+measured as process CPU time (robust when other jobs share the machine) and as
+wall time; run with ``MKL_NUM_THREADS=1`` for the steadiest CPU-time figure.
 """
 import argparse
 import os
@@ -46,9 +48,7 @@ def run_single(data, cfg, classes, batch_size, steps):
     model = trainer.build_forward(palm.backbone.ERNIE.from_config(cfg), palm.head.Classify(classes, cfg["hidden_size"], 0.1))
     trainer.build_backward(palm.optimizer.Adam(model, 1e-4))
     trainer.fit_reader(r)
-    start = time.perf_counter()
-    trainer.train(print_steps=0)
-    return (time.perf_counter() - start) / trainer.cur_train_step, trainer.cur_train_step
+    return timed(trainer.train, trainer_steps=lambda: trainer.cur_train_step)
 
 
 def run_multi(data, cfg, classes, batch_size, steps):
@@ -62,9 +62,15 @@ def run_multi(data, cfg, classes, batch_size, steps):
     multi.build_backward(palm.optimizer.Adam(model, 1e-4))
     readers = [reader(data, batch_size, None) for _ in trainers]
     multi.fit_readers_with_mixratio(readers, "intent_a", steps / 2 / readers[0].steps_per_epoch)
-    start = time.perf_counter()
-    multi.train(print_steps=0)
-    return (time.perf_counter() - start) / multi.overall_train_steps, multi.overall_train_steps
+    return timed(multi.train, trainer_steps=lambda: multi.overall_train_steps)
+
+
+def timed(train, trainer_steps):
+    """(CPU seconds per step, wall seconds per step, steps) of ``train(print_steps=0)``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    train(print_steps=0)
+    steps = trainer_steps()
+    return (time.process_time() - cpu) / steps, (time.perf_counter() - wall) / steps, steps
 
 
 def main():
@@ -83,15 +89,16 @@ def main():
     run_single(data, cfg, sizes["intent_classes"], args.batch_size, 10)  # warm-up
     single, multi = [], []
     for rep in range(args.repeats):
-        s, n_s = run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)
-        m, n_m = run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)
-        single.append(s)
-        multi.append(m)
-        print(f"repeat {rep}: single {args.batch_size / s:.1f} samples/s ({n_s} steps), "
-              f"multi {args.batch_size / m:.1f} samples/s ({n_m} steps), ratio {m / s:.3f}", flush=True)
-    s, m = statistics.median(single), statistics.median(multi)
+        single.append(run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps))
+        multi.append(run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps))
+        (s_cpu, s_wall, n_s), (m_cpu, m_wall, n_m) = single[-1], multi[-1]
+        print(f"repeat {rep}: CPU ms/step single {1000 * s_cpu:.1f} ({n_s} steps), multi {1000 * m_cpu:.1f} "
+              f"({n_m} steps), ratio {m_cpu / s_cpu:.3f}; wall ratio {m_wall / s_wall:.3f}", flush=True)
+    s, m = statistics.median(r[0] for r in single), statistics.median(r[0] for r in multi)
+    s_wall, m_wall = statistics.median(r[1] for r in single), statistics.median(r[1] for r in multi)
     data_name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "generated sample"
-    cmd = "python bench/throughput.py" + (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
+    threads = os.environ.get("MKL_NUM_THREADS", "")
+    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py" + (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
         f" --steps {args.steps} --repeats {args.repeats}"
     body = f"""Command: `{cmd}`
 
@@ -99,12 +106,12 @@ Machine: {machine()}
 
 Small ERNIE (hidden 256, 4 layers, 4 heads), Classify on the {data_name} intents, batch {args.batch_size}, {args.steps} steps per run, {args.repeats} alternating repeats (median step time).
 
-| trainer | samples/s | step time (ms) |
-|---|---|---|
-| `Trainer` (one task) | {args.batch_size / s:.1f} | {1000 * s:.1f} |
-| `MultiHeadTrainer` (two tasks, 1:1) | {args.batch_size / m:.1f} | {1000 * m:.1f} |
+| trainer | samples per CPU-second | CPU ms/step | wall ms/step |
+|---|---|---|---|
+| `Trainer` (one task) | {args.batch_size / s:.1f} | {1000 * s:.1f} | {1000 * s_wall:.1f} |
+| `MultiHeadTrainer` (two tasks, 1:1) | {args.batch_size / m:.1f} | {1000 * m:.1f} | {1000 * m_wall:.1f} |
 
-Multi-task / single-task step time: **{m / s:.3f}x** (target: at most 1.05x). Per-repeat ratios: {', '.join(f'{b / a:.3f}' for a, b in zip(single, multi))}.
+Multi-task / single-task step CPU time: **{m / s:.3f}x** (target: at most 1.05x); wall time {m_wall / s_wall:.3f}x. Per-repeat CPU-time ratios: {', '.join(f'{b[0] / a[0]:.3f}' for a, b in zip(single, multi))}.
 """
     print(body)
     if not args.no_write:

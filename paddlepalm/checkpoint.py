@@ -28,12 +28,17 @@ DONE_FILE = "DONE"
 
 
 def save_checkpoint(directory: str, model: nn.Layer, optimizer: Optional[paddle.optimizer.Optimizer] = None,
-                    state: Optional[Dict[str, Any]] = None) -> str:
+                    state: Optional[Dict[str, Any]] = None, extra: Optional[Dict[str, Any]] = None,
+                    weights: Optional[Dict[str, Any]] = None) -> str:
+    """Write ``directory`` atomically. ``weights`` replaces ``model.state_dict()`` (EMA
+    weights); ``extra`` maps more file names to objects to save (EMA state)."""
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
     try:
-        paddle.save(model.state_dict(), os.path.join(tmp, MODEL_FILE))
+        paddle.save(model.state_dict() if weights is None else weights, os.path.join(tmp, MODEL_FILE))
+        for name, obj in (extra or {}).items():
+            paddle.save(obj, os.path.join(tmp, name))
         if optimizer is not None:
             paddle.save(portable_optimizer_state(model, optimizer), os.path.join(tmp, OPTIMIZER_FILE))
         with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:

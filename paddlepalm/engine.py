@@ -37,12 +37,16 @@ class Saver:
         written = []
         if not distributed.is_main():
             return written
+        ema = getattr(optimizer, "palm_ema", None)
         if "ckpt" in self.save_types:
+            extra = {ema.FILE: ema.state_dict()} if ema is not None else None
             written.append(checkpoint.save_checkpoint(
-                os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer, state))
+                os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer, state, extra))
         if "predict" in self.save_types:
+            weights = ema.averaged_state_dict(model) if ema is not None else None
             written.append(checkpoint.save_checkpoint(
-                os.path.join(self.save_path, f"predict.step{step}"), model, None, {"global_step": step}))
+                os.path.join(self.save_path, f"predict.step{step}"), model, None,
+                {"global_step": step, "ema": ema is not None}, weights=weights))
         return written
 
 
@@ -100,6 +104,9 @@ def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.
             loss.backward()
             distributed.average_gradients(model.parameters())
             optimizer.step()
+    ema = getattr(optimizer, "palm_ema", None)
+    if ema is not None:
+        ema.update()
     # set_to_zero=False leaves the grads of heads that did not run as None, so
     # the optimizer skips them: no momentum or decay update for inactive heads.
     optimizer.clear_grad(set_to_zero=False)

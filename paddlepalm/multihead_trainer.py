@@ -80,10 +80,8 @@ class MultiHeadTrainer:
         """One optimizer over the shared backbone and every head (see ``Trainer.build_backward``)."""
         if self.model is None:
             raise RuntimeError("call build_forward() before build_backward")
-        if use_ema:
-            raise NotImplementedError("use_ema is not supported yet")
         self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay)
+        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
         self.amp = Amp.create(use_amp, amp_dtype)
         for trainer in self.trainers:
             trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp

@@ -14,6 +14,7 @@ from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
+from paddlepalm.utils.safe_pickle import load_state_dict
 
 
 class Trainer:
@@ -70,10 +71,8 @@ class Trainer:
         loss scaling, or bf16); it is ignored, with a note, on CPU."""
         if self.model is None:
             raise RuntimeError("call build_forward(backbone, head) before build_backward")
-        if use_ema:
-            raise NotImplementedError("use_ema is not supported yet")
         self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay)
+        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
         self.amp = Amp.create(use_amp, amp_dtype)
 
     def fit_reader(self, reader: Reader, phase: str = "train") -> None:
@@ -286,6 +285,9 @@ def restore_checkpoint(path: str, model: Optional[MultiTaskModel], optimizer, pr
         _load_strict(model, state, path)
         if optimizer is not None:
             checkpoint.restore_optimizer_state(model, optimizer, path)
+            ema = getattr(optimizer, "palm_ema", None)
+            if ema is not None and os.path.exists(os.path.join(path, ema.FILE)):
+                ema.set_state_dict(load_state_dict(os.path.join(path, ema.FILE)))
         progress = checkpoint.load_trainer_state(path)
         for trainer in trainers:
             trainer._restore_progress(progress)

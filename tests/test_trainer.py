@@ -212,3 +212,43 @@ def test_reuse_head_with_shares_one_head(joint_data):
     model = palm.MultiHeadTrainer([a, b]).build_forward()
     assert model.head_of("b") is model.head_of("a")
     assert not any(k.startswith("heads.b.") for k in model.state_dict())
+
+
+def test_ema_predict_checkpoint_holds_averaged_weights_and_resumes(joint_data, tmp_path):
+    d = joint_data["dir"]
+    vocab = os.path.join(d, "vocab.txt")
+
+    def build(seed):
+        paddle.seed(seed)
+        config = tiny_config(sum(1 for _ in open(vocab, encoding="utf-8")))
+        config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = 0.0
+        reader = palm.reader.ClassifyReader(vocab, 32, seed=1)
+        reader.load_data(os.path.join(d, "intent", "train.tsv"), batch_size=16, num_epochs=1)
+        trainer = palm.Trainer("intent")
+        model = trainer.build_forward(palm.backbone.ERNIE.from_config(config),
+                                      palm.head.Classify(joint_data["intent_classes"], 32))
+        trainer.build_backward(palm.optimizer.Adam(model, 1e-2), use_ema=True, ema_decay=0.5)
+        trainer.fit_reader(reader)
+        return trainer
+
+    trainer = build(0)
+    initial = params(trainer.model)
+    ema = trainer.optimizer.palm_ema
+    expected = {k: v.copy() for k, v in initial.items()}
+    trainer.set_saver(str(tmp_path), save_steps=6, save_type="ckpt,predict")
+    trainer.train_one_step(trainer.get_one_batch())
+    decay = min(0.5, 1 / 10)  # warm-up: min(decay, (1 + t) / (10 + t)) at t = 0
+    after = params(trainer.model)
+    for k in ema.shadow:
+        np.testing.assert_allclose(ema.shadow[k].numpy(), decay * expected[k] + (1 - decay) * after[k], rtol=1e-5,
+                                   atol=1e-6)
+    trainer.train(print_steps=0)  # to the end of the epoch (12 steps), saving at 6 and 12
+    from paddlepalm import checkpoint
+    averaged = checkpoint.load_model_state(str(tmp_path / "predict.step12"))
+    raw = checkpoint.load_model_state(str(tmp_path / "ckpt.step12"))
+    key = "heads.intent.classifier.weight"
+    np.testing.assert_allclose(averaged[key], ema.shadow[key].numpy(), rtol=1e-6)
+    assert not np.allclose(averaged[key], raw[key])
+    resumed = build(1)
+    resumed.load_ckpt(str(tmp_path / "ckpt.step6"))
+    assert resumed.optimizer.palm_ema.steps == 6

@@ -11,7 +11,7 @@ class Adam(Optimizer):
 
     default_weight_decay = 0.0
 
-    def build(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+    def _make(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
         decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
         return paddle.optimizer.AdamW(
             learning_rate=self._learning_rate(), parameters=self._parameters(model),

@@ -11,6 +11,7 @@ import paddle
 from paddle import nn
 
 from paddlepalm.lr_sched.schedualer import Schedualer
+from paddlepalm.optimizer.ema import ExponentialMovingAverage
 
 
 def no_decay_names(model: nn.Layer) -> set:
@@ -45,7 +46,16 @@ class Optimizer:
             return None
         return paddle.nn.ClipGradByGlobalNorm(self.grad_clip_norm)
 
-    def build(self, model: nn.Layer, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+    def build(self, model: nn.Layer, weight_decay: Optional[float] = None, use_ema: bool = False,
+              ema_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+        """The paddle optimizer over ``model``'s trainable parameters; with ``use_ema`` it
+        carries an :class:`ExponentialMovingAverage` as ``palm_ema``, updated after each step."""
+        optimizer = self._make(model, weight_decay)
+        if use_ema:
+            optimizer.palm_ema = ExponentialMovingAverage(model, 0.9999 if ema_decay is None else ema_decay)
+        return optimizer
+
+    def _make(self, model: nn.Layer, weight_decay: Optional[float]) -> paddle.optimizer.Optimizer:
         raise NotImplementedError
 
     @staticmethod

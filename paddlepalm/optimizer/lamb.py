@@ -14,7 +14,7 @@ class LAMB(Optimizer):
 
     default_weight_decay = 0.01
 
-    def build(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
+    def _make(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
         decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
         exempt = no_decay_names(model)
         return paddle.optimizer.Lamb(
