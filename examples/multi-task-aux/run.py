@@ -146,7 +146,9 @@ def main(argv=None):
           f"evaluation every {eval_every} steps", flush=True)
     trainer.train(print_steps=args.print_steps)
     evaluation = trainer.evaluation
-    results = {"mode": args.mode, "seed": args.seed, "target_steps": target.cur_train_step,
+    results = {"mode": args.mode, "aux_unlabeled": args.mode == "aux" and args.aux_unlabeled,
+               "aux_examples": data["aux_examples"] if args.mode == "aux" else 0,
+               "seed": args.seed, "target_steps": target.cur_train_step,
                "aux_steps": total - target.cur_train_step, "best_step": evaluation.best_step,
                "dev_accuracy": round(100 * evaluation.best_score, 2),
                "dev_accuracy_last": round(100 * evaluation.history[-1]["tasks"][TARGET]["accuracy"], 2),
