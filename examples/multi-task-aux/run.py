@@ -148,6 +148,7 @@ def main(argv=None):
     evaluation = trainer.evaluation
     results = {"mode": args.mode, "aux_unlabeled": args.mode == "aux" and args.aux_unlabeled,
                "aux_examples": data["aux_examples"] if args.mode == "aux" else 0,
+               "aux_ratio": args.aux_ratio if args.mode == "aux" else 0, "lr": args.lr,
                "seed": args.seed, "target_steps": target.cur_train_step,
                "aux_steps": total - target.cur_train_step, "best_step": evaluation.best_step,
                "dev_accuracy": round(100 * evaluation.best_score, 2),

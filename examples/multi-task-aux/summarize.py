@@ -1,6 +1,9 @@
 """Mean and spread of the ``test results:`` lines of several runs, per setting.
 
     python examples/multi-task-aux/summarize.py runs/*.log
+
+Runs are grouped by mode, aux text, mix ratio and learning rate where the results
+name them; pass one setting's logs at a time when they do not.
 """
 import collections
 import json
@@ -20,9 +23,11 @@ def read_results(paths):
 
 
 def setting(result):
+    lr = f", lr {result['lr']}" if "lr" in result else ""
     if result["mode"] == "target":
-        return "target alone"
-    return "target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "")
+        return "target alone" + lr
+    ratio = f", aux ratio {result['aux_ratio']}" if "aux_ratio" in result else ""
+    return "target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "") + ratio + lr
 
 
 def main(paths):
