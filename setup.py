@@ -22,5 +22,7 @@ setup(
     package_data={"paddlepalm": ["downloader/*.json"]},
     python_requires=">=3.9",
     install_requires=RUNTIME,
-    extras_require={"test": ["pytest"], "bench": ["torch==2.13.0", "transformers"]},
+    extras_require={"test": ["pytest"],
+                    # transformers 4.44 still works with the huggingface_hub pin paddlenlp needs
+                    "bench": ["torch==2.13.0", "transformers==4.44.2"]},
 )
