@@ -3,9 +3,8 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import paddle
 
-from paddlepalm import checkpoint, evaluation
+from paddlepalm import evaluation
 from paddlepalm.engine import Amp, Saver, log, run_training, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer

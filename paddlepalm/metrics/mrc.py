@@ -26,7 +26,7 @@ Scores are percentages (0..100) as in both official scripts.
 import collections
 import re
 import string
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence
 
 CMRC_PUNCTUATION = frozenset(['-', ':', '_', '*', '^', '/', '\\', '~', '`', '+', '=',
                               '，', '。', '：', '？', '！', '“', '”', '；', '’', '《', '》', '……', '·', '、',

@@ -14,7 +14,6 @@ Formats recognised at ``path`` (a directory or a file):
 ``.pdparams`` files are unpickled by :mod:`paddlepalm.utils.safe_pickle`, which
 refuses anything but arrays and containers.
 """
-import io
 import os
 import tarfile
 from dataclasses import dataclass, field

@@ -23,7 +23,7 @@ on paddle's cells. They are then renamed to the backbone's parameter names with
 :data:`ELMO_NAMES` or, when the backbone defines it, its ``released_elmo_names``
 attribute of the same shape.
 """
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 

@@ -1,14 +1,12 @@
 """Single-sentence or sentence-pair classification reader."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional
 
-import numpy as np
-
-from paddlepalm.reader.base_reader import Batch, Feature, Reader
-from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.tsv import parse_int, read_tsv
+from paddlepalm.reader.base_reader import Feature, Reader
+from paddlepalm.reader.class_labels import ClassLabels
+from paddlepalm.reader.tsv import read_tsv
 
 
-class ClassifyReader(Reader):
+class ClassifyReader(ClassLabels, Reader):
     """TSV with a header: ``label`` (integer id), ``text_a``, optional ``text_b`` and ``qid``.
 
     In ``phase='predict'`` the ``label`` column may be absent.
@@ -30,26 +28,7 @@ class ClassifyReader(Reader):
             if "qid" in row:
                 feature["qid"] = row["qid"]
             if "label" in row:
-                label = parse_int(input_file, number, "label", row["label"])
-                if label < 0:
-                    raise DataFormatError(input_file, number, f"label id must be >= 0, got {label}")
-                feature["label"] = label
-                self._label_lines.append(number)
+                self._read_label(input_file, number, row, feature)
             features.append(feature)
         self._has_labels = bool(features) and "label" in features[0]
         return features
-
-    def check_num_classes(self, num_classes: int) -> None:
-        """Raise naming the first line whose label id is outside ``[0, num_classes)``."""
-        for feature, number in zip(self._features, self._label_lines):
-            if feature["label"] >= num_classes:
-                raise DataFormatError(self._input_file, number,
-                                      f"label id {feature['label']} out of range for {num_classes} classes")
-
-    def _label_attrs(self) -> Dict[str, Any]:
-        return {"label_ids": ([-1], "int64")} if self._has_labels else {}
-
-    def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
-        if not self._has_labels:
-            return {}
-        return {"label_ids": np.array([f["label"] for f in features], dtype="int64")}

@@ -21,7 +21,7 @@ Bad input, all reported rather than silently dropped:
 """
 import collections
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 

@@ -1,16 +1,15 @@
 """Sentence-pair matching reader, pointwise or pairwise (PALM's ``MatchReader``)."""
-from typing import Any, Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import List, Optional, Sequence
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
+from paddlepalm.reader.class_labels import ClassLabels
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.tsv import parse_int, read_tsv
+from paddlepalm.reader.tsv import read_tsv
 
 STRATEGIES = ("pointwise", "pairwise")
 
 
-class MatchReader(Reader):
+class MatchReader(ClassLabels, Reader):
     """TSV with a header.
 
     * ``pointwise``: ``text_a, text_b, label`` (``label`` optional in predict phase).
@@ -58,31 +57,14 @@ class MatchReader(Reader):
                 feature["neg_token_ids"] = negative["token_ids"]
                 feature["neg_segment_ids"] = negative["segment_ids"]
             if "label" in row and not self._pairwise_training:
-                label = parse_int(input_file, number, "label", row["label"])
-                if label < 0:
-                    raise DataFormatError(input_file, number, f"label id must be >= 0, got {label}")
-                feature["label"] = label
-                self._label_lines.append(number)
+                self._read_label(input_file, number, row, feature)
             features.append(feature)
         self._has_labels = bool(features) and "label" in features[0]
         return features
 
-    def check_num_classes(self, num_classes: int) -> None:
-        for feature, number in zip(self._features, self._label_lines):
-            if feature["label"] >= num_classes:
-                raise DataFormatError(self._input_file, number,
-                                      f"label id {feature['label']} out of range for {num_classes} classes")
 
     def collate(self, features: Sequence[Feature]) -> Batch:
         if not self._pairwise_training:
             return super().collate(features)
         negatives = [dict(f, token_ids=f["neg_token_ids"], segment_ids=f["neg_segment_ids"]) for f in features]
         return super().collate(list(features) + negatives)
-
-    def _label_attrs(self) -> Dict[str, Any]:
-        return {"label_ids": ([-1], "int64")} if self._has_labels else {}
-
-    def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
-        if not self._has_labels:
-            return {}
-        return {"label_ids": np.array([f["label"] for f in features], dtype="int64")}
