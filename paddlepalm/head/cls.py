@@ -37,11 +37,16 @@ class Classify(Head):
         return {"logits": logits, "probs": F.softmax(logits, axis=-1), "example_ids": reader_inputs["example_ids"]}
 
     def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
-        results = []
-        for index, logits, probs in zip(arrays["example_ids"], arrays["logits"], arrays["probs"]):
-            label = int(np.argmax(probs))
-            result = {"index": int(index), "label": label, "logits": logits.tolist(), "probs": probs.tolist()}
-            if self.label_names:
-                result["label_name"] = self.label_names[label]
-            results.append(result)
-        return results
+        return class_results(arrays, self.label_names)
+
+
+def class_results(arrays: Dict[str, np.ndarray], label_names=None) -> List[Dict[str, Any]]:
+    """Per-example ``{"index", "label", "logits", "probs"}`` (+ ``"label_name"``) of a softmax head."""
+    results = []
+    for index, logits, probs in zip(arrays["example_ids"], arrays["logits"], arrays["probs"]):
+        label = int(np.argmax(probs))
+        result = {"index": int(index), "label": label, "logits": logits.tolist(), "probs": probs.tolist()}
+        if label_names:
+            result["label_name"] = label_names[label]
+        results.append(result)
+    return results

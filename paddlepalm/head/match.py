@@ -7,6 +7,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
+from paddlepalm.head.cls import class_results
 
 STRATEGIES = ("pointwise", "pairwise")
 
@@ -65,14 +66,7 @@ class Match(Head):
     def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
         if self.learning_strategy == "pairwise":
             return [{"index": int(i), "score": float(s)} for i, s in zip(arrays["example_ids"], arrays["scores"])]
-        results = []
-        for index, logits, probs in zip(arrays["example_ids"], arrays["logits"], arrays["probs"]):
-            label = int(np.argmax(probs))
-            result = {"index": int(index), "label": label, "logits": logits.tolist(), "probs": probs.tolist()}
-            if self.label_names:
-                result["label_name"] = self.label_names[label]
-            results.append(result)
-        return results
+        return class_results(arrays, self.label_names)
 
 
 def pairwise_hinge_loss(scores: paddle.Tensor, margin: float) -> paddle.Tensor:
