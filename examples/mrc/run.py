@@ -2,13 +2,17 @@
 
     python examples/mrc/run.py                                           # generated sample
     python examples/mrc/run.py --data_dir ../shared/data/cmrc2018        # CMRC 2018 (trial + dev)
+    python examples/mrc/run.py --data_dir ../shared/data/drcd            # DRCD (traditional Chinese)
 
 CMRC 2018's training split is not available here, so the articles of
 ``cmrc2018_dev.json`` are split by position: the first ``--train_part`` (default
 50%) are used for training together with all of ``cmrc2018_trial.json`` (first
 gold answer of each question), the next ``--eval_part`` (10%) for evaluation
 during training (best checkpoint, early stopping), and the rest (40%) is the
-test set, scored with the official CMRC 2018 metric (EM, F1). Training answers
+test set, scored with the official CMRC 2018 metric (EM, F1). DRCD (a folder with
+``DRCD_dev.json`` and ``DRCD_test.json``, no train split here either) trains on the
+first ``--train_part + 0.4`` of the dev articles, evaluates during training on the
+next ``--eval_part`` and is tested on all of ``DRCD_test.json``. Training answers
 whose ``answer_start`` is off (a few in the upstream data) are moved to the
 nearest occurrence of the answer text; questions whose text is empty are left
 out (the reader rejects them). The small ERNIE is trained from scratch
@@ -72,7 +76,13 @@ def drop_empty_questions(splits):
 def prepare(args, work):
     data_dir = os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
-    if args.data_dir:
+    if args.data_dir and os.path.exists(os.path.join(args.data_dir, "DRCD_dev.json")):
+        dev = load(os.path.join(args.data_dir, "DRCD_dev.json"))["data"]
+        cut1 = int(len(dev) * (args.train_part + 0.4))
+        cut2 = int(len(dev) * (args.train_part + 0.4 + args.eval_part))
+        splits = {"train": dev[:cut1], "dev": dev[cut1:cut2],
+                  "test": load(os.path.join(args.data_dir, "DRCD_test.json"))["data"]}
+    elif args.data_dir:
         dev = load(os.path.join(args.data_dir, "cmrc2018_dev.json"))["data"]
         trial = load(os.path.join(args.data_dir, "cmrc2018_trial.json"))["data"]
         cut1 = int(len(dev) * args.train_part)
