@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint, metrics as palm_metrics
+from paddlepalm import checkpoint, distributed, metrics as palm_metrics
 from paddlepalm.metrics.mrc import mrc_scores
 from paddlepalm.model import MultiTaskModel, to_tensors
 
@@ -160,6 +160,8 @@ class TaskEvaluator:
             head.reset()
             for batch in self.reader.iter_epoch(0):
                 head.batch_postprocess(model(self.task, to_tensors(batch)))
+            if distributed.world_size() > 1:  # each rank saw its shard: score all of them, everywhere
+                head._results = [r for part in distributed.gather_objects(head._results) for r in part]
             post_inputs = self.reader.get_epoch_outputs() if hasattr(self.reader, "get_epoch_outputs") else None
             results = head.epoch_postprocess(post_inputs, None)
             head.reset()
@@ -230,7 +232,8 @@ class EvaluationLoop:
             if self.best_dir is not None:
                 state = dict(state_fn(step), best_metric=self.aggregate_name, best_score=score,
                              eval=record["tasks"])
-                checkpoint.save_checkpoint(self.best_dir, model, None, state)
+                if distributed.is_main():
+                    checkpoint.save_checkpoint(self.best_dir, model, None, state)
         else:
             self._since_best += 1
         note = f", saved to {self.best_dir}" if improved and self.best_dir else ""
@@ -254,4 +257,5 @@ def best_dir_for(best_dir: Optional[str], saver, save_best: bool) -> Optional[st
 
 
 def _log(message: str) -> None:
-    print(message, flush=True)
+    if distributed.is_main():
+        print(message, flush=True)

@@ -91,3 +91,16 @@ def test_prediction_of_several_heads_matches_one_process(job_data, tmp_path):
         one = [json.loads(l) for l in open(tmp_path / "one" / task / "predictions.json")]
         assert [r["index"] for r in dp] == list(range(len(one)))
         assert [r["label"] for r in dp] == [r["label"] for r in one]
+
+
+def test_evaluation_during_training_scores_the_whole_dev_set_on_every_rank(job_data, tmp_path):
+    run(["--data", job_data, "--batch_size", "4", "--evaluate"], str(tmp_path / "dp"), nproc=2)
+    run(["--data", job_data, "--batch_size", "8", "--evaluate"], str(tmp_path / "one"))
+    histories = [json.load(open(tmp_path / "dp" / f"eval.rank{r}.json")) for r in (0, 1)]
+    single = json.load(open(tmp_path / "one" / "eval.rank0.json"))
+    assert histories[0] == histories[1]
+    assert [h["step"] for h in histories[0]] == [h["step"] for h in single] and len(single) >= 2
+    for dp, one in zip(histories[0], single):
+        for task in ("slot", "intent"):
+            for name, value in one["tasks"][task].items():
+                assert abs(dp["tasks"][task][name] - value) < 1e-6, (task, name)

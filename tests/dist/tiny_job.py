@@ -20,6 +20,7 @@ p.add_argument("--save_steps", type=int, default=0)
 p.add_argument("--resume", default=None)
 p.add_argument("--predict", default=None, help="checkpoint to predict from")
 p.add_argument("--fail_at_step", type=int, default=0, help="rank 1 raises at this step")
+p.add_argument("--evaluate", action="store_true", help="evaluate both tasks on the test split every 6 steps")
 args = p.parse_args()
 
 d = args.data
@@ -68,6 +69,13 @@ else:
     loss_var = trainer.build_forward()
     trainer.build_backward(palm.optimizer.Adam(loss_var, 3e-3), weight_decay=0.01)
     trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", args.epochs)
+if args.evaluate:
+    slot_dev, intent_dev = readers("eval", "test")
+    slot.fit_reader(slot_dev, phase="eval")
+    slot.set_evaluator()
+    intent.fit_reader(intent_dev, phase="eval")
+    intent.set_evaluator()
+    trainer.set_evaluator(eval_steps=6, save_best=False)
 if args.save_steps:
     trainer.set_saver(os.path.join(args.out, "ckpt"), save_steps=args.save_steps)
 if args.resume:
@@ -84,4 +92,7 @@ if args.fail_at_step and rank == 1:
     palm.engine.train_step = failing_step
 trainer.train(print_steps=4)
 model = trainer.model
+if args.evaluate:
+    with open(os.path.join(args.out, f"eval.rank{rank}.json"), "w") as f:
+        json.dump(trainer.evaluation.history, f)
 np.savez(os.path.join(args.out, f"params.rank{rank}.npz"), **{k: v.numpy() for k, v in model.state_dict().items()})
