@@ -19,7 +19,7 @@ Bad input, all reported rather than silently dropped:
 * words outside the vocabulary become ``<UNK>`` (counted in ``num_oov_tokens``
   out of ``num_tokens``); with character input their characters are kept.
 """
-import collections
+import itertools
 import os
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader, _BUCKET_BATCHES
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.word_tokenizer import SPECIAL_TOKENS, SPLITS, split_text
+from paddlepalm.reader.word_tokenizer import SPLITS, build_word_vocab, split_text
 
 Paths = Union[str, Sequence[str]]
 
@@ -56,18 +56,12 @@ def iter_corpus_lines(paths: Paths) -> Iterator[tuple]:
 def build_vocab_from_corpus(paths: Paths, split: str = "whitespace", min_freq: int = 1,
                             max_size: Optional[int] = None, lowercase: bool = False) -> List[str]:
     """``<S>``, ``</S>``, ``<UNK>``, then the corpus words by falling frequency (one streamed pass)."""
-    counts: collections.Counter = collections.Counter()
-    for _, _, text in iter_corpus_lines(paths):
-        counts.update(split_text(text, split, lowercase))
-    if not counts:
+    lines = iter_corpus_lines(paths)
+    first = next(lines, None)
+    if first is None:
         raise DataFormatError(", ".join(_as_paths(paths)), None, "corpus is empty (no non-blank line)")
-    vocab = list(SPECIAL_TOKENS)
-    for word, count in counts.most_common():
-        if count < min_freq or (max_size is not None and len(vocab) >= max_size):
-            break
-        if word not in SPECIAL_TOKENS:
-            vocab.append(word)
-    return vocab
+    sentences = (split_text(text, split, lowercase) for _, _, text in itertools.chain([first], lines))
+    return build_word_vocab(sentences, min_freq, max_size)
 
 
 class LMCorpusReader(Reader):
