@@ -5,6 +5,11 @@
   usable cores (``OMP_NUM_THREADS`` > 1 makes paddle print a warning).
 * Paddle's bundled MKL takes a slow code path on AMD CPUs unless
   ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md).
+* With Paddle 3.3's stride kernels, ``transpose`` returns a view and the next
+  ``reshape`` copies it with a slow generic strided-copy kernel (multi-head
+  attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
+  ``transpose`` copy with its own kernel: a small-BERT training step 1.3x faster
+  (bench/compare_torch.py).
 * Known third-party import-time warnings are silenced narrowly, by message.
 
 A variable the user already set is never overridden.
@@ -38,6 +43,7 @@ def configure() -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    os.environ.setdefault("FLAGS_use_stride_kernel", "0")
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("FLAGS_print_extra_info", "0")
 

@@ -1,0 +1,129 @@
+"""Each CPU speed-up of paddlepalm measured on its own, cumulatively, on one training step.
+
+    python bench/cpu_speedups.py --steps 6 --repeats 3
+
+The issue-7 shape: ERNIE with 4 layers, hidden 256, 4 heads, intermediate 1024,
+vocabulary 21128, dropout 0.1, a ``Classify`` head, AdamW, one batch of 32 x 128
+tokens, ``Trainer.train_one_step``. Each variant runs in a fresh process (the
+settings act before paddle loads), after 2 warm-up steps; variants alternate and
+the median step over repeats is reported.
+
+Variants, each adding one change to the one above:
+
+1. before: Paddle's defaults plus the thread count and ``MKL_DEBUG_CPU_TYPE=5`` that
+   paddlepalm set from its first release (``MKL_DEBUG_CPU_TYPE`` alone: 2.2x on matmul,
+   measured in ../shared/environment.md);
+2. + ``FLAGS_use_stride_kernel=0`` (transpose copies instead of a strided view);
+3. + ``CpuLinear`` (GEMM-only linear gradients);
+4. + ``CpuDropout`` (numpy mask, also inside multi-head attention);
+5. + ``CpuLayerNorm`` (numpy layer-norm gradient) = paddlepalm's default.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CONFIG = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024,
+          "vocab_size": 21128, "type_vocab_size": 2, "max_position_embeddings": 512,
+          "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+BATCH, SEQ = 32, 128
+VARIANTS = [
+    ("before (Paddle defaults + MKL_DEBUG_CPU_TYPE=5)", {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}),
+    ("+ FLAGS_use_stride_kernel=0", {"PALM_CPU_KERNELS": "none"}),
+    ("+ CpuLinear", {"PALM_CPU_KERNELS": "linear"}),
+    ("+ CpuDropout", {"PALM_CPU_KERNELS": "linear,dropout"}),
+    ("+ CpuLayerNorm (default)", {"PALM_CPU_KERNELS": "all"}),
+]
+
+
+def worker(steps: int) -> dict:
+    sys.path.insert(0, ROOT)
+    import paddlepalm as palm
+    import numpy as np
+    import paddle
+    paddle.seed(0)
+    trainer = palm.Trainer("cls")
+    model = trainer.build_forward(palm.backbone.ERNIE.from_config(dict(CONFIG)), palm.head.Classify(2, 256, 0.1))
+    trainer.build_backward(palm.optimizer.Adam(model, 1e-4), weight_decay=0.01)
+    rng = np.random.RandomState(0)
+    batch = {"token_ids": rng.randint(1, CONFIG["vocab_size"], (BATCH, SEQ)).astype("int64"),
+             "position_ids": np.tile(np.arange(SEQ), (BATCH, 1)).astype("int64"),
+             "segment_ids": np.zeros((BATCH, SEQ), "int64"),
+             "input_mask": np.ones((BATCH, SEQ, 1), "float32"),
+             "label_ids": rng.randint(0, 2, (BATCH,)).astype("int64")}
+    for _ in range(2):
+        trainer.train_one_step(batch)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        trainer.train_one_step(batch)
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times)}
+
+
+def run_variant(env_changes: dict, steps: int) -> float:
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(steps)],
+                         env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--worker", action="store_true")
+    p.add_argument("--no_write", action="store_true")
+    p.add_argument("--note", default="")
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.steps)))
+        return
+    times = {name: [] for name, _ in VARIANTS}
+    for rep in range(args.repeats):
+        for name, env in VARIANTS:
+            seconds = run_variant(env, args.steps)
+            times[name].append(seconds)
+            print(f"repeat {rep} {name}: {1000 * seconds:.0f} ms/step ({BATCH / seconds:.1f} samples/s)", flush=True)
+    report(args, times)
+
+
+def report(args, times):
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, HERE)
+    import paddlepalm  # noqa: F401  (thread settings before paddle)
+    from report import machine, update_section
+    first = statistics.median(times[VARIANTS[0][0]])
+    rows, previous = [], first
+    for name, _ in VARIANTS:
+        t = statistics.median(times[name])
+        per = ", ".join(f"{1000 * x:.0f}" for x in times[name])
+        rows.append(f"| {name} | {1000 * t:.0f} ({per}) | {BATCH / t:.1f} | {previous / t:.2f}x | {first / t:.2f}x |")
+        previous = t
+    body = f"""Command: `python bench/cpu_speedups.py --steps {args.steps} --repeats {args.repeats}`
+
+Machine: {machine()}. {args.note}
+
+ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, dropout 0.1, `Classify`, AdamW; one batch of {BATCH} x {SEQ} tokens through `Trainer.train_one_step`; fresh process per variant, 2 warm-up steps, median of {args.steps} steps, {args.repeats} alternating repeats (medians of the per-repeat medians; per-repeat figures in brackets). Each row adds one change to the row above (see the script's docstring).
+
+| variant | ms/step (per repeat) | samples/s | vs row above | vs before |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+"""
+    print(body)
+    if not args.no_write:
+        update_section("CPU speed-ups, one at a time (bench/cpu_speedups.py)", body)
+
+
+if __name__ == "__main__":
+    main()

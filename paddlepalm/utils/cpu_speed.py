@@ -1,0 +1,226 @@
+"""Faster training on CPU: layers that route around slow Paddle 3.3 CPU kernels.
+
+Measured in docs/benchmarks.md (bench/cpu_speedups.py, bench/compare_torch.py):
+
+* The bias gradient of ``nn.Linear`` is a column sum that Paddle's CPU reduce
+  kernel computes single-threaded at ~8 ns per element (33 ms for a 4096 x 1024
+  gradient); the same sum as a product with a ones vector runs in MKL in 0.4 ms.
+  ``CpuLinear`` keeps Paddle's forward and computes all three gradients as GEMMs.
+* Paddle's CPU dropout draws one ``mt19937`` number per element (~10 ns per
+  element, a sixth of a small-BERT training step). ``CpuDropout`` draws 16 random
+  bits per element from numpy's PCG64, seeded from Paddle's generator so that
+  ``paddle.seed`` still makes a run repeatable.
+* Paddle's CPU ``layer_norm_grad`` takes ~11 ms for a 4096 x 256 input; the same
+  gradient in numpy (row sums as GEMVs, in-place arithmetic) takes ~4 ms.
+  ``CpuLayerNorm`` keeps Paddle's forward kernel.
+
+``accelerate(model)`` swaps the class of the plain ``nn.Linear``, ``nn.Dropout``,
+``nn.MultiHeadAttention`` and ``nn.LayerNorm`` sublayers in place: parameters,
+names and checkpoints are unchanged. It does nothing on GPU, where Paddle's own
+kernels are the fast ones. ``PALM_CPU_KERNELS`` chooses which swaps are made:
+``all`` (default), ``none``, or a comma list of ``linear``, ``dropout``, ``layer_norm``.
+"""
+import os
+
+import numpy as np
+import paddle
+from paddle import nn
+from paddle.autograd import PyLayer
+import paddle.nn.functional as F
+
+
+def on_cpu() -> bool:
+    return paddle.get_device() == "cpu"
+
+
+def _ones_row(rows: int, dtype) -> paddle.Tensor:
+    return paddle.ones([1, rows], dtype=dtype)
+
+
+class _LinearFunction(PyLayer):
+    """``x @ weight + bias`` whose backward is three GEMMs (no reduce kernel)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.needs_grad = (not x.stop_gradient, not weight.stop_gradient, not bias.stop_gradient)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensor()
+        grad_rows = grad.reshape([-1, grad.shape[-1]])
+        needs_x, needs_weight, needs_bias = ctx.needs_grad
+        grad_x = paddle.matmul(grad, weight, transpose_y=True) if needs_x else None
+        grad_weight = (paddle.matmul(x.reshape([-1, x.shape[-1]]), grad_rows, transpose_x=True)
+                       if needs_weight else None)
+        grad_bias = (paddle.matmul(_ones_row(grad_rows.shape[0], grad_rows.dtype), grad_rows).reshape([-1])
+                     if needs_bias else None)
+        return grad_x, grad_weight, grad_bias
+
+
+class CpuLinear(nn.Linear):
+    """``nn.Linear`` with GEMM-only gradients; same parameters and names."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.bias is None or not paddle.is_grad_enabled() or x.dtype != paddle.float32:
+            return F.linear(x, self.weight, self.bias)
+        return _LinearFunction.apply(x, self.weight, self.bias)
+
+
+def _keep_mask(shape, p: float):
+    """A bool keep-mask and its exact scale: 16 random bits per element, dropped when below ``p * 2**16``."""
+    threshold = int(round(p * 65536))
+    seed = paddle.randint(0, 2 ** 31 - 1, [1]).item()  # from Paddle's generator: paddle.seed repeats it
+    count = int(np.prod(shape))
+    bits = np.frombuffer(np.random.default_rng(seed).bytes(2 * count), dtype=np.uint16)
+    return (bits >= threshold).reshape(shape), np.float32(65536.0 / (65536 - threshold))
+
+
+def _scaled(keep: np.ndarray, scale: np.float32) -> paddle.Tensor:
+    # dlpack hands numpy's buffer to Paddle without a copy (paddle.to_tensor copies: 5 ms for 8 MB)
+    return paddle.utils.dlpack.from_dlpack(np.multiply(keep, scale, dtype=np.float32))
+
+
+class _DropoutFunction(PyLayer):
+    """Inverted dropout (``upscale_in_train``); keeps the 1-byte mask, like Paddle's kernel."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.keep, ctx.scale = _keep_mask(x.shape, p)
+        return x * _scaled(ctx.keep, ctx.scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * _scaled(ctx.keep, ctx.scale)
+
+
+def dropout(x: paddle.Tensor, p: float, training: bool = True) -> paddle.Tensor:
+    """``F.dropout(x, p, training=training)`` (mode ``upscale_in_train``), faster on CPU."""
+    if not training or p == 0.0:
+        return x
+    if p == 1.0 or x.dtype != paddle.float32 or not on_cpu():
+        return F.dropout(x, p, training=training)
+    if x.stop_gradient or not paddle.is_grad_enabled():
+        keep, scale = _keep_mask(x.shape, p)
+        return x * _scaled(keep, scale)
+    return _DropoutFunction.apply(x, p)
+
+
+class CpuDropout(nn.Dropout):
+    """``nn.Dropout`` drawing its mask with numpy; same arguments, no parameters."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.axis is not None or self.mode != "upscale_in_train":
+            return super().forward(x)
+        return dropout(x, self.p, self.training)
+
+
+class CpuMultiHeadAttention(nn.MultiHeadAttention):
+    """``nn.MultiHeadAttention`` whose attention-probability dropout is ``dropout`` above."""
+
+    def forward(self, query, key=None, value=None, attn_mask=None, cache=None):
+        if cache is not None or self.need_weights or not self.training or not self.dropout or \
+                (attn_mask is not None and attn_mask.dtype != query.dtype):
+            return super().forward(query, key, value, attn_mask, cache)
+        key = query if key is None else key
+        value = query if value is None else value
+        q, k, v = self._prepare_qkv(query, key, value, cache)
+        product = paddle.matmul(x=q * (self.head_dim ** -0.5), y=k, transpose_y=True)
+        if attn_mask is not None:
+            product = product + attn_mask
+        weights = dropout(F.softmax(product), self.dropout, self.training)
+        out = paddle.matmul(weights, v).transpose([0, 2, 1, 3])
+        return self.out_proj(out.reshape([0, 0, out.shape[2] * out.shape[3]]))
+
+
+def _numpy(t: paddle.Tensor) -> np.ndarray:
+    """A read-only view of a CPU tensor's buffer (a copy if it is not contiguous)."""
+    t = t.detach()
+    return np.from_dlpack(t) if t.is_contiguous() else t.numpy()
+
+
+def _layer_norm_grads(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, epsilon: float):
+    width = x.shape[-1]
+    x, grad = x.reshape(-1, width), grad.reshape(-1, width)
+    mean_of = np.full(width, 1.0 / width, dtype=np.float32)  # row means as GEMVs
+    centered = x - (x @ mean_of)[:, None]
+    rstd = (1.0 / np.sqrt(np.einsum("ij,ij->i", centered, centered) / width + epsilon)).astype(np.float32)
+    normed = centered
+    normed *= rstd[:, None]
+    ones = np.ones(x.shape[0], dtype=np.float32)
+    grad_bias = ones @ grad
+    grad_weight = ones @ (grad * normed)
+    grad_x = grad * weight
+    mean_grad = grad_x @ mean_of
+    mean_grad_normed = np.einsum("ij,ij->i", grad_x, normed) / width
+    grad_x -= mean_grad[:, None]
+    normed *= mean_grad_normed[:, None]
+    grad_x -= normed
+    grad_x *= rstd[:, None]
+    return grad_x, grad_weight, grad_bias
+
+
+class _LayerNormFunction(PyLayer):
+    @staticmethod
+    def forward(ctx, x, weight, bias, epsilon):
+        ctx.save_for_backward(x, weight)
+        ctx.epsilon = epsilon
+        return F.layer_norm(x, x.shape[-1:], weight, bias, epsilon)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensor()
+        grads = _layer_norm_grads(_numpy(x), _numpy(grad), _numpy(weight), ctx.epsilon)
+        grad_x, grad_weight, grad_bias = (paddle.utils.dlpack.from_dlpack(g) for g in grads)
+        return grad_x.reshape(x.shape), grad_weight, grad_bias
+
+
+class CpuLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` over the last axis with its gradient computed in numpy."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if (len(self._normalized_shape) != 1 or self.weight is None or self.bias is None
+                or x.dtype != paddle.float32 or not paddle.is_grad_enabled()):
+            return super().forward(x)
+        return _LayerNormFunction.apply(x, self.weight, self.bias, float(self._epsilon))
+
+
+_FASTER = {
+    "linear": {nn.Linear: CpuLinear},
+    "dropout": {nn.Dropout: CpuDropout, nn.MultiHeadAttention: CpuMultiHeadAttention},
+    "layer_norm": {nn.LayerNorm: CpuLayerNorm},
+}
+
+
+def enabled_kinds() -> tuple:
+    """The swaps ``PALM_CPU_KERNELS`` asks for."""
+    value = os.environ.get("PALM_CPU_KERNELS", "all").strip().lower()
+    if value in ("all", ""):
+        return tuple(_FASTER)
+    if value in ("none", "0"):
+        return ()
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in _FASTER]
+    if unknown:
+        raise ValueError(f"PALM_CPU_KERNELS: unknown {unknown}; use all, none or a comma list of {list(_FASTER)}")
+    return kinds
+
+
+def accelerate(model: nn.Layer) -> int:
+    """Swap plain ``nn.Linear``/``nn.Dropout``/``nn.MultiHeadAttention``/``nn.LayerNorm`` sublayers
+    for the CPU versions chosen by ``PALM_CPU_KERNELS``.
+
+    Returns how many layers were swapped (0 on GPU)."""
+    if not on_cpu():
+        return 0
+    table = {}
+    for kind in enabled_kinds():
+        table.update(_FASTER[kind])
+    swapped = 0
+    for layer in model.sublayers(include_self=True):
+        faster = table.get(type(layer))
+        if faster is not None:
+            layer.__class__ = faster
+            swapped += 1
+    return swapped
