@@ -24,7 +24,9 @@ checks that it sees the same batches; the PyTorch run collates the same features
 into the same batches itself (dynamic padding to the batch maximum, as a competent
 user would), ``torch.set_num_threads(cores)``, ``BertModel`` (sdpa attention), optional
 ``torch.autocast('cpu', torch.bfloat16)``. Runs alternate (paddle, torch fp32, torch
-bf16, paddle, ...); the median over repeats is reported. Time counts from the first
+bf16, paddle, ...); the median over repeats is reported. paddlepalm runs twice: as
+installed, and "before" with Paddle's own CPU kernels (``FLAGS_use_stride_kernel=1
+PALM_CPU_KERNELS=none``), to show what the CPU speed work changed. Time counts from the first
 step to the end of the last (data collation included, file reading and model
 construction not).
 """
@@ -248,10 +250,17 @@ def torch_worker(workload: str, steps: int, bf16: bool) -> dict:
             "transformers": __import__("transformers").__version__}
 
 
-def run_worker(args, system: str, workload: str, bf16: bool = False) -> dict:
+# Paddle's own kernels, as before the CPU speed work (paddlepalm/utils/cpu_speed.py, _runtime.py).
+BEFORE_ENV = {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}
+RUNS = [("paddlepalm fp32 before", "paddle", False, BEFORE_ENV), ("paddlepalm fp32", "paddle", False, {}),
+        ("torch fp32", "torch", False, {}), ("torch bf16", "torch", True, {})]
+
+
+def run_worker(args, system: str, workload: str, bf16: bool = False, env_changes: dict = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", system, "--workload", workload,
            "--data_root", args.data_root, "--steps", str(args.steps)] + (["--bf16"] if bf16 else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    env = dict(os.environ, **(env_changes or {}))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -275,18 +284,22 @@ def main():
         print(json.dumps(torch_worker(args.workload, args.steps, args.bf16)))
         return
     prepare(args.data_root, args.steps)
-    runs = [("paddlepalm fp32", "paddle", False), ("torch fp32", "torch", False), ("torch bf16", "torch", True)]
-    times = {(w, name): [] for w in args.workloads.split(",") for name, _, _ in runs}
+    times = {(w, name): [] for w in args.workloads.split(",") for name, *_ in RUNS}
     versions = {}
     for rep in range(args.repeats):
         for workload in args.workloads.split(","):
-            for name, system, bf16 in runs:
-                result = run_worker(args, system, workload, bf16)
+            for name, system, bf16, env in RUNS:
+                result = run_worker(args, system, workload, bf16, env)
                 versions.update({k: v for k, v in result.items() if k in ("torch", "transformers")})
                 times[(workload, name)].append(result["seconds"])
                 print(f"repeat {rep} {workload} {name}: {result['seconds']:.2f} s for {args.steps} steps "
                       f"({32 * args.steps / result['seconds']:.1f} samples/s)", flush=True)
     report(args, times, versions)
+
+
+def _ratio(times, workload: str, paddle_run: str, torch_run: str) -> str:
+    """paddlepalm samples/s over torch samples/s (same steps and batches)."""
+    return f"{statistics.median(times[(workload, torch_run)]) / statistics.median(times[(workload, paddle_run)]):.2f}x"
 
 
 def report(args, times, versions):
@@ -295,7 +308,7 @@ def report(args, times, versions):
     rows = []
     for workload in args.workloads.split(","):
         base = statistics.median(times[(workload, "paddlepalm fp32")])
-        for name in ("paddlepalm fp32", "torch fp32", "torch bf16"):
+        for name, *_ in RUNS:
             t = statistics.median(times[(workload, name)])
             per = ", ".join(f"{x:.1f}" for x in times[(workload, name)])
             rows.append(f"| {workload} | {name} | {32 * args.steps / t:.1f} | {t:.1f} ({per}) | {t / base:.2f} |")
@@ -304,15 +317,16 @@ def report(args, times, versions):
 
 Machine: {machine()}; torch {versions.get('torch')}, transformers {versions.get('transformers')}. {args.note}
 
-BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. paddlepalm has no bf16 on CPU (Paddle has no bf16 CPU kernels), so its fp32 run is the reference for both torch rows.
+BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" runs the same code with Paddle's own kernels (`FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none`: the state before the CPU speed work); "paddlepalm fp32" is the default. Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
 
 | workload | run | samples/s | time to {args.steps} steps, s (per repeat) | time / paddlepalm fp32 |
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-paddlepalm / torch speed ratio (samples/s): """ + "; ".join(
-        f"{w}: fp32 {statistics.median(times[(w, 'torch fp32')]) / statistics.median(times[(w, 'paddlepalm fp32')]):.2f}x, "
-        f"vs torch bf16 {statistics.median(times[(w, 'torch bf16')]) / statistics.median(times[(w, 'paddlepalm fp32')]):.2f}x"
+paddlepalm / torch speed ratio (samples/s), before -> now: """ + "; ".join(
+        f"{w}: vs torch fp32 {_ratio(times, w, 'paddlepalm fp32 before', 'torch fp32')} -> "
+        f"{_ratio(times, w, 'paddlepalm fp32', 'torch fp32')}, vs torch bf16 "
+        f"{_ratio(times, w, 'paddlepalm fp32 before', 'torch bf16')} -> {_ratio(times, w, 'paddlepalm fp32', 'torch bf16')}"
         for w in args.workloads.split(",")) + "\n"
     print(body)
     if not args.no_write:

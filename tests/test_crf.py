@@ -3,6 +3,7 @@ import itertools
 
 import numpy as np
 import paddle
+import pytest
 
 from paddlepalm.utils.crf import crf_decode, crf_nll
 
@@ -54,3 +55,26 @@ def test_nll_gradient_flows_to_transitions():
     loss = crf_nll(em, paddle.zeros([4, 5], dtype="int64"), paddle.to_tensor(lengths), trans).mean()
     loss.backward()
     assert float(paddle.abs(trans.grad).sum()) > 0 and float(paddle.abs(em.grad).sum()) > 0
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0, 6.0])
+def test_gemm_forward_algorithm_equals_broadcast_form(monkeypatch, scale):
+    """The matrix-product recursion gives the broadcast-logsumexp loss and gradients."""
+    import paddlepalm.utils.crf as crf
+    rng = np.random.RandomState(int(scale * 10))
+    batch, steps, tags = 6, 11, 9
+    em_np = (rng.randn(batch, steps, tags) * scale * 3).astype("float32")
+    tr_np = (rng.randn(tags + 2, tags) * scale).astype("float32")
+    labels = paddle.to_tensor(rng.randint(0, tags, (batch, steps)))
+    lengths = paddle.to_tensor(rng.randint(1, steps + 1, (batch,)))
+    assert tr_np[2:].max() - tr_np[2:].min() <= crf._GEMM_SPREAD
+    results = []
+    for spread in (crf._GEMM_SPREAD, -1.0):  # GEMM form, then forced broadcast form
+        monkeypatch.setattr(crf, "_GEMM_SPREAD", spread)
+        em, tr = paddle.to_tensor(em_np), paddle.to_tensor(tr_np)
+        em.stop_gradient = tr.stop_gradient = False
+        nll = crf.crf_nll(em, labels, lengths, tr)
+        nll.sum().backward()
+        results.append((nll.numpy(), em.grad.numpy(), tr.grad.numpy()))
+    for gemm, broadcast in zip(*results):
+        np.testing.assert_allclose(gemm, broadcast, rtol=2e-5, atol=2e-5)

@@ -17,6 +17,34 @@ def split_transitions(transitions: paddle.Tensor):
     return transitions[0], transitions[1], transitions[2:]
 
 
+_GEMM_SPREAD = 40.0
+
+
+def _masked_update(new_alpha, alpha, keep):
+    keep = keep.unsqueeze(-1)
+    return new_alpha * keep + alpha * (1 - keep)
+
+
+def _forward_by_gemm(alpha, emissions, mask, trans):
+    """The forward recursion with each step as a matrix product.
+
+    logsumexp_i(alpha_i + trans_ij) = m + c_j + log(sum_i exp(alpha_i - m) exp(trans_ij - c_j)),
+    m = max_i alpha_i, c_j = max_i trans_ij (constants for the gradient: the value does not
+    depend on them). A [B, K] x [K, K] GEMM per step instead of a [B, K, K] broadcast and
+    logsumexp: the CRF loss of a 32 x 20 ATIS batch (K=127) ~10x faster. Exact while the
+    transition scores span at most 40 (the sum is then >= e^-40, far from float32 underflow);
+    ``crf_nll`` uses the broadcast form otherwise.
+    """
+    column_max = trans.max(axis=0, keepdim=True).detach()  # [1, K]
+    exp_trans = paddle.exp(trans - column_max)  # [K, K], entries in [e^-40, 1]
+    for t in range(1, emissions.shape[1]):
+        row_max = alpha.max(axis=1, keepdim=True).detach()  # [B, 1]
+        total = paddle.matmul(paddle.exp(alpha - row_max), exp_trans)
+        new_alpha = paddle.log(total) + row_max + column_max + emissions[:, t]
+        alpha = _masked_update(new_alpha, alpha, mask[:, t])
+    return alpha
+
+
 def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,
             transitions: paddle.Tensor) -> paddle.Tensor:
     """Per-sequence ``-log p(labels | emissions)``; emissions ``[B, T, K]``, lengths ``[B]`` (>= 1)."""
@@ -38,11 +66,12 @@ def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Ten
 
     # Log partition function by the forward algorithm.
     alpha = start.unsqueeze(0) + emissions[:, 0]  # [B, K]
-    for t in range(1, steps):
-        scores = alpha.unsqueeze(2) + trans.unsqueeze(0) + emissions[:, t].unsqueeze(1)  # [B, K, K]
-        new_alpha = paddle.logsumexp(scores, axis=1)
-        keep = mask[:, t].unsqueeze(-1)
-        alpha = new_alpha * keep + alpha * (1 - keep)
+    if float(trans.max() - trans.min()) <= _GEMM_SPREAD:
+        alpha = _forward_by_gemm(alpha, emissions, mask, trans)
+    else:
+        for t in range(1, steps):
+            scores = alpha.unsqueeze(2) + trans.unsqueeze(0) + emissions[:, t].unsqueeze(1)  # [B, K, K]
+            alpha = _masked_update(paddle.logsumexp(scores, axis=1), alpha, mask[:, t])
     log_z = paddle.logsumexp(alpha + stop.unsqueeze(0), axis=1)
     return log_z - gold
 
