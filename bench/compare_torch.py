@@ -25,8 +25,9 @@ into the same batches itself (dynamic padding to the batch maximum, as a compete
 user would), ``torch.set_num_threads(cores)``, ``BertModel`` (sdpa attention), optional
 ``torch.autocast('cpu', torch.bfloat16)``. Runs alternate (paddle, torch fp32, torch
 bf16, paddle, ...); the median over repeats is reported. paddlepalm runs twice: as
-installed, and "before" with Paddle's own CPU kernels (``FLAGS_use_stride_kernel=1
-PALM_CPU_KERNELS=none``), to show what the CPU speed work changed. Time counts from the first
+installed, and "before": an older checkout given by ``--before_root`` (e.g. ``git worktree
+add /tmp/palm_before f0cb52b``), or by default this checkout with Paddle's own CPU kernels
+(``FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none``). Time counts from the first
 step to the end of the last (data collation included, file reading and model
 construction not).
 """
@@ -54,7 +55,7 @@ def cores() -> int:
 
 # ----------------------------------------------------------------------------- data
 def _palm():
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.environ.get("PALM_BENCH_ROOT", ROOT))  # --before_root: an older checkout
     sys.path.insert(0, os.path.join(ROOT, "examples", "multi-task"))
     import paddlepalm as palm
     return palm
@@ -260,6 +261,8 @@ def run_worker(args, system: str, workload: str, bf16: bool = False, env_changes
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", system, "--workload", workload,
            "--data_root", args.data_root, "--steps", str(args.steps)] + (["--bf16"] if bf16 else [])
     env = dict(os.environ, **(env_changes or {}))
+    if env_changes and args.before_root:  # the "before" run: that checkout, with Paddle's defaults
+        env["PALM_BENCH_ROOT"] = os.path.abspath(args.before_root)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -276,6 +279,8 @@ def main():
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="", help="a line added to the report (e.g. machine load)")
+    p.add_argument("--before_root", help="a paddlepalm checkout to run as 'paddlepalm fp32 before' "
+                   "(default: this checkout with Paddle's own kernels)")
     args = p.parse_args()
     if args.worker == "paddle":
         print(json.dumps(paddle_worker(args.workload, args.data_root, args.steps)))
@@ -313,11 +318,19 @@ def report(args, times, versions):
             per = ", ".join(f"{x:.1f}" for x in times[(workload, name)])
             rows.append(f"| {workload} | {name} | {32 * args.steps / t:.1f} | {t:.1f} ({per}) | {t / base:.2f} |")
     cmd = f"python bench/compare_torch.py --data_root {args.data_root} --steps {args.steps} --repeats {args.repeats}"
+    if args.before_root:
+        commit = subprocess.run(["git", "-C", args.before_root, "log", "-1", "--format=%h %s"],
+                                capture_output=True, text=True).stdout.strip()
+        cmd += f" --before_root {args.before_root}"
+        before = f"the paddlepalm checkout at `{args.before_root}` (commit {commit}), before the CPU speed work"
+    else:
+        before = ("this checkout with Paddle's own kernels (`FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none`; "
+                  "the CRF's GEMM recursion stays on)")
     body = f"""Command: `{cmd}`
 
 Machine: {machine()}; torch {versions.get('torch')}, transformers {versions.get('transformers')}. {args.note}
 
-BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" runs the same code with Paddle's own kernels (`FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none`: the state before the CPU speed work); "paddlepalm fp32" is the default. Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
+BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" is {before}; "paddlepalm fp32" is this checkout as installed. Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
 
 | workload | run | samples/s | time to {args.steps} steps, s (per repeat) | time / paddlepalm fp32 |
 |---|---|---|---|---|
