@@ -27,7 +27,9 @@ user would), ``torch.set_num_threads(cores)``, ``BertModel`` (sdpa attention), o
 bf16, paddle, ...); the median over repeats is reported. paddlepalm runs twice: as
 installed, and "before": an older checkout given by ``--before_root`` (e.g. ``git worktree
 add /tmp/palm_before f0cb52b``), or by default this checkout with Paddle's own CPU kernels
-(``FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none``). Time counts from the first
+(``FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none``). A fifth run (skip with
+``--no_dp``) trains paddlepalm as 2 data-parallel processes of 1 thread each, on the same
+global batches (paddle.distributed.launch, gloo). Time counts from the first
 step to the end of the last (data collation included, file reading and model
 construction not).
 """
@@ -61,10 +63,15 @@ def _palm():
     return palm
 
 
+def per_device_batch() -> int:
+    """32 per step in all: under paddle.distributed.launch each of N ranks reads 32 / N."""
+    return 32 // int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+
+
 def chn_readers(palm, data_root):
     vocab = os.path.join(WORK, "chnsenticorp", "vocab.txt")
     reader = palm.reader.ClassifyReader(vocab, 128, seed=1, lang="cn")
-    reader.load_data(os.path.join(data_root, "chnsenticorp", "train.tsv"), batch_size=32)
+    reader.load_data(os.path.join(data_root, "chnsenticorp", "train.tsv"), batch_size=per_device_batch())
     return {"cls": reader}, {"cls": 2}
 
 
@@ -75,9 +82,9 @@ def atis_readers(palm, data_root):
     vocab = os.path.join(data, "vocab.txt")
     slot = palm.reader.SequenceLabelReader(vocab, 64, os.path.join(data, "label_map.json"), seed=1,
                                            do_lower_case=True)
-    slot.load_data(os.path.join(data, "slot", "train.tsv"), batch_size=32)
+    slot.load_data(os.path.join(data, "slot", "train.tsv"), batch_size=per_device_batch())
     intent = palm.reader.ClassifyReader(vocab, 64, do_lower_case=True, seed=1)
-    intent.load_data(os.path.join(data, "intent", "train.tsv"), batch_size=32)
+    intent.load_data(os.path.join(data, "intent", "train.tsv"), batch_size=per_device_batch())
     return {"slot": slot, "intent": intent}, {"slot": sizes["slot_classes"], "intent": sizes["intent_classes"]}
 
 
@@ -163,8 +170,13 @@ def paddle_worker(workload: str, data_root: str, steps: int) -> dict:
     trainer.train(print_steps=0)
     seconds = time.perf_counter() - start
     # A generator may read one batch ahead of the step that uses it.
-    assert seen[:len(plan["batches"])] == [tuple(b) for b in plan["batches"]] or \
-        sorted(map(str, seen[:steps])) == sorted(map(str, [tuple(b) for b in plan["batches"]])), "batches differ"
+    planned = [tuple(b) for b in plan["batches"]]
+    if per_device_batch() < 32:  # data parallel: each step's ids are this rank's slice of the planned batch
+        assert all(task == p_task and set(ids) <= set(p_ids)
+                   for (task, ids), (p_task, p_ids) in zip(seen[:steps], planned)), "batches differ"
+    else:
+        assert seen[:len(planned)] == planned or \
+            sorted(map(str, seen[:steps])) == sorted(map(str, planned)), "batches differ"
     return {"seconds": seconds, "steps": steps}
 
 
@@ -255,15 +267,24 @@ def torch_worker(workload: str, steps: int, bf16: bool) -> dict:
 BEFORE_ENV = {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}
 RUNS = [("paddlepalm fp32 before", "paddle", False, BEFORE_ENV), ("paddlepalm fp32", "paddle", False, {}),
         ("torch fp32", "torch", False, {}), ("torch bf16", "torch", True, {})]
+DP_RUN = ("paddlepalm fp32, 2 processes", "paddle-dp", False, {"MKL_NUM_THREADS": "1"})
 
 
 def run_worker(args, system: str, workload: str, bf16: bool = False, env_changes: dict = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", system, "--workload", workload,
            "--data_root", args.data_root, "--steps", str(args.steps)] + (["--bf16"] if bf16 else [])
+    if system == "paddle-dp":  # one process per core, 1 thread each; rank 0 writes the result
+        result_file = os.path.join(WORK, "dp_result.json")
+        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+               "--log_dir", os.path.join(WORK, "dp_logs")] + cmd[1:3] + ["paddle"] + cmd[4:] + \
+            ["--result_file", result_file]
     env = dict(os.environ, **(env_changes or {}))
     if env_changes and args.before_root:  # the "before" run: that checkout, with Paddle's defaults
         env["PALM_BENCH_ROOT"] = os.path.abspath(args.before_root)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    if system == "paddle-dp":
+        with open(result_file) as f:
+            return json.load(f)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -277,23 +298,30 @@ def main():
     p.add_argument("--worker", choices=["paddle", "torch"])
     p.add_argument("--workload")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--result_file", help="(worker) write the result here from rank 0")
+    p.add_argument("--no_dp", action="store_true", help="skip the 2-process data-parallel paddlepalm run")
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="", help="a line added to the report (e.g. machine load)")
     p.add_argument("--before_root", help="a paddlepalm checkout to run as 'paddlepalm fp32 before' "
                    "(default: this checkout with Paddle's own kernels)")
     args = p.parse_args()
     if args.worker == "paddle":
-        print(json.dumps(paddle_worker(args.workload, args.data_root, args.steps)))
+        result = paddle_worker(args.workload, args.data_root, args.steps)
+        if args.result_file and os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
+            with open(args.result_file, "w") as f:
+                json.dump(result, f)
+        print(json.dumps(result))
         return
     if args.worker == "torch":
         print(json.dumps(torch_worker(args.workload, args.steps, args.bf16)))
         return
     prepare(args.data_root, args.steps)
-    times = {(w, name): [] for w in args.workloads.split(",") for name, *_ in RUNS}
+    runs = RUNS + ([] if args.no_dp else [DP_RUN])
+    times = {(w, name): [] for w in args.workloads.split(",") for name, *_ in runs}
     versions = {}
     for rep in range(args.repeats):
         for workload in args.workloads.split(","):
-            for name, system, bf16, env in RUNS:
+            for name, system, bf16, env in runs:
                 result = run_worker(args, system, workload, bf16, env)
                 versions.update({k: v for k, v in result.items() if k in ("torch", "transformers")})
                 times[(workload, name)].append(result["seconds"])
@@ -313,7 +341,7 @@ def report(args, times, versions):
     rows = []
     for workload in args.workloads.split(","):
         base = statistics.median(times[(workload, "paddlepalm fp32")])
-        for name, *_ in RUNS:
+        for name in sorted({name for w, name in times if w == workload}, key=[r[0] for r in RUNS + [DP_RUN]].index):
             t = statistics.median(times[(workload, name)])
             per = ", ".join(f"{x:.1f}" for x in times[(workload, name)])
             rows.append(f"| {workload} | {name} | {32 * args.steps / t:.1f} | {t:.1f} ({per}) | {t / base:.2f} |")
@@ -330,7 +358,7 @@ def report(args, times, versions):
 
 Machine: {machine()}; torch {versions.get('torch')}, transformers {versions.get('transformers')}. {args.note}
 
-BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" is {before}; "paddlepalm fp32" is this checkout as installed. Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
+BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" is {before}; "paddlepalm fp32" is this checkout as installed, one process; "paddlepalm fp32, 2 processes" is the same script under `python -m paddle.distributed.launch --nproc_per_node 2` with `MKL_NUM_THREADS=1` (16 examples per rank, the same global batches of 32; its time includes the per-step gradient all-reduce). Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
 
 | workload | run | samples/s | time to {args.steps} steps, s (per repeat) | time / paddlepalm fp32 |
 |---|---|---|---|---|
@@ -341,6 +369,10 @@ paddlepalm / torch speed ratio (samples/s), before -> now: """ + "; ".join(
         f"{_ratio(times, w, 'paddlepalm fp32', 'torch fp32')}, vs torch bf16 "
         f"{_ratio(times, w, 'paddlepalm fp32 before', 'torch bf16')} -> {_ratio(times, w, 'paddlepalm fp32', 'torch bf16')}"
         for w in args.workloads.split(",")) + "\n"
+    if not args.no_dp:
+        body += "\nWith 2 data-parallel processes: " + "; ".join(
+            f"{w}: vs torch fp32 {_ratio(times, w, DP_RUN[0], 'torch fp32')}, "
+            f"vs torch bf16 {_ratio(times, w, DP_RUN[0], 'torch bf16')}" for w in args.workloads.split(",")) + "\n"
     print(body)
     if not args.no_write:
         update_section("paddlepalm vs PyTorch + transformers (bench/compare_torch.py)", body)

@@ -14,8 +14,8 @@ Variants, each adding one change to the one above:
    paddlepalm set from its first release (``MKL_DEBUG_CPU_TYPE`` alone: 2.2x on matmul,
    measured in ../shared/environment.md);
 2. + ``FLAGS_use_stride_kernel=0`` (transpose copies instead of a strided view);
-3. + ``CpuLinear`` (GEMM-only linear gradients);
-4. + ``CpuDropout`` (numpy mask, also inside multi-head attention);
+3. + ``CpuLinear`` (GEMM-only linear gradients, bias added in numpy);
+4. + ``CpuDropout`` (numpy mask, also inside multi-head attention, whose mask add moves to numpy);
 5. + ``CpuLayerNorm`` (numpy layer-norm gradient) = paddlepalm's default.
 """
 import argparse

@@ -75,14 +75,16 @@ def report(args, samples, seconds):
     end = samples[-1]
     growth = (end[1] - settled[1]) / settled[1] * 100
     peak = max(rss for _, rss in samples)
-    rows = " | ".join(f"{step}: {rss:.0f}" for step, rss in samples[::max(1, len(samples) // 10)])
+    shown = samples[::max(1, len(samples) // 10)]
+    shown += [end] if shown[-1] != end else []
+    rows = " | ".join(f"{step}: {rss:.0f}" for step, rss in shown)
     body = f"""Command: `python bench/memory.py --data_root {args.data_root} --steps {args.steps}`
 
 Machine: {machine()}.
 
 ATIS slot (CRF) + intent 1:1, ERNIE 2 layers x 128, batch 32, {args.steps} steps of `MultiHeadTrainer.train_one_step` in {seconds:.0f} s.
 
-RSS (MiB) at step: {rows} | {end[0]}: {end[1]:.0f}
+RSS (MiB) at step: {rows}
 
 Growth from step {settled[0]} ({settled[1]:.1f} MiB) to step {end[0]} ({end[1]:.1f} MiB): **{growth:+.2f}%** (goal: < 5%); peak {peak:.1f} MiB.
 """

@@ -19,6 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "examples", "multi-task"))
 sys.path.insert(0, HERE)
 
@@ -115,7 +116,7 @@ Small ERNIE (hidden 256, 4 layers, 4 heads), Classify on the {data_name} intents
 | `Trainer` (one task) | {args.batch_size / s:.1f} | {1000 * s:.1f} | {1000 * s_wall:.1f} |
 | `MultiHeadTrainer` (two tasks, 1:1) | {args.batch_size / m:.1f} | {1000 * m:.1f} | {1000 * m_wall:.1f} |
 
-Multi-task / single-task step CPU time: **{m / s:.3f}x** (target: at most 1.05x); wall time {m_wall / s_wall:.3f}x. Per-repeat CPU-time ratios: {', '.join(f'{b[0] / a[0]:.3f}' for a, b in zip(single, multi))}.
+Multi-task / single-task step CPU time: **{m / s:.3f}x** (target: at most 1.03x); wall time {m_wall / s_wall:.3f}x. Per-repeat CPU-time ratios: {', '.join(f'{b[0] / a[0]:.3f}' for a, b in zip(single, multi))}.
 """
     print(body)
     if not args.no_write:

@@ -10,12 +10,18 @@
   attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
   ``transpose`` copy with its own kernel: a small-BERT training step 1.3x faster
   (bench/compare_torch.py).
+* numpy's OpenBLAS (used for the small GEMVs of paddlepalm's CPU layers) starts a
+  thread per core whose spin-waiting takes the core MKL computes on: a training step
+  6% slower. ``OPENBLAS_NUM_THREADS`` defaults to 1 (set through the library when
+  numpy was imported first).
 * Known third-party import-time warnings are silenced narrowly, by message.
 
 A variable the user already set is never overridden.
 """
+import ctypes
 import logging
 import os
+import sys
 import warnings
 
 _QUIET_WARNINGS = (
@@ -34,6 +40,29 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _one_openblas_thread() -> None:
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    if "numpy" not in sys.modules:
+        return  # numpy reads the variable when it loads
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in os.path.basename(line.split()[-1])}
+    except OSError:  # pragma: no cover - non-Linux
+        return
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(1)
+                break
+
+
 def configure() -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
@@ -43,6 +72,7 @@ def configure() -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    _one_openblas_thread()
     os.environ.setdefault("FLAGS_use_stride_kernel", "0")
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("FLAGS_print_extra_info", "0")
