@@ -164,7 +164,7 @@ def paddle_worker(workload: str, data_root: str, steps: int) -> dict:
         trainer.build_backward(palm.optimizer.Adam(model, LR), weight_decay=WEIGHT_DECAY)
         first = readers[plan["tasks"][0]]
         trainer.fit_readers_with_mixratio([readers[t] for t in plan["tasks"]], plan["tasks"][0],
-                                          steps / len(trainers) / first.steps_per_epoch)
+                                          steps / len(trainers) / (first.num_examples // 32))  # global batches of 32
         assert trainer._schedule.tolist() == plan["schedule"], "multi-task schedule differs from the plan"
     start = time.perf_counter()
     trainer.train(print_steps=0)
