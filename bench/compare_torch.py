@@ -22,13 +22,14 @@ libraries): the paddlepalm run trains through the public API (``Trainer.train`` 
 ``MultiHeadTrainer.train``, batches produced by the readers during training) and
 checks that it sees the same batches; the PyTorch run collates the same features
 into the same batches itself (dynamic padding to the batch maximum, as a competent
-user would), ``torch.set_num_threads(cores)``, ``BertModel`` (sdpa attention), optional
-``torch.autocast('cpu', torch.bfloat16)``. Runs alternate (paddle, torch fp32, torch
+user would), ``torch.set_num_threads(cores)``, ``BertModel`` (sdpa attention),
+``clip_grad_norm_(1.0)`` (paddlepalm's optimizers clip the global norm at 1.0, as does
+Hugging Face's ``Trainer``: the same work), optional ``torch.autocast('cpu', torch.bfloat16)``. Runs alternate (paddle, torch fp32, torch
 bf16, paddle, ...); the median over repeats is reported. paddlepalm runs twice: as
 installed, and "before": an older checkout given by ``--before_root`` (e.g. ``git worktree
 add /tmp/palm_before f0cb52b``), or by default this checkout with Paddle's own CPU kernels
-(``FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none``). A fifth run (skip with
-``--no_dp``) trains paddlepalm as 2 data-parallel processes of 1 thread each, on the same
+(``FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none``). With ``--dp`` a fifth run
+trains paddlepalm as 2 data-parallel processes of 1 thread each, on the same
 global batches (paddle.distributed.launch, gloo). Time counts from the first
 step to the end of the last (data collation included, file reading and model
 construction not).
@@ -256,6 +257,7 @@ def torch_worker(workload: str, steps: int, bf16: bool) -> dict:
             else:
                 loss = F.cross_entropy(heads[task](dropout(out.pooler_output)).float(), batch["labels"])
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # paddlepalm's optimizers clip at 1.0, as HF's Trainer does
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - start_time
@@ -299,7 +301,7 @@ def main():
     p.add_argument("--workload")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--result_file", help="(worker) write the result here from rank 0")
-    p.add_argument("--no_dp", action="store_true", help="skip the 2-process data-parallel paddlepalm run")
+    p.add_argument("--dp", action="store_true", help="add a 2-process data-parallel paddlepalm run")
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="", help="a line added to the report (e.g. machine load)")
     p.add_argument("--before_root", help="a paddlepalm checkout to run as 'paddlepalm fp32 before' "
@@ -316,7 +318,7 @@ def main():
         print(json.dumps(torch_worker(args.workload, args.steps, args.bf16)))
         return
     prepare(args.data_root, args.steps)
-    runs = RUNS + ([] if args.no_dp else [DP_RUN])
+    runs = RUNS + ([DP_RUN] if args.dp else [])
     times = {(w, name): [] for w in args.workloads.split(",") for name, *_ in runs}
     versions = {}
     for rep in range(args.repeats):
@@ -346,6 +348,7 @@ def report(args, times, versions):
             per = ", ".join(f"{x:.1f}" for x in times[(workload, name)])
             rows.append(f"| {workload} | {name} | {32 * args.steps / t:.1f} | {t:.1f} ({per}) | {t / base:.2f} |")
     cmd = f"python bench/compare_torch.py --data_root {args.data_root} --steps {args.steps} --repeats {args.repeats}"
+    cmd += " --dp" if args.dp else ""
     if args.before_root:
         commit = subprocess.run(["git", "-C", args.before_root, "log", "-1", "--format=%h %s"],
                                 capture_output=True, text=True).stdout.strip()
@@ -354,11 +357,14 @@ def report(args, times, versions):
     else:
         before = ("this checkout with Paddle's own kernels (`FLAGS_use_stride_kernel=1 PALM_CPU_KERNELS=none`; "
                   "the CRF's GEMM recursion stays on)")
+    dp_text = ('; "paddlepalm fp32, 2 processes" is the same script under `python -m paddle.distributed.launch '
+               '--nproc_per_node 2` with `MKL_NUM_THREADS=1` (16 examples per rank, the same global batches of 32; '
+               'its time includes the per-step gradient all-reduce)') if args.dp else ""
     body = f"""Command: `{cmd}`
 
 Machine: {machine()}; torch {versions.get('torch')}, transformers {versions.get('transformers')}. {args.note}
 
-BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" is {before}; "paddlepalm fp32" is this checkout as installed, one process; "paddlepalm fp32, 2 processes" is the same script under `python -m paddle.distributed.launch --nproc_per_node 2` with `MKL_NUM_THREADS=1` (16 examples per rank, the same global batches of 32; its time includes the per-step gradient all-reduce). Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
+BERT/ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, batch 32, AdamW with global-norm clipping at 1.0 in both; ChnSentiCorp classification (max length 128, char vocabulary) and ATIS slot (CRF) + intent 1:1 (max length 64); the same batches in the same order for both libraries; {args.steps} steps per run, fresh process per run, {args.repeats} alternating repeats, medians. "paddlepalm fp32 before" is {before}; "paddlepalm fp32" is this checkout as installed, one process{dp_text}. Paddle has no bf16 CPU kernels (no bf16 matmul is registered for CPU), so paddlepalm's fp32 run is the reference for both torch rows.
 
 | workload | run | samples/s | time to {args.steps} steps, s (per repeat) | time / paddlepalm fp32 |
 |---|---|---|---|---|
@@ -369,7 +375,7 @@ paddlepalm / torch speed ratio (samples/s), before -> now: """ + "; ".join(
         f"{_ratio(times, w, 'paddlepalm fp32', 'torch fp32')}, vs torch bf16 "
         f"{_ratio(times, w, 'paddlepalm fp32 before', 'torch bf16')} -> {_ratio(times, w, 'paddlepalm fp32', 'torch bf16')}"
         for w in args.workloads.split(",")) + "\n"
-    if not args.no_dp:
+    if args.dp:
         body += "\nWith 2 data-parallel processes: " + "; ".join(
             f"{w}: vs torch fp32 {_ratio(times, w, DP_RUN[0], 'torch fp32')}, "
             f"vs torch bf16 {_ratio(times, w, DP_RUN[0], 'torch bf16')}" for w in args.workloads.split(",")) + "\n"
