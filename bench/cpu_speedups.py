@@ -16,7 +16,9 @@ Variants, each adding one change to the one above:
 2. + ``FLAGS_use_stride_kernel=0`` (transpose copies instead of a strided view);
 3. + ``CpuLinear`` (GEMM-only linear gradients, bias added in numpy);
 4. + ``CpuDropout`` (numpy mask, also inside multi-head attention, whose mask add moves to numpy);
-5. + ``CpuLayerNorm`` (numpy layer-norm gradient) = paddlepalm's default.
+5. + ``CpuLayerNorm`` (numpy layer-norm gradient);
+6. + ``OPENBLAS_NUM_THREADS=1`` (numpy's OpenBLAS threads no longer spin on MKL's core) =
+   paddlepalm's default. Rows 1-5 run numpy's OpenBLAS with a thread per core, its default.
 """
 import argparse
 import json
@@ -32,12 +34,15 @@ CONFIG = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, 
           "vocab_size": 21128, "type_vocab_size": 2, "max_position_embeddings": 512,
           "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
 BATCH, SEQ = 32, 128
+_OPENBLAS_ALL = str(len(os.sched_getaffinity(0)))  # numpy's default before paddlepalm pinned it to 1
 VARIANTS = [
-    ("before (Paddle defaults + MKL_DEBUG_CPU_TYPE=5)", {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}),
-    ("+ FLAGS_use_stride_kernel=0", {"PALM_CPU_KERNELS": "none"}),
-    ("+ CpuLinear", {"PALM_CPU_KERNELS": "linear"}),
-    ("+ CpuDropout", {"PALM_CPU_KERNELS": "linear,dropout"}),
-    ("+ CpuLayerNorm (default)", {"PALM_CPU_KERNELS": "all"}),
+    ("before (Paddle defaults + MKL_DEBUG_CPU_TYPE=5)",
+     {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none", "OPENBLAS_NUM_THREADS": _OPENBLAS_ALL}),
+    ("+ FLAGS_use_stride_kernel=0", {"PALM_CPU_KERNELS": "none", "OPENBLAS_NUM_THREADS": _OPENBLAS_ALL}),
+    ("+ CpuLinear", {"PALM_CPU_KERNELS": "linear", "OPENBLAS_NUM_THREADS": _OPENBLAS_ALL}),
+    ("+ CpuDropout", {"PALM_CPU_KERNELS": "linear,dropout", "OPENBLAS_NUM_THREADS": _OPENBLAS_ALL}),
+    ("+ CpuLayerNorm", {"PALM_CPU_KERNELS": "all", "OPENBLAS_NUM_THREADS": _OPENBLAS_ALL}),
+    ("+ OPENBLAS_NUM_THREADS=1 (default)", {"PALM_CPU_KERNELS": "all", "OPENBLAS_NUM_THREADS": "1"}),
 ]
 
 

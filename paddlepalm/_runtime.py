@@ -40,17 +40,16 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _one_openblas_thread() -> None:
-    if "OPENBLAS_NUM_THREADS" in os.environ:
-        return
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    if "numpy" not in sys.modules:
-        return  # numpy reads the variable when it loads
+def set_openblas_threads(count: int) -> bool:
+    """Set the thread count of the OpenBLAS libraries loaded in this process (numpy's).
+
+    Returns whether one was found. (``OPENBLAS_NUM_THREADS`` only acts before numpy loads.)"""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in os.path.basename(line.split()[-1])}
     except OSError:  # pragma: no cover - non-Linux
-        return
+        return False
+    found = False
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
@@ -59,8 +58,18 @@ def _one_openblas_thread() -> None:
         for name in ("openblas_set_num_threads64_", "openblas_set_num_threads"):
             setter = getattr(lib, name, None)
             if setter is not None:
-                setter(1)
+                setter(int(count))
+                found = True
                 break
+    return found
+
+
+def _one_openblas_thread() -> None:
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    if "numpy" in sys.modules:  # loaded before us: the variable came too late
+        set_openblas_threads(1)
 
 
 def configure() -> None:
