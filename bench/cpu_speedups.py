@@ -46,7 +46,8 @@ VARIANTS = [
 ]
 
 
-def worker(steps: int) -> dict:
+def build_step():
+    """The trainer and the one batch every variant trains on (also used by bench/profile_step.py)."""
     sys.path.insert(0, ROOT)
     import paddlepalm as palm
     import numpy as np
@@ -61,6 +62,11 @@ def worker(steps: int) -> dict:
              "segment_ids": np.zeros((BATCH, SEQ), "int64"),
              "input_mask": np.ones((BATCH, SEQ, 1), "float32"),
              "label_ids": rng.randint(0, 2, (BATCH,)).astype("int64")}
+    return trainer, batch
+
+
+def worker(steps: int) -> dict:
+    trainer, batch = build_step()
     for _ in range(2):
         trainer.train_one_step(batch)
     times = []

@@ -16,12 +16,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from cpu_speedups import BATCH, CONFIG, SEQ  # noqa: E402
+from cpu_speedups import build_step  # noqa: E402
 import compare_torch  # noqa: E402
 
-palm = compare_torch._palm()
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
+compare_torch._palm()  # paddlepalm before paddle: thread and flag settings
 import paddle.profiler as profiler  # noqa: E402
 
 
@@ -30,16 +28,7 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=16)
     args = p.parse_args()
-    paddle.seed(0)
-    trainer = palm.Trainer("cls")
-    model = trainer.build_forward(palm.backbone.ERNIE.from_config(dict(CONFIG)), palm.head.Classify(2, 256, 0.1))
-    trainer.build_backward(palm.optimizer.Adam(model, 1e-4), weight_decay=0.01)
-    rng = np.random.RandomState(0)
-    batch = {"token_ids": rng.randint(1, CONFIG["vocab_size"], (BATCH, SEQ)).astype("int64"),
-             "position_ids": np.tile(np.arange(SEQ), (BATCH, 1)).astype("int64"),
-             "segment_ids": np.zeros((BATCH, SEQ), "int64"),
-             "input_mask": np.ones((BATCH, SEQ, 1), "float32"),
-             "label_ids": rng.randint(0, 2, (BATCH,)).astype("int64")}
+    trainer, batch = build_step()
     for _ in range(2):
         trainer.train_one_step(batch)
     prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
