@@ -147,3 +147,14 @@ def test_training_step_matches_paddle_layers_without_dropout(monkeypatch):
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
     for name, value in results[0][1].items():
         np.testing.assert_allclose(results[1][1][name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_layers_trace_under_to_static():
+    """Under to_static the swapped layers run Paddle's own ops (numpy cannot be traced)."""
+    paddle.seed(2)
+    model = paddle.nn.Sequential(paddle.nn.Linear(8, 8), paddle.nn.LayerNorm(8), paddle.nn.Dropout(0.5))
+    assert cpu_speed.accelerate(model) == 3
+    model.eval()
+    x = paddle.randn([3, 8])
+    static = paddle.jit.to_static(model, full_graph=True)
+    np.testing.assert_allclose(static(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
