@@ -36,7 +36,11 @@ def run(args, out, nproc=1, timeout=240, check=True):
         for name in sorted(os.listdir(os.path.join(out, "logs"))):
             logs += open(os.path.join(out, "logs", name), errors="replace").read()
     if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs[-3000:]}")
+        tails = ""  # the end of each worker's log (an abort message is the last line of its own log)
+        if nproc > 1 and os.path.isdir(os.path.join(out, "logs")):
+            for name in sorted(n for n in os.listdir(os.path.join(out, "logs")) if n.startswith("workerlog")):
+                tails += f"--- {name}:\n" + open(os.path.join(out, "logs", name), errors="replace").read()[-1500:]
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n{tails}")
     return proc, logs
 
 
