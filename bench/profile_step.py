@@ -31,7 +31,8 @@ def main():
     trainer, batch = build_step()
     for _ in range(2):
         trainer.train_one_step(batch)
-    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    # on_trace_ready: keep the summary in memory; the default writes a chrome trace into ./profiler_log
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)
     prof.start()
     for _ in range(args.steps):
         trainer.train_one_step(batch)
