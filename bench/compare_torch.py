@@ -329,7 +329,7 @@ def main():
                 times[(workload, name)].append(result["seconds"])
                 print(f"repeat {rep} {workload} {name}: {result['seconds']:.2f} s for {args.steps} steps "
                       f"({32 * args.steps / result['seconds']:.1f} samples/s)", flush=True)
-    report(args, times, versions)
+    report(args, runs, times, versions)
 
 
 def _ratio(times, workload: str, paddle_run: str, torch_run: str) -> str:
@@ -337,13 +337,13 @@ def _ratio(times, workload: str, paddle_run: str, torch_run: str) -> str:
     return f"{statistics.median(times[(workload, torch_run)]) / statistics.median(times[(workload, paddle_run)]):.2f}x"
 
 
-def report(args, times, versions):
+def report(args, runs, times, versions):
     sys.path.insert(0, HERE)
     from report import machine, update_section
     rows = []
     for workload in args.workloads.split(","):
         base = statistics.median(times[(workload, "paddlepalm fp32")])
-        for name in sorted({name for w, name in times if w == workload}, key=[r[0] for r in RUNS + [DP_RUN]].index):
+        for name, *_ in runs:
             t = statistics.median(times[(workload, name)])
             per = ", ".join(f"{x:.1f}" for x in times[(workload, name)])
             rows.append(f"| {workload} | {name} | {32 * args.steps / t:.1f} | {t:.1f} ({per}) | {t / base:.2f} |")

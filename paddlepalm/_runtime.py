@@ -8,11 +8,11 @@
 * With Paddle 3.3's stride kernels, ``transpose`` returns a view and the next
   ``reshape`` copies it with a slow generic strided-copy kernel (multi-head
   attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
-  ``transpose`` copy with its own kernel: a small-BERT training step 1.3x faster
-  (bench/compare_torch.py).
+  ``transpose`` copy with its own kernel: a small-BERT training step 1.33x faster
+  (bench/cpu_speedups.py).
 * numpy's OpenBLAS (used for the small GEMVs of paddlepalm's CPU layers) starts a
   thread per core whose spin-waiting takes the core MKL computes on: a training step
-  6% slower. ``OPENBLAS_NUM_THREADS`` defaults to 1 (set through the library when
+  1.09x slower (bench/cpu_speedups.py). ``OPENBLAS_NUM_THREADS`` defaults to 1 (set through the library when
   numpy was imported first).
 * Known third-party import-time warnings are silenced narrowly, by message.
 
