@@ -17,12 +17,12 @@ Environment:
 import copy
 import json
 import os
-import tempfile
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 from paddlepalm.downloader.extract import UnsafeArchiveError, check_readable, safe_extract
 from paddlepalm.downloader.fetch import ChecksumError, DownloadError, fetch
+from paddlepalm.utils.fileio import write_json
 from paddlepalm.utils.safe_pickle import check_pickle
 
 __all__ = ["ls", "download", "register", "entry", "DownloadError", "ChecksumError", "UnsafeArchiveError"]
@@ -117,13 +117,6 @@ def _check_for(filename: str):
     return None
 
 
-def _write_json_atomic(path: str, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
 def _is_complete(target: str, e: Dict[str, Any]) -> bool:
     try:
         with open(os.path.join(target, MARKER), encoding="utf-8") as f:
@@ -155,8 +148,8 @@ def _download_entry(item: str, e: Dict[str, Any], root: str, timeout: float, ret
             finally:
                 os.remove(dest)  # extracted, or refused as unsafe: either way not kept
     if e.get("config"):
-        _write_json_atomic(os.path.join(target, e.get("config_file", "model_config.json")), e["config"])
-    _write_json_atomic(os.path.join(target, MARKER), {"name": e["name"], "files": e["files"]})
+        write_json(os.path.join(target, e.get("config_file", "model_config.json")), e["config"])
+    write_json(os.path.join(target, MARKER), {"name": e["name"], "files": e["files"]})
     return target
 
 

@@ -6,7 +6,6 @@ tensors otherwise. Prediction results are gathered batch by batch with
 :meth:`batch_postprocess` and turned into per-example results by
 :meth:`epoch_postprocess`, always in input order (``example_ids``).
 """
-import json
 import os
 from typing import Any, Dict, List, Optional
 
@@ -15,6 +14,7 @@ import paddle
 from paddle import nn
 
 from paddlepalm.backbone.base_backbone import Attrs
+from paddlepalm.utils.fileio import write_json_lines
 
 
 class Head(nn.Layer):
@@ -72,13 +72,3 @@ class Head(nn.Layer):
     def reset(self) -> None:
         """Forget the results gathered so far (PALM's reset() did not)."""
         self._results = []
-
-
-def write_json_lines(path: str, records: List[Dict[str, Any]]) -> None:
-    """Write one JSON object per line, atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -1,5 +1,4 @@
 """Extractive MRC head: start/end logits per token, n-best span decoding over windows."""
-import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -9,6 +8,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
+from paddlepalm.utils.fileio import write_json
 
 DEFAULT_MAX_ANS_LEN = 30  # tokens; SQuAD's usual limit (PALM's None crashed)
 
@@ -109,10 +109,10 @@ class MRC(Head):
             results.append(record)
         output_dir = output_dir or self.pred_output_path
         if output_dir is not None:
-            _write_json(os.path.join(output_dir, "predictions.json"), predictions)
-            _write_json(os.path.join(output_dir, "nbest_predictions.json"), nbest_all)
+            write_json(os.path.join(output_dir, "predictions.json"), predictions)
+            write_json(os.path.join(output_dir, "nbest_predictions.json"), nbest_all)
             if self.with_negative:
-                _write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
+                write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
         return results
 
     def _decode_question(self, example, windows) -> Tuple[List[Dict[str, Any]], float]:
@@ -171,11 +171,3 @@ def _add_probabilities(nbest: List[Dict[str, Any]]) -> None:
     probs /= probs.sum()
     for entry, prob in zip(nbest, probs):
         entry["probability"] = float(prob)
-
-
-def _write_json(path: str, value: Any) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
