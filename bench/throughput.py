@@ -10,16 +10,23 @@ the single-task run reads. Runs alternate (single, multi, single, ...) and the
 ratio of the median step times is written to docs/benchmarks.md. Step time is
 measured as process CPU time (robust when other jobs share the machine) and as
 wall time; run with ``MKL_NUM_THREADS=1`` for the steadiest CPU-time figure.
+
+``--before_root OLD_CHECKOUT`` compares two versions of paddlepalm side by side in one
+run instead: each repeat runs both trainers under the old checkout and under this one,
+alternating, each in its own process, and the after/before step-time ratios are
+reported (a change must not cost training speed).
 """
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.environ.get("PALM_BENCH_ROOT", ROOT))  # --before_root: an older checkout
 sys.path.insert(0, os.path.join(ROOT, "examples", "multi-task"))
 sys.path.insert(0, HERE)
 
@@ -85,13 +92,22 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--no_write", action="store_true")
+    p.add_argument("--before_root", help="an older paddlepalm checkout to compare with, side by side")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.before_root:
+        return compare_versions(args)
     work = os.path.join("/tmp", "palm_bench_throughput")
     raw = args.data_dir or make_sample(os.path.join(work, "raw"))
     data = os.path.join(work, "data")
     sizes = prepare_data.convert(raw, data)
     cfg = config(sum(1 for _ in open(os.path.join(data, "vocab.txt"), encoding="utf-8")))
     run_single(data, cfg, sizes["intent_classes"], args.batch_size, 10)  # warm-up
+    if args.worker:
+        print("RESULT " + json.dumps({
+            "single": run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps),
+            "multi": run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)}), flush=True)
+        return
     single, multi = [], []
     for rep in range(args.repeats):
         single.append(run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps))
@@ -121,6 +137,47 @@ Multi-task / single-task step CPU time: **{m / s:.3f}x** (target: at most 1.03x)
     print(body)
     if not args.no_write:
         update_section("Single-task vs multi-task step (bench/throughput.py)", body)
+
+
+def compare_versions(args) -> None:
+    """Alternate worker processes of the old checkout and this one; report after/before."""
+    runs = {"before": [], "after": []}
+    base = [sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(args.steps),
+            "--batch_size", str(args.batch_size)] + (["--data_dir", args.data_dir] if args.data_dir else [])
+    for rep in range(args.repeats):
+        for version, root in (("before", os.path.abspath(args.before_root)), ("after", ROOT)):
+            out = subprocess.run(base, capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, PALM_BENCH_ROOT=root)).stdout
+            result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+            runs[version].append(result)
+            print(f"repeat {rep} {version}: CPU ms/step single {1000 * result['single'][0]:.1f}, "
+                  f"multi {1000 * result['multi'][0]:.1f}", flush=True)
+
+    def median(version, kind, index=0):
+        return statistics.median(r[kind][index] for r in runs[version])
+
+    rows = []
+    for kind, label in (("single", "`Trainer` (one task)"), ("multi", "`MultiHeadTrainer` (two tasks, 1:1)")):
+        b, a = median("before", kind), median("after", kind)
+        per_rep = ", ".join(f"{x[kind][0] / y[kind][0]:.3f}" for x, y in zip(runs["after"], runs["before"]))
+        rows.append(f"| {label} | {1000 * b:.1f} | {1000 * a:.1f} | **{a / b:.3f}x** | {per_rep} |")
+    threads = os.environ.get("MKL_NUM_THREADS", "")
+    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py" + \
+        (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
+        f" --steps {args.steps} --repeats {args.repeats} --before_root {args.before_root}"
+    body = f"""Command: `{cmd}` (before: the checkout at `--before_root`; after: this one)
+
+Machine: {machine()}
+
+Same model and data as the table above; CPU ms per step, median of {args.repeats} alternating repeats, each version in its own process.
+
+| trainer | before | after | after / before | per repeat |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+"""
+    print(body)
+    if not args.no_write:
+        update_section("Reliability checks vs training speed (bench/throughput.py --before_root)", body)
 
 
 if __name__ == "__main__":

@@ -106,3 +106,12 @@ def gather_objects(obj: Any) -> List[Any]:
 def barrier() -> None:
     if ensure_initialized():
         dist.barrier()
+
+
+def all_ranks_agree(flag: bool) -> bool:
+    """True when ``flag`` is true on every rank (one tiny all-reduce; no-op on one rank)."""
+    if world_size() <= 1:
+        return flag
+    value = paddle.to_tensor([1 if flag else 0], dtype="int32")
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())

@@ -5,13 +5,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, Saver, log, run_training, train_step
+from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.sampler import build_schedule, task_budgets
-from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task, restore_checkpoint
+from paddlepalm.resume import Resume
+from paddlepalm.trainer import Trainer, _cover_schedule, load_checkpoint_into, predict_batch, predict_task
 
 
 class MultiHeadTrainer:
@@ -33,6 +34,8 @@ class MultiHeadTrainer:
         self._global_step = 0
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
+        self.guard = LossGuard()
+        self._resume: Optional[Resume] = None
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
 
@@ -84,11 +87,14 @@ class MultiHeadTrainer:
         self.amp = Amp.create(use_amp, amp_dtype)
         for trainer in self.trainers:
             trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp
+        self._apply_resume()
 
     def fit_readers_with_mixratio(self, readers: Sequence[Reader], sampling_reference: str, num_epochs: float,
                                   phase: str = "train") -> None:
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
+        if num_epochs is None or not num_epochs > 0:
+            raise ValueError(f"num_epochs must be a positive number, got {num_epochs!r}")
         if phase != "train":
             self.merge_inference_readers(readers)
             return
@@ -103,6 +109,7 @@ class MultiHeadTrainer:
                                         [t.is_aux for t in self.trainers], self.seed)
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
+        self._apply_resume()
 
     def merge_inference_readers(self, readers: Sequence[Reader]) -> None:
         for trainer, reader in zip(self.trainers, readers):
@@ -143,25 +150,39 @@ class MultiHeadTrainer:
         return report
 
     def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters, schedule position) and/or load the prediction model."""
-        step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, self.trainers)
-        if step is not None:
-            self._global_step = step
+        """Resume training (model, optimizer, counters, schedule position, random state) and/or load
+        the prediction model. May come before or after ``build_backward`` and ``fit_readers_with_mixratio``."""
+        self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
+        self._apply_resume()
+
+    def _apply_resume(self) -> None:
+        if self._resume is not None:
+            self._resume.apply(self.model, self.optimizer, self.trainers, self._schedule, needs_schedule=True)
+            if self._resume.progress_restored:
+                self._global_step = self._resume.ckpt.global_step
+
+    def _start_training(self) -> None:
+        if self._resume is not None:
+            self._resume.start(self.model)
+            self._resume = None
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         return {"global_step": step, "seed": self.seed,
                 "tasks": {t.name: t._progress_state() for t in self.trainers}}
 
     # ------------------------------------------------------------------ training
-    def train(self, print_steps: int = 5) -> None:
+    def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
+        """Train to the end of the schedule (see ``Trainer.train`` for ``skip_nonfinite``)."""
         if self._schedule is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
+        self.guard.skip = bool(skip_nonfinite)
+        self._start_training()
         self.evaluation = loop = self._build_evaluation()
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step)
+                                         amp=self.amp, after_step=after_step, guard=self.guard)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
 
@@ -177,7 +198,9 @@ class MultiHeadTrainer:
     def train_one_step(self, batch: Dict[str, Any]) -> float:
         batch = dict(batch)
         trainer = self.trainers[int(batch.pop("__task_id"))]
-        loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp)
+        self._start_training()
+        loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp, self.guard,
+                          self._global_step + 1)
         trainer._steps_done += 1
         self._global_step += 1
         return float(loss)

@@ -8,13 +8,13 @@ import paddle
 from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, Saver, log, run_training
+from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
-from paddlepalm.utils.safe_pickle import load_state_dict
+from paddlepalm.resume import Resume
 
 
 class Trainer:
@@ -42,6 +42,8 @@ class Trainer:
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
+        self.guard = LossGuard()
+        self._resume: Optional[Resume] = None
         self._global_step = 0
         self._reset_progress()
 
@@ -74,6 +76,7 @@ class Trainer:
         self._optimizer_spec = optimizer
         self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
         self.amp = Amp.create(use_amp, amp_dtype)
+        self._apply_resume()
 
     def fit_reader(self, reader: Reader, phase: str = "train") -> None:
         if phase == "train":
@@ -82,6 +85,7 @@ class Trainer:
             self._attach_reader(reader, self.backbone, self.head)
             self.train_reader = reader
             self._reset_progress()
+            self._apply_resume()
         elif phase == "eval" and self.head is not None:
             # evaluation during training runs the training model (see paddlepalm/evaluation.py)
             self._attach_reader(reader, self.backbone, self.head)
@@ -156,10 +160,22 @@ class Trainer:
         return report
 
     def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters) and/or load the prediction model."""
-        step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, [self])
-        if step is not None:
-            self._global_step = step
+        """Resume training (model, optimizer, counters, random state) and/or load the prediction
+        model. May come before or after ``build_backward`` and ``fit_reader``."""
+        self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
+        self._apply_resume()
+
+    def _apply_resume(self) -> None:
+        if self._resume is not None:
+            self._resume.apply(self.model, self.optimizer, [self])
+            if self._resume.progress_restored:
+                self._global_step = self._resume.ckpt.global_step
+
+    def _start_training(self) -> None:
+        """Called before the first step of ``train`` / a ``train_one_step`` loop."""
+        if self._resume is not None:
+            self._resume.start(self.model)
+            self._resume = None
 
     def load_predict_model(self, model_path: str) -> None:
         if self.pred_model is None:
@@ -207,7 +223,8 @@ class Trainer:
 
     def train_one_step(self, batch: Dict[str, np.ndarray]) -> float:
         from paddlepalm.engine import train_step
-        loss = train_step(self.model, self.optimizer, self.name, batch, self.amp)
+        self._start_training()
+        loss = train_step(self.model, self.optimizer, self.name, batch, self.amp, self.guard, self._global_step + 1)
         self._steps_done += 1
         self._global_step += 1
         return float(loss)
@@ -218,9 +235,14 @@ class Trainer:
             raise ValueError(f"task {self.name}: set num_epochs in reader.load_data() to train a single task")
         return int(epochs * self.steps_pur_epoch)
 
-    def train(self, print_steps: int = 5) -> None:
+    def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
+        """Train to the task's budget. A non-finite loss stops training with an error naming the
+        task, the step and the last checkpoint; with ``skip_nonfinite`` such a batch makes no
+        update and is counted (``trainer.guard.skipped``) instead."""
         if self.train_reader is None:
             raise RuntimeError("call fit_reader(reader) before train()")
+        self.guard.skip = bool(skip_nonfinite)
+        self._start_training()
         budget = self._budget()
         _cover_schedule(self._optimizer_spec, budget)
         schedule = np.zeros(budget, dtype="int64")
@@ -229,7 +251,7 @@ class Trainer:
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
                                          print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step)
+                                         amp=self.amp, after_step=after_step, guard=self.guard)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
 
@@ -272,30 +294,18 @@ class Trainer:
         return self.train_reader.steps_per_epoch if self.train_reader else 0
 
 
-def restore_checkpoint(path: str, model: Optional[MultiTaskModel], optimizer, pred_model: Optional[MultiTaskModel],
-                       trainers) -> Optional[int]:
-    """Load ``path`` into the training model (with optimizer state and each task's data
-    position) and/or the prediction model; returns the checkpoint's global step when the
-    training state was restored."""
+def load_checkpoint_into(path: str, model: Optional[MultiTaskModel],
+                         pred_model: Optional[MultiTaskModel]) -> Optional[Resume]:
+    """Verify and read ``path``; load its weights into the training and/or prediction model.
+    Returns what the training model still needs (optimizer, positions, random state)."""
     if model is None and pred_model is None:
         raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
-    state = checkpoint.load_model_state(path)
-    step = None
-    if model is not None:
-        _load_strict(model, state, path)
-        if optimizer is not None:
-            checkpoint.restore_optimizer_state(model, optimizer, path)
-            ema = getattr(optimizer, "palm_ema", None)
-            if ema is not None and os.path.exists(os.path.join(path, ema.FILE)):
-                ema.set_state_dict(load_state_dict(os.path.join(path, ema.FILE)))
-        progress = checkpoint.load_trainer_state(path)
-        for trainer in trainers:
-            trainer._restore_progress(progress)
-        step = int(progress.get("global_step", 0))
-    if pred_model is not None:
-        _load_strict(pred_model, state, path)
-    log(f"loaded checkpoint {path}")
-    return step
+    ckpt = checkpoint.read_checkpoint(path)
+    for target in (model, pred_model):
+        if target is not None:
+            _load_strict(target, ckpt.model_state, path)
+    log(f"loaded checkpoint {path} (global step {ckpt.global_step})")
+    return Resume(ckpt) if model is not None else None
 
 
 def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:

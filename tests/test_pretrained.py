@@ -1,5 +1,6 @@
 """Loading released formats into our backbones: old fluid params/, paddlenlp, ELMo names, safety."""
 import io
+import json
 import os
 import pickle
 import tarfile
@@ -164,6 +165,8 @@ def test_crafted_pickle_is_refused(tmp_path, monkeypatch):
     ckpt = tmp_path / "ckpt.step1"
     ckpt.mkdir()
     (ckpt / "model.pdparams").write_bytes(path.read_bytes())
+    (ckpt / "trainer.json").write_text('{"global_step": 1}')
+    (ckpt / "manifest.json").write_text(json.dumps(palm.checkpoint._manifest(str(ckpt))))  # passes verification
     (ckpt / "DONE").write_text("")
     with pytest.raises(UnsafePickleError):
         palm.checkpoint.load_model_state(str(ckpt))

@@ -120,7 +120,8 @@ def test_checkpoint_is_written_whole_or_not_at_all(joint_data, tmp_path, monkeyp
     monkeypatch.setattr(paddle, "save", real_save)
     trainer._global_step = 0
     trainer.train(print_steps=0)
-    assert sorted(os.listdir(tmp_path / "ckpt.step2")) == ["DONE", "model.pdparams", "optimizer.pdopt", "trainer.json"]
+    assert sorted(os.listdir(tmp_path / "ckpt.step2")) == ["DONE", "manifest.json", "model.pdparams", "optimizer.pdopt",
+                                                         "rng.json", "trainer.json"]
 
 
 def test_joint_checkpoint_predicts_identically_from_single_task_trainer(joint_data, tmp_path):

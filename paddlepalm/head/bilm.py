@@ -21,6 +21,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
+from paddlepalm.utils import rng
 
 
 class BiLM(Head):
@@ -36,6 +37,13 @@ class BiLM(Head):
         self._rng = np.random.RandomState(seed)
         ids = np.arange(vocab_size, dtype="float64")
         self._zipf_probs = (np.log(ids + 2) - np.log(ids + 1)) / np.log(vocab_size + 1)
+
+    def random_state(self) -> dict:
+        """The sampled-softmax generator's state (saved in checkpoints, see utils/rng.py)."""
+        return rng.random_state_to_json(self._rng)
+
+    def set_random_state(self, state: dict) -> None:
+        rng.set_random_state_from_json(self._rng, state)
 
     @property
     def inputs_attrs(self):

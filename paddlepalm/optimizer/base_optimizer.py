@@ -5,6 +5,7 @@ In a dynamic graph there is no loss variable to minimize: ``loss_var`` is what
 optimizer itself is made by the trainer's ``build_backward`` through
 :meth:`build`, once the trainable parameters are known.
 """
+import math
 from typing import Callable, List, Optional
 
 import paddle
@@ -24,11 +25,24 @@ def no_decay_names(model: nn.Layer) -> set:
     return exempt
 
 
+def create_all_state(optimizer: paddle.optimizer.Optimizer) -> None:
+    """Create every parameter's accumulators (zero moments, initial beta powers) now.
+
+    Paddle creates them lazily at a parameter's first update, so in a multi-task run
+    the heads that have not stepped yet would be missing from a checkpoint and a
+    resume could not restore the optimizer exactly. Creating them up front changes
+    no update: a parameter without a gradient is still skipped."""
+    block = paddle.static.default_main_program().global_block()
+    optimizer._create_accumulators(block, [p for p in optimizer._parameter_list if not p.stop_gradient])
+
+
 class Optimizer:
     def __init__(self, loss_var, lr: float, lr_schedualer: Optional[Schedualer] = None,
                  grad_clip_norm: Optional[float] = 1.0):
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        if grad_clip_norm is not None and not (math.isfinite(grad_clip_norm) and grad_clip_norm > 0):
+            raise ValueError(f"grad_clip_norm must be a positive finite number or None, got {grad_clip_norm!r}")
         self.loss_var = loss_var
         self.lr = float(lr)
         self.lr_schedualer = lr_schedualer
@@ -50,7 +64,10 @@ class Optimizer:
               ema_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
         """The paddle optimizer over ``model``'s trainable parameters; with ``use_ema`` it
         carries an :class:`ExponentialMovingAverage` as ``palm_ema``, updated after each step."""
+        if weight_decay is not None and not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay!r}")
         optimizer = self._make(model, weight_decay)
+        create_all_state(optimizer)
         if use_ema:
             optimizer.palm_ema = ExponentialMovingAverage(model, 0.9999 if ema_decay is None else ema_decay)
         return optimizer

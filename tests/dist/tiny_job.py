@@ -83,11 +83,11 @@ if args.resume:
 if args.fail_at_step and rank == 1:
     engine_step = palm.engine.train_step
 
-    def failing_step(model, optimizer, task, batch, amp=None, _count=[0]):
+    def failing_step(*step_args, _count=[0], **step_kwargs):
         _count[0] += 1
         if _count[0] == args.fail_at_step:
             raise RuntimeError(f"injected failure on rank 1 at step {_count[0]}")
-        return engine_step(model, optimizer, task, batch, amp)
+        return engine_step(*step_args, **step_kwargs)
 
     palm.engine.train_step = failing_step
 trainer.train(print_steps=4)
