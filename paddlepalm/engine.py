@@ -136,13 +136,25 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule:
         stats.losses.setdefault(trainer.name, []).append(loss)
         if print_steps > 0 and (step % print_steps == 0 or step == total):
             _print_progress(step, trainer, stats)
-        if saver is not None and step % saver.save_steps == 0:
-            _save(saver, step, model, optimizer, state_fn)
+        save_if_due(saver, step, model, optimizer, state_fn)
         if after_step is not None and after_step(step):
             break
-    if saver is not None and saver.last_saved_step != step and step > start_step:
-        _save(saver, step, model, optimizer, state_fn)
+    if step > start_step:
+        save_final(saver, step, model, optimizer, state_fn)
     return step
+
+
+def save_if_due(saver: Optional[Saver], step: int, model, optimizer, state_fn) -> None:
+    """Write the saver's checkpoints when ``step`` is a multiple of ``save_steps``; run after
+    every training step, by ``train()`` and by ``train_one_step`` alike."""
+    if saver is not None and step % saver.save_steps == 0:
+        _save(saver, step, model, optimizer, state_fn)
+
+
+def save_final(saver: Optional[Saver], step: int, model, optimizer, state_fn) -> None:
+    """At the end of training: save the last step unless it was just saved."""
+    if saver is not None and saver.last_saved_step != step:
+        _save(saver, step, model, optimizer, state_fn)
 
 
 def _save(saver: Saver, step: int, model, optimizer, state_fn) -> None:

@@ -1,11 +1,11 @@
 """``MultiHeadTrainer``: several tasks, one shared backbone, a task drawn per step by mix ratio."""
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, Saver, log, run_training, train_step
+from paddlepalm.engine import Amp, Saver, log, run_training, save_if_due, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
@@ -90,8 +90,7 @@ class MultiHeadTrainer:
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
         if phase != "train":
-            self.merge_inference_readers(readers)
-            return
+            return self.merge_inference_readers(readers)
         for trainer, reader in zip(self.trainers, readers):
             trainer.fit_reader(reader, phase="train")
         reference = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
@@ -104,9 +103,28 @@ class MultiHeadTrainer:
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
 
-    def merge_inference_readers(self, readers: Sequence[Reader]) -> None:
-        for trainer, reader in zip(self.trainers, readers):
+    def merge_inference_readers(self, readers) -> Callable[[str], Iterator[Dict[str, np.ndarray]]]:
+        """Bind a prediction reader to each task (a list in task order, or ``{task name: reader}``);
+        returns PALM's ``iterator(task_name)``: one pass over that task's prediction batches, for
+        ``predict_one_batch(task_name, batch)``."""
+        if isinstance(readers, dict):
+            unknown = sorted(set(readers) - {t.name for t in self.trainers})
+            if unknown:
+                raise KeyError(f"readers for unknown tasks {unknown}; tasks are {[t.name for t in self.trainers]}")
+            pairs = [(t, readers[t.name]) for t in self.trainers if t.name in readers]
+        else:
+            if len(readers) != len(self.trainers):
+                raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
+            pairs = list(zip(self.trainers, readers))
+        for trainer, reader in pairs:
             trainer.fit_reader(reader, phase="predict")
+
+        def iterator(task_name: str) -> Iterator[Dict[str, np.ndarray]]:
+            reader = self._trainer(task_name).predict_reader
+            if reader is None:
+                raise RuntimeError(f"task {task_name!r} has no prediction reader")
+            return reader.iter_epoch(0)
+        return iterator
 
     @property
     def overall_train_steps(self) -> int:
@@ -174,13 +192,19 @@ class MultiHeadTrainer:
         batch["__task_id"] = np.array(index)
         return batch
 
-    def train_one_step(self, batch: Dict[str, Any]) -> float:
+    def train_one_step(self, batch: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
+        """One step of the task ``batch['__task_id']`` names (``get_one_batch``); advances the
+        counters and runs the saver as ``train()`` does. Returns ``({'loss': float}, task_id)``."""
+        if self.optimizer is None:
+            raise RuntimeError("call build_backward(optimizer) before train_one_step")
         batch = dict(batch)
-        trainer = self.trainers[int(batch.pop("__task_id"))]
+        task_id = int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])
+        trainer = self.trainers[task_id]
         loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp)
         trainer._steps_done += 1
         self._global_step += 1
-        return float(loss)
+        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state)
+        return {"loss": float(loss)}, task_id
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> Dict[str, List[Dict[str, Any]]]:
@@ -198,6 +222,9 @@ class MultiHeadTrainer:
             raise RuntimeError("no task has a prediction reader: call merge_inference_readers(readers)")
         return results
 
-    def predict_one_batch(self, task_name: str, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+    def predict_one_batch(self, task_name: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """``task_name``'s prediction outputs on ``batch``, a dict of arrays (``Trainer.predict_one_batch``)."""
         self._trainer(task_name)
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward() before predict_one_batch")
         return predict_batch(self.pred_model, task_name, batch)

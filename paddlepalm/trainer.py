@@ -1,6 +1,6 @@
 """``Trainer``: trains, evaluates, saves and predicts one task (PALM's contract)."""
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import paddle
@@ -8,7 +8,7 @@ import paddle
 from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, Saver, log, run_training
+from paddlepalm.engine import Amp, Saver, log, run_training, save_final, save_if_due, train_step
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -43,6 +43,8 @@ class Trainer:
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
         self._global_step = 0
+        self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
+        self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
         self._reset_progress()
 
     def _reset_progress(self) -> None:
@@ -75,14 +77,23 @@ class Trainer:
         self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
         self.amp = Amp.create(use_amp, amp_dtype)
 
-    def fit_reader(self, reader: Reader, phase: str = "train") -> None:
+    def fit_reader(self, reader: Reader, phase: str = "train") -> Iterator[Dict[str, np.ndarray]]:
+        """Bind ``reader`` to this task; returns an iterator of its batches (PALM's idiom
+        ``for batch in trainer.fit_reader(reader): trainer.train_one_step(batch)``).
+
+        ``'train'``: batches over epochs until the task's budget (``num_epochs`` epochs; under a
+        ``MultiHeadTrainer``, its share); when it ends, the last step is saved as ``train()`` does.
+        ``'predict'`` and ``'eval'``: one pass over the data. Nothing is read until the
+        iterator is used, so a caller may ignore it and call ``train()`` or ``predict()``.
+        """
         if phase == "train":
             if self.head is None:
                 raise RuntimeError("call build_forward(backbone, head) before fit_reader(phase='train')")
             self._attach_reader(reader, self.backbone, self.head)
             self.train_reader = reader
             self._reset_progress()
-        elif phase == "eval" and self.head is not None:
+            return self._train_batches()
+        if phase == "eval" and self.head is not None:
             # evaluation during training runs the training model (see paddlepalm/evaluation.py)
             self._attach_reader(reader, self.backbone, self.head)
             self.eval_reader = reader
@@ -91,8 +102,20 @@ class Trainer:
                 raise RuntimeError("call build_predict_forward(backbone, head) before fit_reader(phase='predict')")
             self._attach_reader(reader, self.pred_backbone, self.pred_head)
             self.predict_reader = reader
+            self._predict_batches = None
         else:
             raise ValueError(f"phase must be 'train' or 'predict', got {phase!r}")
+        return reader.iter_epoch(0)
+
+    def _train_batches(self) -> Iterator[Dict[str, np.ndarray]]:
+        budget = self._budget()
+        if self.budget is None:
+            _cover_schedule(self._optimizer_spec, budget)
+        start = self._global_step
+        for _ in range(budget - self._steps_done):
+            yield self._next_train_batch()
+        if self._global_step > start:
+            save_final(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state)
 
     @staticmethod
     def _attach_reader(reader: Reader, backbone: Backbone, head: Head) -> None:
@@ -199,24 +222,34 @@ class Trainer:
                            f"({self.train_reader.num_examples} examples, batch size {self.train_reader.batch_size})")
 
     def get_one_batch(self, phase: str = "train") -> Dict[str, np.ndarray]:
+        """The next training batch, or the next prediction batch of one pass over the prediction
+        reader (``StopIteration`` after the last one; ``fit_reader`` starts a new pass)."""
         if phase == "train":
             return self._next_train_batch()
         if self.predict_reader is None:
             raise RuntimeError("call fit_reader(reader, phase='predict') first")
-        return next(self.predict_reader.iter_epoch(0))
+        if self._predict_batches is None:
+            self._predict_batches = self.predict_reader.iter_epoch(0)
+        return next(self._predict_batches)
 
-    def train_one_step(self, batch: Dict[str, np.ndarray]) -> float:
-        from paddlepalm.engine import train_step
+    def train_one_step(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
+        """One optimization step on ``batch``; advances the counters and runs the saver
+        (``set_saver``) exactly as ``train()`` does. Returns ``{'loss': float}``."""
+        if self.optimizer is None:
+            raise RuntimeError("call build_backward(optimizer) before train_one_step")
         loss = train_step(self.model, self.optimizer, self.name, batch, self.amp)
         self._steps_done += 1
         self._global_step += 1
-        return float(loss)
+        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state)
+        return {"loss": float(loss)}
 
     def _budget(self) -> int:
+        """Steps this task trains: its share under a MultiHeadTrainer, else ``num_epochs`` epochs
+        (``num_epochs=None``: one epoch, as PALM did)."""
+        if self.budget is not None:
+            return self.budget
         epochs = self.train_reader.num_epochs
-        if epochs is None:
-            raise ValueError(f"task {self.name}: set num_epochs in reader.load_data() to train a single task")
-        return int(epochs * self.steps_pur_epoch)
+        return int((1 if epochs is None else epochs) * self.steps_pur_epoch)
 
     def train(self, print_steps: int = 5) -> None:
         if self.train_reader is None:
@@ -239,7 +272,11 @@ class Trainer:
             raise RuntimeError("call build_predict_forward and fit_reader(reader, phase='predict') before predict()")
         return predict_task(self.pred_model, self.name, self.predict_reader, output_dir, print_steps)
 
-    def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+    def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """The prediction outputs of one batch, a dict of arrays (see :func:`predict_batch`);
+        ``self.pred_head.batch_results(outputs)`` turns them into per-example results."""
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward before predict_one_batch")
         return predict_batch(self.pred_model, self.name, batch)
 
     # ---------------------------------------------------------------- properties
@@ -317,11 +354,15 @@ def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:
         log(f"learning-rate schedule stretched to the {total_steps} training steps (it was shorter)")
 
 
-def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The head's prediction outputs on ``batch`` as numpy arrays (PALM's fetched outputs):
+    ``logits``/``probs`` for classification and matching, per-word emissions ``logits`` and the
+    Viterbi ``tags`` for sequence labeling, ``start_logits``/``end_logits`` for MRC."""
     model.eval()
     with paddle.no_grad():
         outputs = model(task, to_tensors(batch))
-    return model.head_of(task).batch_results(outputs)
+    return {name: value.numpy() if isinstance(value, paddle.Tensor) else np.asarray(value)
+            for name, value in outputs.items()}
 
 
 def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],

@@ -75,7 +75,7 @@ def test_training_logs_palm_lines_and_budget(joint_data, tmp_path, capsys):
 
 def test_loss_falls(joint_data):
     trainer, _ = build_joint(joint_data["dir"], joint_data, lr=3e-3)
-    losses = [trainer.train_one_step(trainer.get_one_batch()) for _ in range(trainer.overall_train_steps)]
+    losses = [trainer.train_one_step(trainer.get_one_batch())[0]["loss"] for _ in range(trainer.overall_train_steps)]
     assert np.mean(losses[-6:]) < 0.5 * np.mean(losses[:6])
 
 

@@ -1,0 +1,191 @@
+"""The rows of palm_api.md's "Behaviours that PALM 2.x scripts rely on", through the public API,
+on the generated joint sample (PALM's TSV formats)."""
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import paddlepalm as palm
+from conftest import tiny_config
+
+HIDDEN = 32
+
+
+def _vocab(d):
+    return os.path.join(d, "vocab.txt")
+
+
+def _config(d, **changes):
+    config = tiny_config(sum(1 for _ in open(_vocab(d), encoding="utf-8")), hidden=HIDDEN)
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **changes)
+    return config
+
+
+def _intent_reader(d, phase="train", batch_size=16, num_epochs=None, split="train"):
+    reader = palm.reader.ClassifyReader(_vocab(d), 32, seed=1, phase=phase)
+    reader.load_data(os.path.join(d, "intent", f"{split}.tsv"), batch_size=batch_size, num_epochs=num_epochs)
+    return reader
+
+
+def _slot_reader(d, phase="train", batch_size=16, split="train"):
+    reader = palm.reader.SequenceLabelReader(_vocab(d), 32, os.path.join(d, "label_map.json"), seed=1, phase=phase)
+    reader.load_data(os.path.join(d, "slot", f"{split}.tsv"), batch_size=batch_size)
+    return reader
+
+
+def _intent_trainer(joint_data, num_epochs=None, seed=0):
+    d = joint_data["dir"]
+    paddle.seed(seed)
+    trainer = palm.Trainer("intent")
+    loss_var = trainer.build_forward(palm.backbone.ERNIE.from_config(_config(d)),
+                                     palm.head.Classify(joint_data["intent_classes"], HIDDEN))
+    trainer.build_backward(palm.optimizer.Adam(loss_var, 1e-3))
+    reader = _intent_reader(d, num_epochs=num_epochs)
+    return trainer, reader
+
+
+def _joint_trainer(joint_data, seed=0):
+    d = joint_data["dir"]
+    paddle.seed(seed)
+    ernie = palm.backbone.ERNIE.from_config(_config(d))
+    slot, intent = palm.Trainer("slot"), palm.Trainer("intent")
+    slot.build_forward(ernie, palm.head.SequenceLabel(joint_data["slot_classes"], HIDDEN))
+    intent.build_forward(ernie, palm.head.Classify(joint_data["intent_classes"], HIDDEN))
+    trainer = palm.MultiHeadTrainer([slot, intent], seed=2)
+    trainer.build_backward(palm.optimizer.Adam(trainer.build_forward(), 1e-3))
+    trainer.fit_readers_with_mixratio([_slot_reader(d), _intent_reader(d)], "slot", 1)
+    return trainer
+
+
+def _saved(path):
+    return sorted(name for name in os.listdir(path) if not name.startswith("."))
+
+
+# ------------------------------------------------------------ fit_reader / train_one_step
+def test_fit_reader_loop_trains_the_budget_and_saves_like_train(joint_data, tmp_path):
+    trainer, reader = _intent_trainer(joint_data, num_epochs=2)
+    trainer.set_saver(str(tmp_path / "loop"), save_steps=5)
+    losses = []
+    for batch in trainer.fit_reader(reader):
+        outputs = trainer.train_one_step(batch)
+        assert isinstance(outputs, dict) and isinstance(outputs["loss"], float)
+        losses.append(outputs["loss"])
+    budget = 2 * reader.steps_per_epoch
+    assert len(losses) == budget and trainer.cur_train_step == budget and trainer.cur_train_epoch == 1
+    assert all(np.isfinite(losses))
+
+    twin, twin_reader = _intent_trainer(joint_data, num_epochs=2)
+    twin.set_saver(str(tmp_path / "train"), save_steps=5)
+    twin.fit_reader(twin_reader)
+    twin.train(print_steps=0)
+    expected = sorted({f"ckpt.step{s}" for s in range(5, budget + 1, 5)} | {f"ckpt.step{budget}"})
+    assert _saved(tmp_path / "loop") == _saved(tmp_path / "train") == expected
+    # the same steps on the same batches: the same weights
+    a = paddle.load(str(tmp_path / "loop" / f"ckpt.step{budget}" / "model.pdparams"))
+    b = paddle.load(str(tmp_path / "train" / f"ckpt.step{budget}" / "model.pdparams"))
+    for key in a:
+        np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_single_task_with_num_epochs_none_trains_one_epoch(joint_data):
+    trainer, reader = _intent_trainer(joint_data, num_epochs=None)
+    trainer.fit_reader(reader)
+    trainer.train(print_steps=0)
+    assert trainer.cur_train_step == reader.steps_per_epoch > 0
+    again, again_reader = _intent_trainer(joint_data, num_epochs=None)
+    assert sum(1 for _ in again.fit_reader(again_reader)) == again_reader.steps_per_epoch
+
+
+def test_predict_batches_come_once_and_successively(joint_data):
+    d = joint_data["dir"]
+    trainer = palm.Trainer("intent")
+    trainer.build_predict_forward(palm.backbone.ERNIE.from_config(_config(d), phase="predict"),
+                                  palm.head.Classify(joint_data["intent_classes"], HIDDEN, phase="predict"))
+    reader = _intent_reader(d, phase="predict", batch_size=10, split="test")
+    ids = [batch["example_ids"].tolist() for batch in trainer.fit_reader(reader, phase="predict")]
+    assert sorted(sum(ids, [])) == list(range(reader.num_examples))  # each example once
+    got = []
+    with pytest.raises(StopIteration):
+        while True:
+            got.append(trainer.get_one_batch("predict")["example_ids"].tolist())
+    assert got == ids and len(got) > 1
+
+
+def test_multihead_train_one_step_returns_outputs_and_task_id_and_saves(joint_data, tmp_path):
+    trainer = _joint_trainer(joint_data)
+    trainer.set_saver(str(tmp_path), save_steps=4)
+    seen = []
+    for _ in range(9):
+        outputs, task_id = trainer.train_one_step(trainer.get_one_batch())
+        assert isinstance(outputs["loss"], float) and np.isfinite(outputs["loss"])
+        seen.append(task_id)
+    assert set(seen) <= {0, 1}
+    assert [t.cur_train_step for t in trainer.trainers] == [seen.count(0), seen.count(1)]
+    assert _saved(tmp_path) == ["ckpt.step4", "ckpt.step8"]
+
+
+# ------------------------------------------------------------------- predict_one_batch
+def _predictor(joint_data, task, seed=0):
+    d = joint_data["dir"]
+    paddle.seed(seed)
+    trainer = palm.Trainer(task)
+    head = (palm.head.Classify(joint_data["intent_classes"], HIDDEN, phase="predict") if task == "intent" else
+            palm.head.SequenceLabel(joint_data["slot_classes"], HIDDEN, phase="predict"))
+    trainer.build_predict_forward(palm.backbone.ERNIE.from_config(_config(d), phase="predict"), head)
+    return trainer
+
+
+def test_predict_one_batch_returns_arrays_like_palm(joint_data):
+    d = joint_data["dir"]
+    intent = _predictor(joint_data, "intent")
+    batch = next(intent.fit_reader(_intent_reader(d, phase="predict", batch_size=8, split="test"), phase="predict"))
+    out = intent.predict_one_batch(batch)
+    assert isinstance(out["logits"], np.ndarray) and out["logits"].shape == (8, joint_data["intent_classes"])
+    np.testing.assert_allclose(out["probs"].sum(-1), 1, rtol=1e-5)
+
+    slot = _predictor(joint_data, "slot")
+    batch = next(slot.fit_reader(_slot_reader(d, phase="predict", batch_size=8, split="test"), phase="predict"))
+    out = slot.predict_one_batch(batch)
+    emissions, tags = out["logits"], out["tags"]
+    assert emissions.ndim == 3 and emissions.shape[0] == 8 and emissions.shape[2] == joint_data["slot_classes"]
+    assert tags.shape == emissions.shape[:2]
+    decoded = slot.pred_head.batch_results(out)  # the per-example results predict() writes
+    assert [r["label"][:n] for r, n in zip(decoded, out["word_counts"])] == \
+        [t[:n].tolist() for t, n in zip(tags, out["word_counts"])]
+
+
+# ----------------------------------------------------- merge_inference_readers (joint_predict.py)
+def _joint_checkpoint(joint_data, path):
+    trainer = _joint_trainer(joint_data)
+    trainer.set_saver(str(path), save_steps=3)
+    for _ in range(3):
+        trainer.train_one_step(trainer.get_one_batch())
+    return str(path / "ckpt.step3")
+
+
+def test_joint_predict_idiom_with_merge_inference_readers(joint_data, tmp_path):
+    d = joint_data["dir"]
+    ckpt = _joint_checkpoint(joint_data, tmp_path / "out")
+    ernie = palm.backbone.ERNIE.from_config(_config(d), phase="predict")
+    slot, intent = palm.Trainer("slot"), palm.Trainer("intent")
+    intent.build_predict_forward(ernie, palm.head.Classify(joint_data["intent_classes"], HIDDEN, phase="predict"))
+    slot.build_predict_forward(ernie, palm.head.SequenceLabel(joint_data["slot_classes"], HIDDEN, phase="predict"))
+    trainer = palm.MultiHeadTrainer([slot, intent])
+    trainer.build_predict_forward()
+    trainer.load_ckpt(ckpt)
+    readers = {"slot": _slot_reader(d, phase="predict", batch_size=10, split="test"),
+               "intent": _intent_reader(d, phase="predict", batch_size=10, split="test")}
+    joint_iterator = trainer.merge_inference_readers([readers["slot"], readers["intent"]])
+    expected = trainer.predict()
+    for task in ("slot", "intent"):
+        count, labels = 0, {}
+        for batch in joint_iterator(task):
+            out = trainer.predict_one_batch(task, batch)
+            count += len(out["logits"])
+            for r in trainer.pred_model.head_of(task).batch_results(out):
+                labels[r["index"]] = r["label"]
+        assert count == readers[task].num_examples
+        assert [labels[i] for i in range(count)] == [r["label"] for r in expected[task]]
+    with pytest.raises(KeyError, match="no task named"):
+        joint_iterator("nope")
