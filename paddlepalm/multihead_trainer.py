@@ -8,7 +8,7 @@ from paddlepalm import evaluation
 from paddlepalm.engine import Amp, Saver, log, run_training, save_if_due, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task, restore_checkpoint
@@ -152,11 +152,20 @@ class MultiHeadTrainer:
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
         self._saver = Saver.parse(save_path, save_steps, save_type)
 
-    def load_pretrain(self, model_path: str):
+    def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
+        """The shared backbone's weights (see ``Trainer.load_pretrain``)."""
         model = self.model or self.pred_model
         if model is None:
             raise RuntimeError("call build_forward() before load_pretrain")
         report = load_pretrained_backbone(model.backbone, model_path)
+        log(report.summary())
+        return report
+
+    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Lenient load into the joint prediction model (see ``Trainer.load_predict_model``)."""
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward() before load_predict_model")
+        report = load_model_leniently(self.pred_model, model_path)
         log(report.summary())
         return report
 

@@ -12,7 +12,7 @@ from paddlepalm.engine import Amp, Saver, log, run_training, save_final, save_if
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.utils.safe_pickle import load_state_dict
 
@@ -170,7 +170,9 @@ class Trainer:
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
         self._saver = Saver.parse(save_path, save_steps, save_type)
 
-    def load_pretrain(self, model_path: str):
+    def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
+        ``convert`` is PALM's argument (re-pack the release); releases are read as they are here."""
         backbone = self.backbone or self.pred_backbone
         if backbone is None:
             raise RuntimeError("call build_forward or build_predict_forward before load_pretrain")
@@ -184,10 +186,17 @@ class Trainer:
         if step is not None:
             self._global_step = step
 
-    def load_predict_model(self, model_path: str) -> None:
+    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Load into the prediction model, by name and leniently, whatever of its parameters
+        ``model_path`` holds: a paddlepalm checkpoint (backbone and heads) or a released pretrained
+        folder (the backbone). Logs what was loaded; fails when nothing matched. ``convert``: as in
+        :meth:`load_pretrain`. To resume or predict from one of our checkpoints strictly, use
+        :meth:`load_ckpt`."""
         if self.pred_model is None:
             raise RuntimeError("call build_predict_forward before load_predict_model")
-        _load_strict(self.pred_model, checkpoint.load_model_state(model_path), model_path)
+        report = load_model_leniently(self.pred_model, model_path)
+        log(report.summary())
+        return report
 
     def _progress_state(self) -> Dict[str, int]:
         return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}

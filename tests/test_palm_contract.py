@@ -189,3 +189,38 @@ def test_joint_predict_idiom_with_merge_inference_readers(joint_data, tmp_path):
         assert [labels[i] for i in range(count)] == [r["label"] for r in expected[task]]
     with pytest.raises(KeyError, match="no task named"):
         joint_iterator("nope")
+
+
+# ------------------------------------------------------- load_pretrain / load_predict_model
+def test_load_predict_model_takes_a_release_or_our_checkpoint_and_palms_second_argument(joint_data, tmp_path):
+    from pretrained_fixtures import make_backbone, outputs, write_fluid_release
+
+    source, config = make_backbone("ernie", seed=1)
+    release = write_fluid_release(source, config, str(tmp_path / "ERNIE-tiny"))
+    trainer = palm.Trainer("intent")
+    backbone = palm.backbone.ERNIE.from_config(config, phase="predict")
+    trainer.build_predict_forward(backbone, palm.head.Classify(3, config["hidden_size"], phase="predict"))
+    report = trainer.load_predict_model(release, False)  # PALM's predict example: a released folder
+    assert report.loaded and all(n.startswith("backbone.") for n in report.loaded)
+    assert any(n.startswith("heads.intent.") for n in report.missing)
+    for key, value in outputs(source).items():
+        np.testing.assert_allclose(outputs(backbone)[key], value, rtol=1e-5, atol=1e-6)
+    assert trainer.load_pretrain(release, False).loaded
+
+    # our checkpoint: backbone and this task's head by name; the other task's head is left over
+    ckpt = _joint_checkpoint(joint_data, tmp_path / "out")
+    predictor = _predictor(joint_data, "intent", seed=7)
+    report = predictor.load_predict_model(ckpt)
+    assert any(n.startswith("heads.intent.") for n in report.loaded) and not report.missing
+    assert any(n.startswith("heads.slot.") for n in report.unexpected)
+    strict = _predictor(joint_data, "intent", seed=8)
+    strict.load_ckpt(ckpt)
+    batch = next(_intent_reader(joint_data["dir"], phase="predict", split="test").iter_epoch(0))
+    np.testing.assert_allclose(predictor.predict_one_batch(batch)["probs"], strict.predict_one_batch(batch)["probs"],
+                               rtol=1e-6)
+
+    unrelated = tmp_path / "unrelated"
+    unrelated.mkdir()
+    paddle.save({"something.else": paddle.zeros([2])}, str(unrelated / "model_state.pdparams"))
+    with pytest.raises(ValueError, match="no parameter"):
+        predictor.load_predict_model(str(unrelated))

@@ -45,9 +45,10 @@ class LoadReport:
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
+    scope: str = "backbone"
 
     def summary(self) -> str:
-        text = (f"loaded {len(self.loaded)} backbone parameters from {self.source} ({self.format}); "
+        text = (f"loaded {len(self.loaded)} {self.scope} parameters from {self.source} ({self.format}); "
                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                 f"{len(self.mismatched)} with mismatched shapes")
         if self.missing:
@@ -217,4 +218,40 @@ def load_pretrained_backbone(backbone, path: str) -> LoadReport:
             f"it expects names like {sorted(own)[:3]}, the source has {len(source.source_names)} entries "
             f"like {source.source_names[:3]}{detail}")
     backbone.set_state_dict(to_set)
+    return report
+
+
+def load_model_leniently(model, path: str) -> LoadReport:
+    """Load whatever parameters of ``model`` (a ``MultiTaskModel``) ``path`` holds, by name:
+    all of them from a paddlepalm checkpoint, the backbone's from a pretrained release (any
+    format above; the heads are then reported missing). Raises when nothing matched."""
+    if not checkpoint.is_checkpoint(path):
+        backbone_report = load_pretrained_backbone(model.backbone, path)
+        report = LoadReport(source=path, format=backbone_report.format, scope="model",
+                            loaded=["backbone." + n for n in backbone_report.loaded],
+                            missing=["backbone." + n for n in backbone_report.missing]
+                            + [n for n in model.state_dict() if not n.startswith("backbone.")],
+                            unexpected=backbone_report.unexpected,
+                            mismatched=["backbone." + n for n in backbone_report.mismatched])
+        return report
+    state = checkpoint.load_model_state(path)
+    own = model.state_dict()
+    report = LoadReport(source=path, format="paddlepalm checkpoint", scope="model")
+    to_set = {}
+    for name, target in own.items():
+        if name not in state:
+            report.missing.append(name)
+            continue
+        value = _as_target_dtype(state[name], target)
+        if tuple(value.shape) != tuple(target.shape):
+            report.mismatched.append(f"{name}: {tuple(value.shape)} vs {tuple(target.shape)}")
+            continue
+        to_set[name] = value
+        report.loaded.append(name)
+    report.unexpected = sorted(set(state) - set(own))
+    if not report.loaded:
+        raise ValueError(f"no parameter of the checkpoint {path} matches this model: it expects names like "
+                         f"{sorted(own)[:3]}, the checkpoint has {len(state)} entries like {sorted(state)[:3]}"
+                         + (f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""))
+    model.set_state_dict(to_set)
     return report
