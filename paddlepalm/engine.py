@@ -20,6 +20,8 @@ class Saver:
     save_steps: int
     save_types: Sequence[str] = ("ckpt",)
     last_saved_step: int = -1
+    # writes the inference model of 'predict' saves: exporter(directory, weights or None)
+    exporter: Optional[Callable[[str, Optional[Dict]], None]] = None
 
     @classmethod
     def parse(cls, save_path: str, save_steps: int, save_type: str) -> "Saver":
@@ -44,10 +46,23 @@ class Saver:
                 os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer, state, extra))
         if "predict" in self.save_types:
             weights = ema.averaged_state_dict(model) if ema is not None else None
-            written.append(checkpoint.save_checkpoint(
-                os.path.join(self.save_path, f"predict.step{step}"), model, None,
-                {"global_step": step, "ema": ema is not None}, weights=weights))
+            written.extend(self._export(os.path.join(self.save_path, f"pred.step{step}"), weights))
         return written
+
+    def _export(self, directory: str, weights: Optional[Dict]) -> List[str]:
+        """PALM's ``pred.step{N}``: an inference model (paddlepalm/export.py). A failed export is
+        reported and training goes on."""
+        if self.exporter is None:
+            print(f"warning: no predict model written to {directory}: this trainer cannot export one",
+                  file=sys.stderr, flush=True)
+            return []
+        try:
+            self.exporter(directory, weights)
+        except Exception as error:  # noqa: BLE001 (any failure of tracing/saving: report, keep training)
+            print(f"warning: predict model export to {directory} failed: {type(error).__name__}: {error}",
+                  file=sys.stderr, flush=True)
+            return []
+        return [directory]
 
 
 def log(message: str) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 
 from paddlepalm import evaluation
 from paddlepalm.engine import Amp, Saver, log, run_training, save_if_due, train_step
+from paddlepalm.export import export_inference_model
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
@@ -150,7 +151,18 @@ class MultiHeadTrainer:
 
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+        """As ``Trainer.set_saver``; ``'predict'`` writes ``pred.step{N}/<task>/`` per task."""
         self._saver = Saver.parse(save_path, save_steps, save_type)
+        self._saver.exporter = self._export_predict
+
+    def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
+        trained = [t for t in self.trainers if t._sample_batch is not None and t.reuse_head_with is None]
+        if not trained:
+            raise RuntimeError("no task has trained on a batch yet")
+        for trainer in trained:
+            export_inference_model(self.model, trainer.name, trainer._sample_batch,
+                                   os.path.join(directory, trainer.name),
+                                   getattr(trainer.head, "label_names", None), weights)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """The shared backbone's weights (see ``Trainer.load_pretrain``)."""
@@ -210,6 +222,8 @@ class MultiHeadTrainer:
         task_id = int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])
         trainer = self.trainers[task_id]
         loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp)
+        if trainer._sample_batch is None:
+            trainer._sample_batch = batch
         trainer._steps_done += 1
         self._global_step += 1
         save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state)

@@ -8,6 +8,7 @@ import paddle
 from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
+from paddlepalm.export import export_inference_model
 from paddlepalm.engine import Amp, Saver, log, run_training, save_final, save_if_due, train_step
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
@@ -45,6 +46,7 @@ class Trainer:
         self._global_step = 0
         self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
         self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
+        self._sample_batch: Optional[Dict[str, np.ndarray]] = None  # traced by 'predict' saves
         self._reset_progress()
 
     def _reset_progress(self) -> None:
@@ -168,7 +170,18 @@ class Trainer:
 
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+        """Save every ``save_steps`` steps (and at the end) of ``train()`` or a ``train_one_step``
+        loop: ``'ckpt'`` writes ``ckpt.step{N}/`` (to resume or predict from), ``'predict'`` writes
+        ``pred.step{N}/``, a Paddle inference model of this task (paddlepalm/export.py; with EMA,
+        of the averaged weights); ``'ckpt,predict'`` both."""
         self._saver = Saver.parse(save_path, save_steps, save_type)
+        self._saver.exporter = self._export_predict
+
+    def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
+        if self._sample_batch is None:
+            raise RuntimeError(f"task {self.name} has not trained on a batch yet")
+        export_inference_model(self.model, self.name, self._sample_batch, directory,
+                               getattr(self.head, "label_names", None), weights)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
@@ -222,6 +235,8 @@ class Trainer:
             try:
                 batch = next(self._batches)
                 self._batch_in_epoch += 1
+                if self._sample_batch is None:
+                    self._sample_batch = batch
                 return batch
             except StopIteration:
                 self._epoch += 1
@@ -247,6 +262,8 @@ class Trainer:
         if self.optimizer is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         loss = train_step(self.model, self.optimizer, self.name, batch, self.amp)
+        if self._sample_batch is None:
+            self._sample_batch = batch
         self._steps_done += 1
         self._global_step += 1
         save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state)

@@ -224,3 +224,76 @@ def test_load_predict_model_takes_a_release_or_our_checkpoint_and_palms_second_a
     paddle.save({"something.else": paddle.zeros([2])}, str(unrelated / "model_state.pdparams"))
     with pytest.raises(ValueError, match="no parameter"):
         predictor.load_predict_model(str(unrelated))
+
+
+# ------------------------------------------------------------ set_saver(save_type='predict')
+def _run_exported(directory, batch):
+    import json
+    meta = json.load(open(os.path.join(directory, "palm_meta.json"), encoding="utf-8"))
+    config = paddle.inference.Config(os.path.join(directory, meta["model_file"]),
+                                     os.path.join(directory, meta["params_file"]))
+    config.disable_gpu()
+    predictor = paddle.inference.create_predictor(config)
+    assert predictor.get_input_names() == [i["name"] for i in meta["inputs"]]
+    for spec in meta["inputs"]:
+        predictor.get_input_handle(spec["name"]).copy_from_cpu(batch[spec["name"]])
+    predictor.run()
+    return meta, {o["name"]: predictor.get_output_handle(o["fetch_name"]).copy_to_cpu() for o in meta["outputs"]}
+
+
+def test_predict_saves_are_inference_models_that_match_the_dygraph_model(joint_data, tmp_path):
+    trainer, reader = _intent_trainer(joint_data, num_epochs=1)
+    trainer.set_saver(str(tmp_path), save_steps=5, save_type="ckpt,predict")
+    for batch in trainer.fit_reader(reader):
+        trainer.train_one_step(batch)
+    steps = reader.steps_per_epoch
+    assert "pred.step5" in _saved(tmp_path) and f"pred.step{steps}" in _saved(tmp_path)
+    exported = tmp_path / f"pred.step{steps}"
+    assert sorted(os.listdir(exported)) == ["inference.json", "inference.pdiparams", "palm_meta.json"]
+    # prediction batches of two sizes and lengths: dynamic batch and sequence dimensions
+    pred_reader = _intent_reader(joint_data["dir"], phase="predict", batch_size=7, split="test")
+    trainer_batches = list(pred_reader.iter_epoch(0))
+    for batch in (trainer_batches[0], trainer_batches[-1]):
+        meta, outputs = _run_exported(str(exported), batch)
+        reference = trainer.model  # the trained model, run as predict_one_batch runs a prediction model
+        from paddlepalm.evaluation import prediction_mode
+        from paddlepalm.model import to_tensors
+        with prediction_mode(reference, "intent"):
+            expected = reference("intent", to_tensors(batch))
+        for name in ("logits", "probs"):
+            np.testing.assert_allclose(outputs[name], expected[name].numpy(), rtol=1e-5, atol=1e-5)
+    assert meta["task"] == "intent" and "label_ids" not in [i["name"] for i in meta["inputs"]]
+    assert "token_ids" in [i["name"] for i in meta["inputs"]]
+    assert {i["name"]: i["shape"] for i in meta["inputs"]}["token_ids"] == [-1, -1]
+
+
+def test_multitask_predict_save_writes_one_model_per_task(joint_data, tmp_path):
+    trainer = _joint_trainer(joint_data)
+    trainer.set_saver(str(tmp_path), save_steps=6, save_type="predict")
+    for _ in range(6):
+        trainer.train_one_step(trainer.get_one_batch())
+    tasks = [t.name for t in trainer.trainers if t.cur_train_step]
+    assert _saved(tmp_path) == ["pred.step6"] and _saved(tmp_path / "pred.step6") == sorted(tasks)
+    if "slot" in tasks:
+        batch = next(_slot_reader(joint_data["dir"], phase="predict", batch_size=5, split="test").iter_epoch(0))
+        _, outputs = _run_exported(str(tmp_path / "pred.step6" / "slot"), batch)
+        from paddlepalm.evaluation import prediction_mode
+        from paddlepalm.model import to_tensors
+        with prediction_mode(trainer.model, "slot"):
+            reference = trainer.model("slot", to_tensors(batch))
+        np.testing.assert_array_equal(outputs["tags"], reference["tags"].numpy())
+        np.testing.assert_allclose(outputs["logits"], reference["logits"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_failed_predict_export_is_reported_and_training_goes_on(joint_data, tmp_path, capsys, monkeypatch):
+    import paddlepalm.export
+    trainer, reader = _intent_trainer(joint_data, num_epochs=1)
+    trainer.set_saver(str(tmp_path), save_steps=4, save_type="ckpt,predict")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot trace this model")
+    monkeypatch.setattr(paddlepalm.trainer, "export_inference_model", broken)
+    for batch in trainer.fit_reader(reader):
+        trainer.train_one_step(batch)
+    assert "predict model export to" in capsys.readouterr().err
+    assert all(not n.startswith("pred.") for n in _saved(tmp_path)) and "ckpt.step4" in _saved(tmp_path)
