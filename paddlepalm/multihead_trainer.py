@@ -9,10 +9,11 @@ from paddlepalm.engine import Amp, Saver, log, run_training, save_if_due, train_
 from paddlepalm.export import export_inference_model
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.sampler import build_schedule, task_budgets
-from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task, restore_checkpoint
+from paddlepalm.trainer import (Trainer, _cover_schedule, load_palm_ckpt, predict_batch, predict_task,
+                               restore_checkpoint)
 
 
 class MultiHeadTrainer:
@@ -182,7 +183,11 @@ class MultiHeadTrainer:
         return report
 
     def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters, schedule position) and/or load the prediction model."""
+        """Resume training (model, optimizer, counters, schedule position) and/or load the prediction model.
+        A PALM 2.x ``ckpt.step{N}/`` restores what maps (``trainer.load_palm_ckpt``)."""
+        if is_palm_checkpoint(model_path):
+            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
+            return
         step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, self.trainers)
         if step is not None:
             self._global_step = step

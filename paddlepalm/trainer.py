@@ -13,7 +13,8 @@ from paddlepalm.engine import Amp, Saver, log, run_training, save_final, save_if
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
+from paddlepalm.pretrained import (LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint,
+                                  load_pretrained_backbone)
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.utils.safe_pickle import load_state_dict
 
@@ -194,7 +195,11 @@ class Trainer:
         return report
 
     def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters) and/or load the prediction model."""
+        """Resume training (model, optimizer, counters) and/or load the prediction model.
+        A PALM 2.x ``ckpt.step{N}/`` restores what maps (see :func:`load_palm_ckpt`)."""
+        if is_palm_checkpoint(model_path):
+            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
+            return
         step = restore_checkpoint(model_path, self.model, self.optimizer, self.pred_model, [self])
         if step is not None:
             self._global_step = step
@@ -359,6 +364,18 @@ def restore_checkpoint(path: str, model: Optional[MultiTaskModel], optimizer, pr
         _load_strict(pred_model, state, path)
     log(f"loaded checkpoint {path}")
     return step
+
+
+def load_palm_ckpt(path: str, model: Optional[MultiTaskModel], optimizer,
+                   pred_model: Optional[MultiTaskModel]) -> None:
+    """Load a PALM 2.x checkpoint directory; logs what was restored and what was not."""
+    if model is None and pred_model is None:
+        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+    for target, opt in ((model, optimizer), (pred_model, None)):
+        if target is not None:
+            report = load_palm_checkpoint(target, opt, path)
+            log(report.summary() + (f"; not restored: {len(report.unexpected)} variables, e.g. "
+                                    f"{report.unexpected[:5]}" if report.unexpected else ""))
 
 
 def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:

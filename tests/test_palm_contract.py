@@ -297,3 +297,35 @@ def test_a_failed_predict_export_is_reported_and_training_goes_on(joint_data, tm
         trainer.train_one_step(batch)
     assert "predict model export to" in capsys.readouterr().err
     assert all(not n.startswith("pred.") for n in _saved(tmp_path)) and "ckpt.step4" in _saved(tmp_path)
+
+
+# ------------------------------------------------------------------- load_ckpt on PALM's ckpt
+def test_load_ckpt_reads_a_palm_checkpoint_directory(joint_data, tmp_path, capsys):
+    from paddlepalm.pretrained import fluid_names
+    from paddlepalm.pretrained.lod_tensor import write_params_dir
+
+    source, _ = _intent_trainer(joint_data, seed=3)
+    palm_vars = {}
+    for name, value in source.model.backbone.state_dict().items():
+        fluid = fluid_names.ours_to_fluid(name)
+        palm_vars[fluid] = value.numpy()
+        palm_vars[fluid + "_moment2_0"] = np.full(value.shape, 1e6, "float32")
+    palm_vars.update({"intent.cls_out_w": np.zeros((HIDDEN, 5), "float32"), "@LR_DECAY_COUNTER@": np.ones([1], "int64")})
+    write_params_dir(str(tmp_path / "ckpt.step300"), palm_vars)
+
+    trainer, reader = _intent_trainer(joint_data, num_epochs=1, seed=4)
+    trainer.load_ckpt(str(tmp_path / "ckpt.step300"))
+    log = capsys.readouterr().out
+    assert "not restored: 2 variables" in log and "intent.cls_out_w" in log
+    for name, value in source.model.backbone.state_dict().items():
+        np.testing.assert_array_equal(trainer.model.backbone.state_dict()[name].numpy(), value.numpy())
+    trainer.train_one_step(next(trainer.fit_reader(reader)))  # the moments were restored: beta2 * 1e6 + ...
+    word = trainer.model.backbone.state_dict()["model.embeddings.word_embeddings.weight"].name
+    assert float(trainer.optimizer.state_dict()[word + "_moment2_0"].numpy().min()) > 9e5
+
+    predictor = _predictor(joint_data, "intent")
+    predictor.load_ckpt(str(tmp_path / "ckpt.step300"))  # a prediction model: the parameters only
+    (tmp_path / "empty").mkdir()
+    write_params_dir(str(tmp_path / "empty"), {"unrelated_var": np.zeros([2], "float32")})
+    with pytest.raises(ValueError, match="no parameter of the PALM checkpoint"):
+        predictor.load_ckpt(str(tmp_path / "empty"))

@@ -255,3 +255,73 @@ def load_model_leniently(model, path: str) -> LoadReport:
                          + (f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""))
     model.set_state_dict(to_set)
     return report
+
+
+ADAM_SUFFIXES = ("_moment1_0", "_moment2_0", "_beta1_pow_acc_0", "_beta2_pow_acc_0")
+
+
+def is_palm_checkpoint(path: str) -> bool:
+    """PALM 2.x's ``ckpt.step{N}/``: one file per persistable variable, in the old Paddle format."""
+    return os.path.isdir(path) and not checkpoint.is_checkpoint(path) and _params_dir_of(path) == path
+
+
+def load_palm_checkpoint(model, optimizer, path: str) -> LoadReport:
+    """Restore what maps from a PALM ``ckpt.step{N}/`` into ``model`` (a ``MultiTaskModel``): the
+    backbone's parameters by their fluid names and, when ``optimizer`` is given (before its first
+    step), their Adam moments and beta powers. Everything else (heads, whose PALM names are
+    scoped per program, step counters, learning-rate state) is listed as not restored
+    (``report.unexpected``). Raises when no parameter matched."""
+    released = read_params_dir(path)
+    by_fluid_base, unused = {}, []
+    prefix = fluid_names.scope_prefix(released)
+    for name in released:
+        stem = name[len(prefix):] if name.startswith(prefix) else name
+        suffix = next((s for s in ADAM_SUFFIXES if stem.endswith(s)), "")
+        ours = fluid_names.fluid_to_ours(stem[:len(stem) - len(suffix)])
+        if ours is None:
+            unused.append(name)
+        else:
+            by_fluid_base[name] = ("backbone." + ours, suffix)
+    own = model.state_dict()
+    unique = {structured: param.name for structured, param in model.named_parameters()}
+    report = LoadReport(source=path, format="PALM checkpoint (one file per variable)", scope="model")
+    params, moments = {}, {}
+    for name, (ours, suffix) in by_fluid_base.items():
+        value = released[name]
+        if ours not in own:
+            unused.append(name)
+        elif suffix:
+            if optimizer is None or ours not in unique:
+                unused.append(name)
+            else:
+                moments[unique[ours] + suffix] = paddle.to_tensor(value)
+        elif tuple(value.shape) != tuple(own[ours].shape):
+            report.mismatched.append(f"{ours}: {tuple(value.shape)} vs {tuple(own[ours].shape)}")
+        else:
+            params[ours] = _as_target_dtype(value, own[ours])
+    if not params:
+        raise ValueError(f"no parameter of the PALM checkpoint {path} matches this model "
+                         f"({len(released)} variables like {sorted(released)[:3]})")
+    model.set_state_dict(params)
+    if moments:
+        optimizer.set_state_dict(_complete_adam_state(model, optimizer, moments))
+    report.loaded = sorted(params) + sorted(moments)
+    report.missing = sorted(n for n in own if n not in params)
+    report.unexpected = sorted(unused)
+    return report
+
+
+def _complete_adam_state(model, optimizer, moments: Dict[str, Any]) -> Dict[str, Any]:
+    """Paddle wants every accumulator when it is given any: the ones PALM did not hold start as
+    Adam starts them (zero moments, beta powers at beta)."""
+    betas = {"_beta1_pow_acc_0": getattr(optimizer, "_beta1", 0.9), "_beta2_pow_acc_0": getattr(optimizer, "_beta2", 0.999)}
+    state = dict(moments)
+    for param in model.parameters():
+        if param.stop_gradient:
+            continue
+        for suffix in ADAM_SUFFIXES:
+            key = param.name + suffix
+            if key not in state:
+                state[key] = (paddle.full([1], float(betas[suffix]), "float32") if suffix in betas
+                              else paddle.zeros(param.shape, param.dtype))
+    return state
