@@ -329,3 +329,33 @@ def test_load_ckpt_reads_a_palm_checkpoint_directory(joint_data, tmp_path, capsy
     write_params_dir(str(tmp_path / "empty"), {"unrelated_var": np.zeros([2], "float32")})
     with pytest.raises(ValueError, match="no parameter of the PALM checkpoint"):
         predictor.load_ckpt(str(tmp_path / "empty"))
+
+
+# ---------------------------------------------------------------- distribute, ERNIE task table
+def test_distribute_module_gives_device_counts(monkeypatch):
+    import paddlepalm.distribute
+    from paddlepalm.distribute import cpu_dev_count, gpu_dev_count
+
+    assert cpu_dev_count == (os.cpu_count() or 1)
+    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    assert gpu_dev_count == (1 if has_gpu else 0)
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
+    assert paddlepalm.distribute._gpu_count() == (2 if has_gpu else 0)
+
+
+def test_ernie_task_embedding_is_on_by_default_and_optional_in_checkpoints(tmp_path):
+    from pretrained_fixtures import make_backbone, outputs, write_fluid_release
+
+    config = {k: v for k, v in make_backbone("ernie", 0)[1].items() if k != "use_task_id"}
+    ernie = palm.backbone.ERNIE.from_config(config)
+    assert ernie.uses_task_ids and "model.embeddings.task_type_embeddings.weight" in ernie.state_dict()
+    # an ERNIE 1.0 release (no task table) into the default ERNIE: the table is zeroed, not random
+    source = palm.backbone.ERNIE.from_config(dict(config, use_task_emb=False), phase="predict")
+    release = write_fluid_release(source, config, str(tmp_path / "ernie1"))
+    target = palm.backbone.ERNIE.from_config(config, phase="predict")
+    from paddlepalm.pretrained import load_pretrained_backbone
+
+    report = load_pretrained_backbone(target, release)
+    assert report.zeroed == ["model.embeddings.task_type_embeddings.weight"] and not report.missing
+    np.testing.assert_allclose(outputs(target)["sentence_embedding"], outputs(source)["sentence_embedding"],
+                               rtol=1e-5, atol=1e-6)

@@ -46,6 +46,7 @@ class LoadReport:
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
     scope: str = "backbone"
+    zeroed: List[str] = field(default_factory=list)  # absent from the source, set to zeros
 
     def summary(self) -> str:
         text = (f"loaded {len(self.loaded)} {self.scope} parameters from {self.source} ({self.format}); "
@@ -53,6 +54,8 @@ class LoadReport:
                 f"{len(self.mismatched)} with mismatched shapes")
         if self.missing:
             text += f"; missing e.g. {self.missing[:3]}"
+        if self.zeroed:
+            text += f"; not in the source, set to zeros: {self.zeroed}"
         if self.mismatched:
             text += f"; mismatched e.g. {self.mismatched[:3]}"
         return text
@@ -210,6 +213,11 @@ def load_pretrained_backbone(backbone, path: str) -> LoadReport:
         to_set[name] = value
         report.loaded.append(name)
     _fill_aliases(own, to_set, report)
+    for name in getattr(backbone, "zero_if_missing", ()):
+        if name in report.missing:  # an optional table the source lacks: adds nothing, as in the source
+            to_set[name] = np.zeros(own[name].shape, _as_target_dtype(np.zeros(1), own[name]).dtype)
+            report.missing.remove(name)
+            report.zeroed.append(name)
     report.unexpected = sorted(set(source.state) - set(own)) + list(source.unused)
     if not report.loaded:
         detail = f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""
