@@ -1,6 +1,7 @@
 """The training loop shared by ``Trainer`` (one task) and ``MultiHeadTrainer`` (several)."""
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -27,6 +28,8 @@ class Saver:
     save_types: Sequence[str] = ("ckpt",)
     last_saved_step: int = -1
     last_checkpoint: Optional[str] = None
+    # writes the inference model of 'predict' saves: exporter(directory, weights or None)
+    exporter: Optional[Callable[[str, Optional[Dict]], None]] = None
 
     @classmethod
     def parse(cls, save_path: str, save_steps: int, save_type: str) -> "Saver":
@@ -55,10 +58,23 @@ class Saver:
             self.last_checkpoint = path
         if "predict" in self.save_types:
             weights = ema.averaged_state_dict(model) if ema is not None else None
-            written.append(checkpoint.save_checkpoint(
-                os.path.join(self.save_path, f"predict.step{step}"), model, None,
-                {"global_step": step, "ema": ema is not None}, weights=weights))
+            written.extend(self._export(os.path.join(self.save_path, f"pred.step{step}"), weights))
         return written
+
+    def _export(self, directory: str, weights: Optional[Dict]) -> List[str]:
+        """PALM's ``pred.step{N}``: an inference model (paddlepalm/export.py). A failed export is
+        reported and training goes on."""
+        if self.exporter is None:
+            print(f"warning: no predict model written to {directory}: this trainer cannot export one",
+                  file=sys.stderr, flush=True)
+            return []
+        try:
+            self.exporter(directory, weights)
+        except Exception as error:  # noqa: BLE001 (any failure of tracing/saving: report, keep training)
+            print(f"warning: predict model export to {directory} failed: {type(error).__name__}: {error}",
+                  file=sys.stderr, flush=True)
+            return []
+        return [directory]
 
 
 def log(message: str) -> None:
@@ -211,18 +227,33 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule:
         if print_steps > 0 and (step % print_steps == 0 or step == total):
             guard.flush()
             _print_progress(step, trainer, stats)
-        if saver is not None and step % saver.save_steps == 0:
-            _save(saver, step, model, optimizer, state_fn, guard)
+        save_if_due(saver, step, model, optimizer, state_fn, guard)
         if after_step is not None and after_step(step):
             break
     guard.flush()
-    if saver is not None and saver.last_saved_step != step and step > start_step:
-        _save(saver, step, model, optimizer, state_fn, guard)
+    if step > start_step:
+        save_final(saver, step, model, optimizer, state_fn, guard)
     return step
 
 
-def _save(saver: Saver, step: int, model, optimizer, state_fn, guard: LossGuard) -> None:
-    guard.flush()
+def save_if_due(saver: Optional[Saver], step: int, model, optimizer, state_fn,
+                guard: Optional[LossGuard] = None) -> None:
+    """Write the saver's checkpoints when ``step`` is a multiple of ``save_steps``; run after
+    every training step, by ``train()`` and by ``train_one_step`` alike."""
+    if saver is not None and step % saver.save_steps == 0:
+        _save(saver, step, model, optimizer, state_fn, guard)
+
+
+def save_final(saver: Optional[Saver], step: int, model, optimizer, state_fn,
+               guard: Optional[LossGuard] = None) -> None:
+    """At the end of training: save the last step unless it was just saved."""
+    if saver is not None and saver.last_saved_step != step:
+        _save(saver, step, model, optimizer, state_fn, guard)
+
+
+def _save(saver: Saver, step: int, model, optimizer, state_fn, guard: Optional[LossGuard]) -> None:
+    if guard is not None:
+        guard.flush()
     for path in saver.save(step, model, optimizer, state_fn(step)):
         log(f"checkpoint saved to {path}")
 

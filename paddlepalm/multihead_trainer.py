@@ -1,18 +1,19 @@
 """``MultiHeadTrainer``: several tasks, one shared backbone, a task drawn per step by mix ratio."""
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, train_step
+from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_if_due, train_step
+from paddlepalm.export import export_inference_model
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.resume import Resume
-from paddlepalm.trainer import Trainer, _cover_schedule, load_checkpoint_into, predict_batch, predict_task
+from paddlepalm.trainer import Trainer, _cover_schedule, load_checkpoint_into, load_palm_ckpt, predict_batch, predict_task
 
 
 class MultiHeadTrainer:
@@ -96,8 +97,7 @@ class MultiHeadTrainer:
         if num_epochs is None or not num_epochs > 0:
             raise ValueError(f"num_epochs must be a positive number, got {num_epochs!r}")
         if phase != "train":
-            self.merge_inference_readers(readers)
-            return
+            return self.merge_inference_readers(readers)
         for trainer, reader in zip(self.trainers, readers):
             trainer.fit_reader(reader, phase="train")
         reference = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
@@ -111,9 +111,28 @@ class MultiHeadTrainer:
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
         self._apply_resume()
 
-    def merge_inference_readers(self, readers: Sequence[Reader]) -> None:
-        for trainer, reader in zip(self.trainers, readers):
+    def merge_inference_readers(self, readers) -> Callable[[str], Iterator[Dict[str, np.ndarray]]]:
+        """Bind a prediction reader to each task (a list in task order, or ``{task name: reader}``);
+        returns PALM's ``iterator(task_name)``: one pass over that task's prediction batches, for
+        ``predict_one_batch(task_name, batch)``."""
+        if isinstance(readers, dict):
+            unknown = sorted(set(readers) - {t.name for t in self.trainers})
+            if unknown:
+                raise KeyError(f"readers for unknown tasks {unknown}; tasks are {[t.name for t in self.trainers]}")
+            pairs = [(t, readers[t.name]) for t in self.trainers if t.name in readers]
+        else:
+            if len(readers) != len(self.trainers):
+                raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
+            pairs = list(zip(self.trainers, readers))
+        for trainer, reader in pairs:
             trainer.fit_reader(reader, phase="predict")
+
+        def iterator(task_name: str) -> Iterator[Dict[str, np.ndarray]]:
+            reader = self._trainer(task_name).predict_reader
+            if reader is None:
+                raise RuntimeError(f"task {task_name!r} has no prediction reader")
+            return reader.iter_epoch(0)
+        return iterator
 
     @property
     def overall_train_steps(self) -> int:
@@ -139,9 +158,21 @@ class MultiHeadTrainer:
 
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+        """As ``Trainer.set_saver``; ``'predict'`` writes ``pred.step{N}/<task>/`` per task."""
         self._saver = Saver.parse(save_path, save_steps, save_type)
+        self._saver.exporter = self._export_predict
 
-    def load_pretrain(self, model_path: str):
+    def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
+        trained = [t for t in self.trainers if t._sample_batch is not None and t.reuse_head_with is None]
+        if not trained:
+            raise RuntimeError("no task has trained on a batch yet")
+        for trainer in trained:
+            export_inference_model(self.model, trainer.name, trainer._sample_batch,
+                                   os.path.join(directory, trainer.name),
+                                   getattr(trainer.head, "label_names", None), weights)
+
+    def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
+        """The shared backbone's weights (see ``Trainer.load_pretrain``)."""
         model = self.model or self.pred_model
         if model is None:
             raise RuntimeError("call build_forward() before load_pretrain")
@@ -149,9 +180,21 @@ class MultiHeadTrainer:
         log(report.summary())
         return report
 
+    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Lenient load into the joint prediction model (see ``Trainer.load_predict_model``)."""
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward() before load_predict_model")
+        report = load_model_leniently(self.pred_model, model_path)
+        log(report.summary())
+        return report
+
     def load_ckpt(self, model_path: str) -> None:
         """Resume training (model, optimizer, counters, schedule position, random state) and/or load
-        the prediction model. May come before or after ``build_backward`` and ``fit_readers_with_mixratio``."""
+        the prediction model. May come before or after ``build_backward`` and ``fit_readers_with_mixratio``.
+        A PALM 2.x ``ckpt.step{N}/`` restores what maps (``trainer.load_palm_ckpt``)."""
+        if is_palm_checkpoint(model_path):
+            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
+            return
         self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
         self._apply_resume()
 
@@ -195,15 +238,23 @@ class MultiHeadTrainer:
         batch["__task_id"] = np.array(index)
         return batch
 
-    def train_one_step(self, batch: Dict[str, Any]) -> float:
+    def train_one_step(self, batch: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
+        """One step of the task ``batch['__task_id']`` names (``get_one_batch``); advances the
+        counters and runs the saver as ``train()`` does. Returns ``({'loss': float}, task_id)``."""
+        if self.optimizer is None:
+            raise RuntimeError("call build_backward(optimizer) before train_one_step")
         batch = dict(batch)
-        trainer = self.trainers[int(batch.pop("__task_id"))]
+        task_id = int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])
+        trainer = self.trainers[task_id]
         self._start_training()
         loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp, self.guard,
                           self._global_step + 1)
+        if trainer._sample_batch is None:
+            trainer._sample_batch = batch
         trainer._steps_done += 1
         self._global_step += 1
-        return float(loss)
+        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
+        return {"loss": float(loss)}, task_id
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> Dict[str, List[Dict[str, Any]]]:
@@ -221,6 +272,9 @@ class MultiHeadTrainer:
             raise RuntimeError("no task has a prediction reader: call merge_inference_readers(readers)")
         return results
 
-    def predict_one_batch(self, task_name: str, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+    def predict_one_batch(self, task_name: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """``task_name``'s prediction outputs on ``batch``, a dict of arrays (``Trainer.predict_one_batch``)."""
         self._trainer(task_name)
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward() before predict_one_batch")
         return predict_batch(self.pred_model, task_name, batch)

@@ -1,6 +1,6 @@
 """``Trainer``: trains, evaluates, saves and predicts one task (PALM's contract)."""
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import paddle
@@ -8,11 +8,13 @@ import paddle
 from paddlepalm import checkpoint, distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training
+from paddlepalm.export import export_inference_model
+from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_final, save_if_due, train_step
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import load_pretrained_backbone
+from paddlepalm.pretrained import (LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint,
+                                  load_pretrained_backbone)
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resume
 
@@ -45,6 +47,9 @@ class Trainer:
         self.guard = LossGuard()
         self._resume: Optional[Resume] = None
         self._global_step = 0
+        self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
+        self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
+        self._sample_batch: Optional[Dict[str, np.ndarray]] = None  # traced by 'predict' saves
         self._reset_progress()
 
     def _reset_progress(self) -> None:
@@ -78,7 +83,15 @@ class Trainer:
         self.amp = Amp.create(use_amp, amp_dtype)
         self._apply_resume()
 
-    def fit_reader(self, reader: Reader, phase: str = "train") -> None:
+    def fit_reader(self, reader: Reader, phase: str = "train") -> Iterator[Dict[str, np.ndarray]]:
+        """Bind ``reader`` to this task; returns an iterator of its batches (PALM's idiom
+        ``for batch in trainer.fit_reader(reader): trainer.train_one_step(batch)``).
+
+        ``'train'``: batches over epochs until the task's budget (``num_epochs`` epochs; under a
+        ``MultiHeadTrainer``, its share); when it ends, the last step is saved as ``train()`` does.
+        ``'predict'`` and ``'eval'``: one pass over the data. Nothing is read until the
+        iterator is used, so a caller may ignore it and call ``train()`` or ``predict()``.
+        """
         if phase == "train":
             if self.head is None:
                 raise RuntimeError("call build_forward(backbone, head) before fit_reader(phase='train')")
@@ -86,7 +99,8 @@ class Trainer:
             self.train_reader = reader
             self._reset_progress()
             self._apply_resume()
-        elif phase == "eval" and self.head is not None:
+            return self._train_batches()
+        if phase == "eval" and self.head is not None:
             # evaluation during training runs the training model (see paddlepalm/evaluation.py)
             self._attach_reader(reader, self.backbone, self.head)
             self.eval_reader = reader
@@ -95,8 +109,20 @@ class Trainer:
                 raise RuntimeError("call build_predict_forward(backbone, head) before fit_reader(phase='predict')")
             self._attach_reader(reader, self.pred_backbone, self.pred_head)
             self.predict_reader = reader
+            self._predict_batches = None
         else:
             raise ValueError(f"phase must be 'train' or 'predict', got {phase!r}")
+        return reader.iter_epoch(0)
+
+    def _train_batches(self) -> Iterator[Dict[str, np.ndarray]]:
+        budget = self._budget()
+        if self.budget is None:
+            _cover_schedule(self._optimizer_spec, budget)
+        start = self._global_step
+        for _ in range(budget - self._steps_done):
+            yield self._next_train_batch()
+        if self._global_step > start:
+            save_final(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
 
     @staticmethod
     def _attach_reader(reader: Reader, backbone: Backbone, head: Head) -> None:
@@ -149,9 +175,22 @@ class Trainer:
 
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+        """Save every ``save_steps`` steps (and at the end) of ``train()`` or a ``train_one_step``
+        loop: ``'ckpt'`` writes ``ckpt.step{N}/`` (to resume or predict from), ``'predict'`` writes
+        ``pred.step{N}/``, a Paddle inference model of this task (paddlepalm/export.py; with EMA,
+        of the averaged weights); ``'ckpt,predict'`` both."""
         self._saver = Saver.parse(save_path, save_steps, save_type)
+        self._saver.exporter = self._export_predict
 
-    def load_pretrain(self, model_path: str):
+    def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
+        if self._sample_batch is None:
+            raise RuntimeError(f"task {self.name} has not trained on a batch yet")
+        export_inference_model(self.model, self.name, self._sample_batch, directory,
+                               getattr(self.head, "label_names", None), weights)
+
+    def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
+        ``convert`` is PALM's argument (re-pack the release); releases are read as they are here."""
         backbone = self.backbone or self.pred_backbone
         if backbone is None:
             raise RuntimeError("call build_forward or build_predict_forward before load_pretrain")
@@ -161,7 +200,11 @@ class Trainer:
 
     def load_ckpt(self, model_path: str) -> None:
         """Resume training (model, optimizer, counters, random state) and/or load the prediction
-        model. May come before or after ``build_backward`` and ``fit_reader``."""
+        model. May come before or after ``build_backward`` and ``fit_reader``. A PALM 2.x
+        ``ckpt.step{N}/`` restores what maps (see :func:`load_palm_ckpt`)."""
+        if is_palm_checkpoint(model_path):
+            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
+            return
         self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
         self._apply_resume()
 
@@ -177,10 +220,17 @@ class Trainer:
             self._resume.start(self.model)
             self._resume = None
 
-    def load_predict_model(self, model_path: str) -> None:
+    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Load into the prediction model, by name and leniently, whatever of its parameters
+        ``model_path`` holds: a paddlepalm checkpoint (backbone and heads) or a released pretrained
+        folder (the backbone). Logs what was loaded; fails when nothing matched. ``convert``: as in
+        :meth:`load_pretrain`. To resume or predict from one of our checkpoints strictly, use
+        :meth:`load_ckpt`."""
         if self.pred_model is None:
             raise RuntimeError("call build_predict_forward before load_predict_model")
-        _load_strict(self.pred_model, checkpoint.load_model_state(model_path), model_path)
+        report = load_model_leniently(self.pred_model, model_path)
+        log(report.summary())
+        return report
 
     def _progress_state(self) -> Dict[str, int]:
         return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}
@@ -206,6 +256,8 @@ class Trainer:
             try:
                 batch = next(self._batches)
                 self._batch_in_epoch += 1
+                if self._sample_batch is None:
+                    self._sample_batch = batch
                 return batch
             except StopIteration:
                 self._epoch += 1
@@ -215,25 +267,37 @@ class Trainer:
                            f"({self.train_reader.num_examples} examples, batch size {self.train_reader.batch_size})")
 
     def get_one_batch(self, phase: str = "train") -> Dict[str, np.ndarray]:
+        """The next training batch, or the next prediction batch of one pass over the prediction
+        reader (``StopIteration`` after the last one; ``fit_reader`` starts a new pass)."""
         if phase == "train":
             return self._next_train_batch()
         if self.predict_reader is None:
             raise RuntimeError("call fit_reader(reader, phase='predict') first")
-        return next(self.predict_reader.iter_epoch(0))
+        if self._predict_batches is None:
+            self._predict_batches = self.predict_reader.iter_epoch(0)
+        return next(self._predict_batches)
 
-    def train_one_step(self, batch: Dict[str, np.ndarray]) -> float:
-        from paddlepalm.engine import train_step
+    def train_one_step(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
+        """One optimization step on ``batch``; advances the counters and runs the saver
+        (``set_saver``) exactly as ``train()`` does. Returns ``{'loss': float}``."""
+        if self.optimizer is None:
+            raise RuntimeError("call build_backward(optimizer) before train_one_step")
         self._start_training()
         loss = train_step(self.model, self.optimizer, self.name, batch, self.amp, self.guard, self._global_step + 1)
+        if self._sample_batch is None:
+            self._sample_batch = batch
         self._steps_done += 1
         self._global_step += 1
-        return float(loss)
+        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
+        return {"loss": float(loss)}
 
     def _budget(self) -> int:
+        """Steps this task trains: its share under a MultiHeadTrainer, else ``num_epochs`` epochs
+        (``num_epochs=None``: one epoch, as PALM did)."""
+        if self.budget is not None:
+            return self.budget
         epochs = self.train_reader.num_epochs
-        if epochs is None:
-            raise ValueError(f"task {self.name}: set num_epochs in reader.load_data() to train a single task")
-        return int(epochs * self.steps_pur_epoch)
+        return int((1 if epochs is None else epochs) * self.steps_pur_epoch)
 
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
         """Train to the task's budget. A non-finite loss stops training with an error naming the
@@ -261,7 +325,11 @@ class Trainer:
             raise RuntimeError("call build_predict_forward and fit_reader(reader, phase='predict') before predict()")
         return predict_task(self.pred_model, self.name, self.predict_reader, output_dir, print_steps)
 
-    def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+    def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """The prediction outputs of one batch, a dict of arrays (see :func:`predict_batch`);
+        ``self.pred_head.batch_results(outputs)`` turns them into per-example results."""
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward before predict_one_batch")
         return predict_batch(self.pred_model, self.name, batch)
 
     # ---------------------------------------------------------------- properties
@@ -308,6 +376,18 @@ def load_checkpoint_into(path: str, model: Optional[MultiTaskModel],
     return Resume(ckpt) if model is not None else None
 
 
+def load_palm_ckpt(path: str, model: Optional[MultiTaskModel], optimizer,
+                   pred_model: Optional[MultiTaskModel]) -> None:
+    """Load a PALM 2.x checkpoint directory; logs what was restored and what was not."""
+    if model is None and pred_model is None:
+        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+    for target, opt in ((model, optimizer), (pred_model, None)):
+        if target is not None:
+            report = load_palm_checkpoint(target, opt, path)
+            log(report.summary() + (f"; not restored: {len(report.unexpected)} variables, e.g. "
+                                    f"{report.unexpected[:5]}" if report.unexpected else ""))
+
+
 def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -327,11 +407,15 @@ def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:
         log(f"learning-rate schedule stretched to the {total_steps} training steps (it was shorter)")
 
 
-def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The head's prediction outputs on ``batch`` as numpy arrays (PALM's fetched outputs):
+    ``logits``/``probs`` for classification and matching, per-word emissions ``logits`` and the
+    Viterbi ``tags`` for sequence labeling, ``start_logits``/``end_logits`` for MRC."""
     model.eval()
     with paddle.no_grad():
         outputs = model(task, to_tensors(batch))
-    return model.head_of(task).batch_results(outputs)
+    return {name: value.numpy() if isinstance(value, paddle.Tensor) else np.asarray(value)
+            for name, value in outputs.items()}
 
 
 def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],

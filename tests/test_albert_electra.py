@@ -75,9 +75,9 @@ def test_trains_with_classify_and_sequence_label(kind, joint_data, tmp_path):
         trainer.build_backward(palm.optimizer.Adam(loss_var, 3e-3))
         trainer.fit_reader(reader)
         batch = trainer.get_one_batch()
-        first = trainer.train_one_step(batch)
+        first = trainer.train_one_step(batch)["loss"]
         for _ in range(8):
-            last = trainer.train_one_step(batch)
+            last = trainer.train_one_step(batch)["loss"]
         assert last < first, f"{kind}/{task}: loss did not fall on a repeated batch ({first} -> {last})"
         trainer.set_saver(str(tmp_path / kind / task), save_steps=100)
         trainer.train(print_steps=0)

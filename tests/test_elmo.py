@@ -193,7 +193,7 @@ def test_elmo_trains_with_classify_and_sequence_label(joint_data, tmp_path, inpu
     intent.fit_reader(cls_reader)
     first = intent.get_one_batch()
     assert ("char_ids" in first) == (input_type == "char")
-    before = intent.train_one_step(first)
+    before = intent.train_one_step(first)["loss"]
     intent.train(print_steps=0)
     mix = elmo.scalar_mix["intent"]
     assert float(mix.weights.abs().sum()) > 0 and abs(mix.gamma.numpy()[0] - 1) > 0  # the task's mix learned

@@ -152,9 +152,9 @@ def test_mask_lm_trains_and_predicts(kind, zh_data, tmp_path):
     trainer.build_backward(palm.optimizer.Adam(loss_var, 5e-3))
     trainer.fit_reader(reader)
     batch = trainer.get_one_batch()
-    first = trainer.train_one_step(batch)
+    first = trainer.train_one_step(batch)["loss"]
     for _ in range(15):
-        last = trainer.train_one_step(batch)
+        last = trainer.train_one_step(batch)["loss"]
     assert last < first - 0.5
     trainer.set_saver(str(tmp_path), save_steps=1000)
     trainer.train(print_steps=0)

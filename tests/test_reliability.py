@@ -16,7 +16,7 @@ import paddle
 import pytest
 
 import paddlepalm as palm
-from conftest import REPO
+from conftest import REPO, tiny_config
 from paddlepalm import checkpoint
 from paddlepalm.engine import NonFiniteLossError
 from paddlepalm.utils.safe_pickle import UnsafePickleError
@@ -125,29 +125,31 @@ def test_multitask_resume_with_dropout_is_bit_identical(joint_data, tmp_path, fi
     assert_same(params(third.model), reference)
 
 
-def test_single_task_resume_with_dropout_and_ema_is_bit_identical(joint_data, tmp_path):
-    def build(seed):
-        trainer, _ = build_joint(joint_data["dir"], joint_data, dropout=DROPOUT, seed=seed)
-        slot = trainer.trainers[0]
-        slot.build_backward(palm.optimizer.Adam(slot.model, 1e-3, palm.lr_sched.TriangularSchedualer(2, 12)),
-                            use_ema=True)
-        return slot
+def build_single(joint_data, seed):
+    d = joint_data["dir"]
+    paddle.seed(seed)
+    vocab = os.path.join(d, "vocab.txt")
+    config = tiny_config(sum(1 for _ in open(vocab, encoding="utf-8")))
+    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = DROPOUT
+    reader = palm.reader.SequenceLabelReader(vocab, 32, os.path.join(d, "label_map.json"), seed=1)
+    reader.load_data(os.path.join(d, "slot", "train.tsv"), batch_size=16, num_epochs=1)
+    slot = palm.Trainer("slot")
+    model = slot.build_forward(palm.backbone.ERNIE.from_config(config),
+                               palm.head.SequenceLabel(joint_data["slot_classes"], 32, DROPOUT, learning_rate=1.0))
+    slot.build_backward(palm.optimizer.Adam(model, 1e-3, palm.lr_sched.TriangularSchedualer(2, 12)), use_ema=True)
+    slot.fit_reader(reader)
+    return slot
 
-    reference = build(0)
-    reference.train_reader.load_data(reference.train_reader._input_file, batch_size=16, num_epochs=1)
-    reference.fit_reader(reference.train_reader)
+
+def test_single_task_resume_with_dropout_and_ema_is_bit_identical(joint_data, tmp_path):
+    reference = build_single(joint_data, 0)
+    reference.set_saver(str(tmp_path), save_steps=5)
     reference.train(print_steps=0)
-    first = build(0)
-    first.fit_reader(reference.train_reader)
-    first.set_saver(str(tmp_path), save_steps=5)
-    first._budget = lambda: 5
-    first.train(print_steps=0)
-    second = build(50)
-    second.load_ckpt(str(tmp_path / "ckpt.step5"))
-    second.fit_reader(reference.train_reader)
-    second.train(print_steps=0)
-    assert_same(params(second.model), params(reference.model))
-    ema_ref, ema_got = reference.optimizer.palm_ema.shadow, second.optimizer.palm_ema.shadow
+    resumed_run = build_single(joint_data, 50)
+    resumed_run.load_ckpt(str(tmp_path / "ckpt.step5"))
+    resumed_run.train(print_steps=0)
+    assert_same(params(resumed_run.model), params(reference.model))
+    ema_ref, ema_got = reference.optimizer.palm_ema.shadow, resumed_run.optimizer.palm_ema.shadow
     assert all(np.array_equal(ema_ref[k].numpy(), ema_got[k].numpy()) for k in ema_ref)
 
 

@@ -127,7 +127,7 @@ def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_st
 
     with open(log_path, "w", encoding="utf-8") as log:
         while step < max_steps and time.process_time() - cpu_start < cpu_minutes * 60:
-            window.append(trainer.train_one_step(trainer.get_one_batch()))
+            window.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
             step += 1
             if step % print_steps == 0:
                 line = json.dumps(record())

@@ -40,7 +40,7 @@ class SequenceLabel(Head):
     def outputs_attr(self):
         if self.phase == "train":
             return {"loss": ([1], "float32")}
-        return {"tags": ([-1, -1], "int64")}
+        return {"tags": ([-1, -1], "int64"), "logits": ([-1, -1, self.num_classes], "float32")}
 
     def forward(self, reader_inputs, backbone_outputs):
         hidden = backbone_outputs["encoder_outputs"]
@@ -51,7 +51,8 @@ class SequenceLabel(Head):
         if self.phase == "train":
             nll = crf_nll(emissions, reader_inputs["label_ids"], lengths, self.transitions)
             return {"loss": nll.mean()}
-        return {"tags": crf_decode(emissions, lengths, self.transitions),
+        # logits: the per-word emissions (PALM's predict_one_batch fetched them under that name)
+        return {"tags": crf_decode(emissions, lengths, self.transitions), "logits": emissions,
                 "word_counts": reader_inputs["word_counts"], "num_words": reader_inputs["num_words"],
                 "example_ids": reader_inputs["example_ids"]}
 

@@ -45,13 +45,17 @@ class LoadReport:
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
+    scope: str = "backbone"
+    zeroed: List[str] = field(default_factory=list)  # absent from the source, set to zeros
 
     def summary(self) -> str:
-        text = (f"loaded {len(self.loaded)} backbone parameters from {self.source} ({self.format}); "
+        text = (f"loaded {len(self.loaded)} {self.scope} parameters from {self.source} ({self.format}); "
                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                 f"{len(self.mismatched)} with mismatched shapes")
         if self.missing:
             text += f"; missing e.g. {self.missing[:3]}"
+        if self.zeroed:
+            text += f"; not in the source, set to zeros: {self.zeroed}"
         if self.mismatched:
             text += f"; mismatched e.g. {self.mismatched[:3]}"
         return text
@@ -209,6 +213,11 @@ def load_pretrained_backbone(backbone, path: str) -> LoadReport:
         to_set[name] = value
         report.loaded.append(name)
     _fill_aliases(own, to_set, report)
+    for name in getattr(backbone, "zero_if_missing", ()):
+        if name in report.missing:  # an optional table the source lacks: adds nothing, as in the source
+            to_set[name] = np.zeros(own[name].shape, _as_target_dtype(np.zeros(1), own[name]).dtype)
+            report.missing.remove(name)
+            report.zeroed.append(name)
     report.unexpected = sorted(set(source.state) - set(own)) + list(source.unused)
     if not report.loaded:
         detail = f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""
@@ -218,3 +227,109 @@ def load_pretrained_backbone(backbone, path: str) -> LoadReport:
             f"like {source.source_names[:3]}{detail}")
     backbone.set_state_dict(to_set)
     return report
+
+
+def load_model_leniently(model, path: str) -> LoadReport:
+    """Load whatever parameters of ``model`` (a ``MultiTaskModel``) ``path`` holds, by name:
+    all of them from a paddlepalm checkpoint, the backbone's from a pretrained release (any
+    format above; the heads are then reported missing). Raises when nothing matched."""
+    if not checkpoint.is_checkpoint(path):
+        backbone_report = load_pretrained_backbone(model.backbone, path)
+        report = LoadReport(source=path, format=backbone_report.format, scope="model",
+                            loaded=["backbone." + n for n in backbone_report.loaded],
+                            missing=["backbone." + n for n in backbone_report.missing]
+                            + [n for n in model.state_dict() if not n.startswith("backbone.")],
+                            unexpected=backbone_report.unexpected,
+                            mismatched=["backbone." + n for n in backbone_report.mismatched])
+        return report
+    state = checkpoint.load_model_state(path)
+    own = model.state_dict()
+    report = LoadReport(source=path, format="paddlepalm checkpoint", scope="model")
+    to_set = {}
+    for name, target in own.items():
+        if name not in state:
+            report.missing.append(name)
+            continue
+        value = _as_target_dtype(state[name], target)
+        if tuple(value.shape) != tuple(target.shape):
+            report.mismatched.append(f"{name}: {tuple(value.shape)} vs {tuple(target.shape)}")
+            continue
+        to_set[name] = value
+        report.loaded.append(name)
+    report.unexpected = sorted(set(state) - set(own))
+    if not report.loaded:
+        raise ValueError(f"no parameter of the checkpoint {path} matches this model: it expects names like "
+                         f"{sorted(own)[:3]}, the checkpoint has {len(state)} entries like {sorted(state)[:3]}"
+                         + (f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""))
+    model.set_state_dict(to_set)
+    return report
+
+
+ADAM_SUFFIXES = ("_moment1_0", "_moment2_0", "_beta1_pow_acc_0", "_beta2_pow_acc_0")
+
+
+def is_palm_checkpoint(path: str) -> bool:
+    """PALM 2.x's ``ckpt.step{N}/``: one file per persistable variable, in the old Paddle format."""
+    return os.path.isdir(path) and not checkpoint.is_checkpoint(path) and _params_dir_of(path) == path
+
+
+def load_palm_checkpoint(model, optimizer, path: str) -> LoadReport:
+    """Restore what maps from a PALM ``ckpt.step{N}/`` into ``model`` (a ``MultiTaskModel``): the
+    backbone's parameters by their fluid names and, when ``optimizer`` is given (before its first
+    step), their Adam moments and beta powers. Everything else (heads, whose PALM names are
+    scoped per program, step counters, learning-rate state) is listed as not restored
+    (``report.unexpected``). Raises when no parameter matched."""
+    released = read_params_dir(path)
+    by_fluid_base, unused = {}, []
+    prefix = fluid_names.scope_prefix(released)
+    for name in released:
+        stem = name[len(prefix):] if name.startswith(prefix) else name
+        suffix = next((s for s in ADAM_SUFFIXES if stem.endswith(s)), "")
+        ours = fluid_names.fluid_to_ours(stem[:len(stem) - len(suffix)])
+        if ours is None:
+            unused.append(name)
+        else:
+            by_fluid_base[name] = ("backbone." + ours, suffix)
+    own = model.state_dict()
+    unique = {structured: param.name for structured, param in model.named_parameters()}
+    report = LoadReport(source=path, format="PALM checkpoint (one file per variable)", scope="model")
+    params, moments = {}, {}
+    for name, (ours, suffix) in by_fluid_base.items():
+        value = released[name]
+        if ours not in own:
+            unused.append(name)
+        elif suffix:
+            if optimizer is None or ours not in unique:
+                unused.append(name)
+            else:
+                moments[unique[ours] + suffix] = paddle.to_tensor(value)
+        elif tuple(value.shape) != tuple(own[ours].shape):
+            report.mismatched.append(f"{ours}: {tuple(value.shape)} vs {tuple(own[ours].shape)}")
+        else:
+            params[ours] = _as_target_dtype(value, own[ours])
+    if not params:
+        raise ValueError(f"no parameter of the PALM checkpoint {path} matches this model "
+                         f"({len(released)} variables like {sorted(released)[:3]})")
+    model.set_state_dict(params)
+    if moments:
+        optimizer.set_state_dict(_complete_adam_state(model, optimizer, moments))
+    report.loaded = sorted(params) + sorted(moments)
+    report.missing = sorted(n for n in own if n not in params)
+    report.unexpected = sorted(unused)
+    return report
+
+
+def _complete_adam_state(model, optimizer, moments: Dict[str, Any]) -> Dict[str, Any]:
+    """Paddle wants every accumulator when it is given any: the ones PALM did not hold start as
+    Adam starts them (zero moments, beta powers at beta)."""
+    betas = {"_beta1_pow_acc_0": getattr(optimizer, "_beta1", 0.9), "_beta2_pow_acc_0": getattr(optimizer, "_beta2", 0.999)}
+    state = dict(moments)
+    for param in model.parameters():
+        if param.stop_gradient:
+            continue
+        for suffix in ADAM_SUFFIXES:
+            key = param.name + suffix
+            if key not in state:
+                state[key] = (paddle.full([1], float(betas[suffix]), "float32") if suffix in betas
+                              else paddle.zeros(param.shape, param.dtype))
+    return state

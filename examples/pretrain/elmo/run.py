@@ -138,7 +138,7 @@ def main(argv=None):
     start, cpu_start, losses = time.time(), time.process_time(), []
     step = 0
     while step < max_steps and time.process_time() < cpu_deadline:
-        losses.append(trainer.train_one_step(trainer.get_one_batch()))
+        losses.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
         step += 1
         if step % args.print_steps == 0 or step == max_steps:
             mean = float(np.mean(losses[-args.print_steps:]))
