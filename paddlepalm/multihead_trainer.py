@@ -9,7 +9,7 @@ from paddlepalm.engine import Amp, Saver, log, run_training, train_step
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import load_pretrained_backbone
-from paddlepalm.reader.base_reader import Reader
+from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task, restore_checkpoint
 
@@ -89,6 +89,8 @@ class MultiHeadTrainer:
                                   phase: str = "train") -> None:
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
+        if phase == "train":
+            check_num_epochs(num_epochs, allow_none=False)
         if phase != "train":
             self.merge_inference_readers(readers)
             return
