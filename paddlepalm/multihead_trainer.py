@@ -10,7 +10,7 @@ from paddlepalm.export import export_inference_model
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_pretrained_backbone
-from paddlepalm.reader.base_reader import Reader
+from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.resume import Resume
 from paddlepalm.trainer import Trainer, _cover_schedule, load_checkpoint_into, load_palm_ckpt, predict_batch, predict_task
@@ -94,8 +94,8 @@ class MultiHeadTrainer:
                                   phase: str = "train") -> None:
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
-        if num_epochs is None or not num_epochs > 0:
-            raise ValueError(f"num_epochs must be a positive number, got {num_epochs!r}")
+        if phase == "train":
+            check_num_epochs(num_epochs, allow_none=False)
         if phase != "train":
             return self.merge_inference_readers(readers)
         for trainer, reader in zip(self.trainers, readers):

@@ -141,10 +141,10 @@ def test_mrc_trains_and_predicts(tmp_path, vocab):
     assert set(json.load(open(tmp_path / "pred" / "predictions.json", encoding="utf-8"))) == {"Q0", "Q1", "Q2"}
 
 
-def _load(tmp_path, vocab, data, phase="train"):
+def _load(tmp_path, vocab, data, phase="train", strict=False):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    palm.reader.MRCReader(vocab, 32, 8, 8, lang="cn", phase=phase).load_data(str(path), batch_size=2)
+    palm.reader.MRCReader(vocab, 32, 8, 8, lang="cn", phase=phase, strict=strict).load_data(str(path), batch_size=2)
 
 
 def _one(qa, context=CONTEXT):
@@ -158,7 +158,7 @@ def test_bad_squad_input_names_file_and_question(tmp_path, vocab):
     with pytest.raises(palm.reader.DataFormatError, match=r"bad\.json: question id 'Q7': missing field 'answers'"):
         _load(tmp_path, vocab, _one({k: v for k, v in good.items() if k != "answers"}))
     with pytest.raises(palm.reader.DataFormatError, match=r"question id 'Q7': answer_start 3 does not point"):
-        _load(tmp_path, vocab, _one(dict(good, answers=[{"text": "2008年", "answer_start": 3}])))
+        _load(tmp_path, vocab, _one(dict(good, answers=[{"text": "2008年", "answer_start": 3}])), strict=True)
     with pytest.raises(palm.reader.DataFormatError, match=r"question id 'Q7': empty context"):
         _load(tmp_path, vocab, _one(good, context="  "))
     with pytest.raises(palm.reader.DataFormatError, match=r"question id 'Q7': training needs exactly one answer, found 2"):

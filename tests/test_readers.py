@@ -78,7 +78,7 @@ def test_register_with_limits_outputs_to_backbone_inputs(joint_data):
     reader = palm.reader.ClassifyReader(os.path.join(d, "vocab.txt"), 64)
     reader.load_data(os.path.join(d, "intent", "train.tsv"), batch_size=4)
     bert = palm.backbone.BERT.from_config({"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                           "vocab_size": 100})
+                                           "vocab_size": 1000})
     reader.register_with(bert)
     batch = next(reader.iter_epoch())
     assert "task_ids" not in batch

@@ -42,6 +42,14 @@ class Backbone(nn.Layer):
     def outputs_attr(self) -> Attrs:
         raise NotImplementedError
 
+    @property
+    def input_limits(self) -> Dict[str, int]:
+        """Bounds on what a reader may feed: ``vocab_size`` (token ids must be below it) and
+        ``max_position_embeddings`` (sequences at most that long), by their config names.
+        ``reader.register_with`` checks them, so a mismatch fails there and names the
+        setting instead of failing inside an embedding kernel."""
+        return {}
+
     def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
         raise NotImplementedError
 

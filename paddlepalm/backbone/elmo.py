@@ -157,6 +157,11 @@ class ELMo(Backbone):
         return attrs
 
     @property
+    def input_limits(self) -> Dict[str, int]:
+        # an LSTM has no position table; character input has no word vocabulary
+        return {"vocab_size": int(self.word_embedding.weight.shape[0])} if self.input_type == "word" else {}
+
+    @property
     def outputs_attr(self) -> Attrs:
         width = 2 * self.projection_size
         attrs: Attrs = {

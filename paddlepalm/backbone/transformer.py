@@ -73,6 +73,11 @@ class TransformerBackbone(Backbone):
     def outputs_attr(self) -> Attrs:
         return dict(TRANSFORMER_OUTPUTS)
 
+    @property
+    def input_limits(self) -> Dict[str, int]:
+        kwargs = transformer_kwargs(self.config)
+        return {"vocab_size": kwargs["vocab_size"], "max_position_embeddings": kwargs["max_position_embeddings"]}
+
     def _word_embeddings(self) -> paddle.nn.Embedding:
         return self.model.embeddings.word_embeddings
 

@@ -1,5 +1,6 @@
 """Sequence labeling head: linear emissions + linear-chain CRF over original tokens."""
-from typing import Any, Dict, List
+import os
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import paddle
@@ -7,6 +8,7 @@ from paddle import nn
 
 from paddlepalm.head.base_head import Head
 from paddlepalm.utils.crf import crf_decode, crf_nll
+from paddlepalm.utils.fileio import write_json_lines
 
 
 class SequenceLabel(Head):
@@ -14,7 +16,11 @@ class SequenceLabel(Head):
 
     ``learning_rate`` multiplies the global learning rate for the transition
     matrix (PALM's meaning). Prediction is Viterbi decoding and yields one tag id
-    per original input token.
+    per original input token. ``num_classes`` may exceed the reader's label map
+    (PALM scripts size it generously): decoding then runs over the label map's tags
+    only. ``predictions.json`` holds one JSON list of tag ids per line, in input
+    order (what PALM's evaluation scripts read); :meth:`epoch_postprocess` returns
+    the richer per-example dicts.
     """
 
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0, learning_rate: float = 1e-3,
@@ -51,10 +57,17 @@ class SequenceLabel(Head):
         if self.phase == "train":
             nll = crf_nll(emissions, reader_inputs["label_ids"], lengths, self.transitions)
             return {"loss": nll.mean()}
+        num_tags = len(self.label_names) if self.label_names else None
         # logits: the per-word emissions (PALM's predict_one_batch fetched them under that name)
-        return {"tags": crf_decode(emissions, lengths, self.transitions), "logits": emissions,
+        return {"tags": crf_decode(emissions, lengths, self.transitions, num_tags), "logits": emissions,
                 "word_counts": reader_inputs["word_counts"], "num_words": reader_inputs["num_words"],
                 "example_ids": reader_inputs["example_ids"]}
+
+    def epoch_postprocess(self, post_inputs: Any = None, output_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+        results = super().epoch_postprocess(post_inputs, None)
+        if output_dir is not None:
+            write_json_lines(os.path.join(output_dir, "predictions.json"), [r["label"] for r in results])
+        return results
 
     def _fill_id(self) -> int:
         if self.label_names and "O" in self.label_names:

@@ -14,7 +14,7 @@ import numpy as np
 
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.tokenization import build_tokenizer
+from paddlepalm.reader.tokenization import build_tokenizer, vocab_ids
 
 Batch = Dict[str, np.ndarray]
 Feature = Dict[str, Any]
@@ -33,6 +33,22 @@ _TEXT_OUTPUTS = {
     "example_ids": ([-1], "int64"),
     "char_ids": ([-1, -1, MAX_WORD_LENGTH], "int64"),  # ELMo characters; only when a backbone asks
 }
+
+
+def check_load_args(batch_size: int, num_epochs: Optional[float]) -> None:
+    """The arguments of ``load_data``: a positive batch size; ``num_epochs`` positive or None
+    (None: one epoch for a single ``Trainer``, the ``MultiHeadTrainer`` sets its own)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_num_epochs(num_epochs, allow_none=True)
+
+
+def check_num_epochs(num_epochs: Optional[float], allow_none: bool) -> None:
+    if num_epochs is None and allow_none:
+        return
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, float)) or not num_epochs > 0:
+        raise ValueError(f"num_epochs must be a positive number{' or None' if allow_none else ''}, "
+                         f"got {num_epochs!r} (0 or fewer epochs would train nothing)")
 
 
 class Reader:
@@ -63,21 +79,36 @@ class Reader:
 
     # ----------------------------------------------------------------- contract
     def register_with(self, backbone) -> None:
-        """Yield exactly the arrays ``backbone`` asks for (plus this reader's labels)."""
+        """Yield exactly the arrays ``backbone`` asks for (plus this reader's labels).
+
+        Checks that the reader fits the backbone: ``max_len`` within its position
+        table and every vocabulary id within its embedding (``input_limits``)."""
+        limits = getattr(backbone, "input_limits", {})
+        positions = limits.get("max_position_embeddings")
+        if positions is not None and self.max_len > positions:
+            raise ValueError(f"{type(self).__name__}: max_len={self.max_len} exceeds the backbone's "
+                             f"max_position_embeddings={positions}; lower max_len to at most {positions}")
+        vocab_size = limits.get("vocab_size")
+        if vocab_size is not None:
+            needed = max(vocab_ids(self.tokenizer)) + 1
+            if needed > vocab_size:
+                raise ValueError(f"{type(self).__name__}: the vocabulary {self.vocab_path} has ids up to {needed - 1}, "
+                                 f"but the backbone's vocab_size is {vocab_size} (its embedding has no row for them): "
+                                 f"use the vocabulary the model was trained with, or a config with vocab_size >= {needed}")
         self._registered = list(backbone.inputs_attr)
 
     def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: str = "tsv", shuffle_train: bool = True) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_load_args(batch_size, num_epochs)
         self._check_format(file_format)
         self._input_file = input_file
         self._features = self._read_examples(input_file)
         if not self._features:
-            raise DataFormatError(input_file, None, "no examples (the file holds only a header)")
+            raise DataFormatError(input_file, None, "no examples (the file holds only a header, or every entry was skipped)")
         self.batch_size = int(batch_size)
         self._num_epochs = num_epochs
         self.shuffle = shuffle_train and self.phase == "train"
+        self._check_fills_a_batch()
 
     @property
     def num_examples(self) -> int:
@@ -122,6 +153,19 @@ class Reader:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of size {world_size}")
         self._rank, self._world_size = rank, world_size
+        self._check_fills_a_batch()
+
+    def _check_fills_a_batch(self) -> None:
+        """Training serves full (global) batches only: fewer examples than one would train 0 steps."""
+        if self.phase != "train" or self._input_file is None:
+            return
+        global_batch = self.batch_size * self._world_size
+        if self.num_examples < global_batch:
+            per_rank = f" x {self._world_size} processes" if self._world_size > 1 else ""
+            raise DataFormatError(str(self._input_file), None,
+                                  f"{self.num_examples} training examples, fewer than one batch of {global_batch} "
+                                  f"(batch_size {self.batch_size}{per_rank}): training would run 0 steps; "
+                                  f"lower batch_size")
 
     @property
     def steps_per_epoch(self) -> int:

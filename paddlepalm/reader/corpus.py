@@ -11,7 +11,8 @@ Bad input, and what happens to it (every case is counted in :attr:`stats` and
 logged by ``load_data``):
 
 * an empty corpus file (no non-blank line): ``DataFormatError`` naming the file;
-  bytes that are not UTF-8: ``DataFormatError`` naming file and line;
+  bytes that are not UTF-8, or a NUL byte: ``DataFormatError`` naming file and line;
+  a UTF-8 byte-order mark at the start of a file is dropped;
 * a line longer than a sequence: cut into pieces that fit (``long_lines_split``);
 * characters outside the vocabulary: become ``[UNK]`` (``unk_tokens``) and are
   never chosen as masked-LM targets;
@@ -26,9 +27,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from paddlepalm.reader.base_reader import Batch, Feature, Reader
+from paddlepalm.reader.base_reader import Batch, Feature, Reader, check_load_args
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.mask_lm import MASK_ATTRS, MaskingMixin
+from paddlepalm.reader.tsv import check_no_nul
+from paddlepalm.utils.fileio import strip_bom
 
 Sentence = Tuple[List[str], List[int]]  # tokens, tokens per word
 
@@ -50,13 +53,18 @@ def corpus_files(input_file: Union[str, Sequence[str]]) -> List[str]:
 
 
 def read_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """``(line number, stripped line)`` of a UTF-8 file, streamed; errors name file and line."""
+    """``(line number, stripped line)`` of a UTF-8 file, streamed; a byte-order mark at the
+    start is dropped; bytes that are not UTF-8 and NUL bytes are errors naming file and line."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                yield number, raw.decode("utf-8").strip()
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataFormatError(path, number, f"bytes are not valid UTF-8 (at byte {err.start})") from None
+            if number == 1:
+                text = strip_bom(text)
+            check_no_nul(path, number, text)
+            yield number, text.strip()
 
 
 class CorpusReader(MaskingMixin, Reader):
@@ -84,8 +92,7 @@ class CorpusReader(MaskingMixin, Reader):
                   file_format: str = "text", shuffle_train: bool = True) -> None:
         if file_format not in ("text", "txt"):
             raise ValueError(f"{type(self).__name__} reads file_format='text', got {file_format!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_load_args(batch_size, num_epochs)
         self._files = corpus_files(input_file)
         self._input_file = input_file
         self.batch_size = int(batch_size)
@@ -100,6 +107,7 @@ class CorpusReader(MaskingMixin, Reader):
             raise DataFormatError(str(input_file), None, f"the corpus yields no example ({self.stats})")
         print(f"{type(self).__name__}: {len(self._files)} file(s), {self._num_examples} examples; {self.stats}",
               flush=True)
+        self._check_fills_a_batch()
 
     @property
     def num_examples(self) -> int:
@@ -155,8 +163,8 @@ class CorpusReader(MaskingMixin, Reader):
             self._count("unk_tokens", tokens.count(self._unk))
             if len(tokens) > budget:
                 self._count("long_lines_split")
-            for start in range(0, len(tokens), budget):
-                yield tokens[start:start + budget], _cut_words(words, start, budget)
+            for start, window_words in zip(range(0, len(tokens), budget), _split_words(words, budget)):
+                yield tokens[start:start + budget], window_words
         state["exhausted"] = True
 
     def _features_of_epoch(self, epoch: int) -> Iterator[Feature]:
@@ -310,15 +318,24 @@ def _split_chunk(chunk: List[Sentence], rng) -> Optional[Tuple[List[Sentence], L
     return [(tokens[:position], words[:index])], [(tokens[position:], words[index:])]
 
 
-def _cut_words(word_lengths: List[int], start: int, size: int) -> List[int]:
-    """Word lengths of the token window ``[start, start + size)`` (words cut at the edges)."""
-    out, position = [], 0
+def _split_words(word_lengths: List[int], size: int) -> List[List[int]]:
+    """Word lengths of each consecutive window of ``size`` tokens (a word cut at a window
+    edge counts in both windows), in one pass: a long line costs time linear in its length."""
+    windows: List[List[int]] = []
+    current: List[int] = []
+    room = size
     for length in word_lengths:
-        lo, hi = max(position, start), min(position + length, start + size)
-        if hi > lo:
-            out.append(hi - lo)
-        position += length
-    return out
+        while length:
+            take = min(length, room)
+            current.append(take)
+            length -= take
+            room -= take
+            if room == 0:
+                windows.append(current)
+                current, room = [], size
+    if current:
+        windows.append(current)
+    return windows
 
 
 def _chain(first, rest):

@@ -12,8 +12,9 @@ keeps only counts; every epoch re-reads the files and batches from a window of
 
 Bad input, all reported rather than silently dropped:
 
-* an empty corpus (no non-blank line) or bytes that are not UTF-8 raise
-  :class:`DataFormatError` naming the file (and line);
+* an empty corpus (no non-blank line), bytes that are not UTF-8 or a NUL byte raise
+  :class:`DataFormatError` naming the file (and line); a leading UTF-8 byte-order
+  mark is dropped;
 * a line longer than ``max_len - 2`` words is cut into consecutive pieces of at
   most that many words (every word is kept; counted in ``num_split_lines``);
 * words outside the vocabulary become ``<UNK>`` (counted in ``num_oov_tokens``
@@ -25,7 +26,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from paddlepalm.reader.base_reader import Batch, Feature, Reader, _BUCKET_BATCHES
+from paddlepalm.reader.base_reader import Batch, Feature, Reader, check_load_args, _BUCKET_BATCHES
+from paddlepalm.reader.corpus import read_lines
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.word_tokenizer import SPLITS, build_word_vocab, split_text
 
@@ -43,14 +45,9 @@ def _as_paths(paths: Paths) -> List[str]:
 def iter_corpus_lines(paths: Paths) -> Iterator[tuple]:
     """``(path, line_number, text)`` for every non-blank line, read lazily."""
     for path in _as_paths(paths):
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    text = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as err:
-                    raise DataFormatError(path, number, f"bytes are not valid UTF-8 (at byte {err.start})") from None
-                if text:
-                    yield path, number, text
+        for number, text in read_lines(path):
+            if text:
+                yield path, number, text
 
 
 def build_vocab_from_corpus(paths: Paths, split: str = "whitespace", min_freq: int = 1,
@@ -87,8 +84,7 @@ class LMCorpusReader(Reader):
 
     def load_data(self, input_file: Paths, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: str = "txt", shuffle_train: bool = True) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_load_args(batch_size, num_epochs)
         self._check_format(file_format)
         self._paths = _as_paths(input_file)
         self._input_file = ", ".join(self._paths)
@@ -102,6 +98,7 @@ class LMCorpusReader(Reader):
         self.batch_size = int(batch_size)
         self._num_epochs = num_epochs
         self.shuffle = shuffle_train and self.phase == "train"
+        self._check_fills_a_batch()
 
     def stats(self) -> Dict[str, int]:
         return {"lines": self.num_lines, "sentences": self._num_examples, "split_lines": self.num_split_lines,

@@ -8,8 +8,13 @@ original context, so an answer is rebuilt from the original characters
 (exactly, also for Chinese) by :class:`paddlepalm.head.MRC`.
 
 ``num_examples`` counts windows (PALM's meaning); ``num_questions`` counts questions.
+
+A training question whose answer cannot be found in its context (``answer_start``
+pointing elsewhere, or at no context token) is skipped, as PALM did ("Could not
+find answer"), and so is a training question that is empty: ``load_data`` prints
+how many, and their ids are kept in ``skipped_questions``. ``strict=True`` makes
+such a question an error. (Outside training an empty question is an error.)
 """
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -17,6 +22,7 @@ import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.utils.fileio import FileFormatError, read_json
 
 
 @dataclass
@@ -29,12 +35,14 @@ class MRCExample:
     context: str
     answers: List[str] = field(default_factory=list)
     answer_start: Optional[int] = None  # character offset of the training answer
+    skip_reason: Optional[str] = None  # why this training question cannot be used
 
 
 class MRCReader(Reader):
     def __init__(self, vocab_path: str, max_len: int, max_query_len: int, doc_stride: int,
                  tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
-                 do_lower_case: bool = False, remove_noanswer: bool = True, phase: str = "train"):
+                 do_lower_case: bool = False, remove_noanswer: bool = True, phase: str = "train",
+                 strict: bool = False):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
         if max_query_len < 1 or max_query_len > max_len - 4:
             raise ValueError(f"max_query_len must be in [1, max_len - 4], got {max_query_len} (max_len {max_len})")
@@ -43,6 +51,8 @@ class MRCReader(Reader):
         self.max_query_len = int(max_query_len)
         self.doc_stride = int(doc_stride)
         self.remove_noanswer = bool(remove_noanswer)
+        self.strict = bool(strict)
+        self.skipped_questions: List[str] = []
         self.examples: List[MRCExample] = []
         self.num_dropped_windows = 0
 
@@ -61,24 +71,27 @@ class MRCReader(Reader):
 
     # ------------------------------------------------------------------ parsing
     def _read_examples(self, input_file: str) -> List[Feature]:
-        self.examples = parse_squad(input_file, training=self.phase == "train",
-                                    need_answers=self.phase != "predict")
+        examples = parse_squad(input_file, training=self.phase == "train", need_answers=self.phase != "predict")
         cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
         features: List[Feature] = []
+        self.examples, self.skipped_questions = [], []
         self.num_dropped_windows = 0
         context_cache: Dict[str, Tuple[List[int], List[Tuple[int, int]]]] = {}
-        for example in self.examples:
+        for example in examples:
             if example.context not in context_cache:
                 context_cache = {example.context: self._tokenize_context(input_file, example)}
             doc_ids, doc_spans = context_cache[example.context]
-            query_ids = self.tokenizer.convert_tokens_to_ids(
-                self.tokenizer.tokenize(example.question)[:self.max_query_len])
             answer = None
             if self.phase == "train":
-                answer = self._answer_tokens(example, doc_spans)
+                answer = self._answer_tokens(example, doc_spans) if example.skip_reason is None else None
                 if answer is None:
-                    raise DataFormatError(input_file, None, f"question id {example.qid!r}: the answer "
-                                                            f"{example.answers[0]!r} covers no context token")
+                    self._skip(input_file, example, example.skip_reason
+                               or f"the answer {example.answers[0]!r} covers no context token")
+                    continue
+            example.index = len(self.examples)  # renumbered past skipped questions
+            self.examples.append(example)
+            query_ids = self.tokenizer.convert_tokens_to_ids(
+                self.tokenizer.tokenize(example.question)[:self.max_query_len])
             doc_budget = self.max_len - len(query_ids) - 3
             windows = _window_starts(len(doc_ids), doc_budget, self.doc_stride)
             for window_start in windows:
@@ -102,7 +115,22 @@ class MRCReader(Reader):
                     feature["end"] = answer[1] - window_start + offset if inside else 0
                 feature["example_id"] = len(features)
                 features.append(feature)
+        if self.skipped_questions:
+            skipped = self.skipped_questions
+            shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+            empty = sum(1 for e in examples if e.skip_reason == _EMPTY_QUESTION)
+            kinds = f"{len(skipped) - empty} whose answer is not found in the context" + (
+                f", {empty} with an empty question" if empty else "")
+            print(f"MRCReader: {input_file}: skipped {len(skipped)} of {len(examples)} training questions, "
+                  f"{kinds} (ids: {shown}; all in reader.skipped_questions; strict=True makes this an error)",
+                  flush=True)
         return features
+
+    def _skip(self, path: str, example: MRCExample, problem: str) -> None:
+        """PALM skipped a training question whose answer it could not find; ``strict`` refuses it."""
+        if self.strict:
+            raise DataFormatError(path, None, f"question id {example.qid!r}: {problem}")
+        self.skipped_questions.append(example.qid)
 
     def _tokenize_context(self, path: str, example: MRCExample) -> Tuple[List[int], List[Tuple[int, int]]]:
         tokens = self.tokenizer.tokenize(example.context)
@@ -155,18 +183,19 @@ def _is_max_context(starts: Sequence[int], budget: int, num_tokens: int, window_
     return best_start == window_start
 
 
+_EMPTY_QUESTION = "empty question"
+
+
 def parse_squad(path: str, training: bool, need_answers: bool = True) -> List[MRCExample]:
     """Questions of a SQuAD-format file, checked; errors name the file and the question id."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(path, err.lineno, f"not valid JSON: {err.msg}") from None
-    except UnicodeDecodeError as err:
-        raise DataFormatError(path, None, f"bytes are not valid UTF-8 (at byte {err.start})") from None
+        data = read_json(path)
+    except FileFormatError as err:
+        raise DataFormatError(path, err.line, err.problem) from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataFormatError(path, None, "expected a SQuAD object with a 'data' list")
     examples: List[MRCExample] = []
+    seen: Dict[str, str] = {}
     for a, article in enumerate(data["data"]):
         for p, paragraph in enumerate(_field(path, article, "paragraphs", f"article {a}")):
             where = f"article {a} paragraph {p}"
@@ -176,7 +205,12 @@ def parse_squad(path: str, training: bool, need_answers: bool = True) -> List[MR
                 qid = _qid(qa, f"{where} question {q}")
                 if not isinstance(context, str) or not context.strip():
                     raise DataFormatError(path, None, f"{qid}: empty context")
-                examples.append(_parse_question(path, qa, qid, context, len(examples), training, need_answers))
+                example = _parse_question(path, qa, qid, context, len(examples), training, need_answers)
+                if example.qid in seen:
+                    raise DataFormatError(path, None, f"duplicate question id {example.qid!r} ({seen[example.qid]} "
+                                                      f"and {where} question {q}): its predictions would collide")
+                seen[example.qid] = f"{where} question {q}"
+                examples.append(example)
     return examples
 
 
@@ -197,9 +231,16 @@ def _parse_question(path: str, qa: Dict, where: str, context: str, index: int, t
     if "id" not in qa:
         raise DataFormatError(path, None, f"{where}: missing field 'id'")
     question = _field(path, qa, "question", where)
-    if not isinstance(question, str) or not question.strip():
-        raise DataFormatError(path, None, f"{where}: empty question")
+    if not isinstance(question, str):
+        raise DataFormatError(path, None, f"{where}: the question must be a string, got {question!r}")
+    if not question.strip() and not training:
+        raise DataFormatError(path, None, f"{where}: {_EMPTY_QUESTION}")
+    for name, text in (("question", question), ("context", context)):
+        if "\x00" in text:
+            raise DataFormatError(path, None, f"{where}: NUL byte in the {name} (at character {text.index(chr(0))})")
     example = MRCExample(index, str(qa["id"]), question, context)
+    if not question.strip():
+        example.skip_reason = _EMPTY_QUESTION  # training skips it (the CMRC 2018 trial file has two)
     answers = qa.get("answers")
     if answers is None:
         if need_answers:
@@ -215,11 +256,12 @@ def _parse_question(path: str, qa: Dict, where: str, context: str, index: int, t
             raise DataFormatError(path, None, f"{where}: training needs exactly one answer, found {len(answers)}")
         start = _field(path, answers[0], "answer_start", f"{where} answer 0")
         text = example.answers[0]
-        if not isinstance(start, int) or context[start:start + len(text)] != text:
-            found = context[start:start + len(text)] if isinstance(start, int) else start
-            raise DataFormatError(path, None, f"{where}: answer_start {start!r} does not point at the answer "
-                                              f"{text!r} (the context there reads {found!r})")
+        if not isinstance(start, int) or isinstance(start, bool):
+            raise DataFormatError(path, None, f"{where}: answer_start must be an integer, got {start!r}")
         example.answer_start = start
+        if context[start:start + len(text)] != text and example.skip_reason is None:
+            example.skip_reason = (f"answer_start {start} does not point at the answer {text!r} "
+                                   f"(the context there reads {context[start:start + len(text)]!r})")
     elif need_answers and not example.answers:
         raise DataFormatError(path, None, f"{where}: no gold answer")
     return example

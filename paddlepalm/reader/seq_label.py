@@ -1,12 +1,12 @@
 """Sequence labeling reader: one tag per whitespace-free token, CRF over original tokens."""
-import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.tsv import read_tsv
+from paddlepalm.reader.tsv import check_no_nul, read_tsv
+from paddlepalm.utils.fileio import FileFormatError, read_json
 
 TOKEN_SEPARATOR = "\x02"
 
@@ -25,12 +25,22 @@ class SequenceLabelReader(Reader):
                  do_lower_case: bool = False, phase: str = "train", dev_count: int = 1, print_prefix: str = ""):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
         self.label_map = _load_label_map(label_map_config)
+        self._label_map_source = label_map_config if isinstance(label_map_config, str) else "(given as a mapping)"
         self.label_names = [None] * len(self.label_map)
         for tag, index in self.label_map.items():
             self.label_names[index] = tag
         self._has_labels = phase != "predict"
         self._piece_cache: Dict[str, List[int]] = {}
         self.num_truncated = 0
+
+    def check_num_classes(self, num_classes: int) -> None:
+        """A head with fewer classes than the label map could never predict some tags.
+        More classes are allowed (PALM scripts size the head generously); the head
+        then never decodes an id outside the label map."""
+        if num_classes < len(self.label_map):
+            source = self._label_map_source
+            raise ValueError(f"SequenceLabel has num_classes={num_classes} but the label map {source} "
+                             f"holds {len(self.label_map)} tags: num_classes must be at least {len(self.label_map)}")
 
     def _pieces(self, word: str) -> List[int]:
         ids = self._piece_cache.get(word)
@@ -52,10 +62,16 @@ class SequenceLabelReader(Reader):
                 if len(tags) != len(words):
                     raise DataFormatError(input_file, number,
                                           f"{len(words)} tokens but {len(tags)} tags")
+                # PALM's process.py leaves a trailing separator on both strings: an empty
+                # token with an empty tag is no token
+                kept = [i for i, (w, t) in enumerate(zip(words, tags)) if w or t]
+                words, tags = [words[i] for i in kept], [tags[i] for i in kept]
                 unknown = [t for t in tags if t not in self.label_map]
                 if unknown:
                     raise DataFormatError(input_file, number,
                                           f"unknown tag {unknown[0]!r} (not in the label map)")
+            else:
+                words = [w for w in words if w]
             token_ids, word_starts = [cls_id], []
             for word in words:
                 pieces = self._pieces(word)
@@ -103,16 +119,25 @@ class SequenceLabelReader(Reader):
 
 
 def _load_label_map(config: Union[str, Mapping[str, int]]) -> Dict[str, int]:
+    """``tag -> id`` from a JSON file or a mapping; ids must be the integers ``0..n-1``."""
     if isinstance(config, str):
-        with open(config, encoding="utf-8") as f:
-            try:
-                label_map = json.load(f)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(config, err.lineno, f"label map is not valid JSON: {err.msg}") from None
+        try:
+            label_map = read_json(config)
+        except FileFormatError as err:
+            raise DataFormatError(config, err.line, f"label map: {err.problem}") from None
         source = config
     else:
-        label_map, source = dict(config), "label_map_config"
+        label_map, source = config, "label_map_config"
+    if not isinstance(label_map, Mapping):
+        raise DataFormatError(source, None, f"label map must be a JSON object {{tag: id}}, "
+                                            f"got a {type(label_map).__name__}")
+    bad = [(tag, index) for tag, index in label_map.items()
+           if not isinstance(index, int) or isinstance(index, bool)]
+    if bad:
+        raise DataFormatError(source, None, f"tag ids must be integers; tag {bad[0][0]!r} has {bad[0][1]!r}")
     ids = sorted(label_map.values())
     if ids != list(range(len(ids))):
-        raise ValueError(f"{source}: tag ids must be 0..{len(ids) - 1} without gaps, got {ids}")
+        raise DataFormatError(source, None, f"tag ids must be 0..{len(ids) - 1} without gaps, got {ids}")
+    for tag in label_map:
+        check_no_nul(source, None, str(tag))
     return {str(k): int(v) for k, v in label_map.items()}

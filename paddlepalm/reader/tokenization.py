@@ -1,11 +1,12 @@
 """Tokenizers over a local ``vocab.txt`` (paddlenlp's WordPiece implementation)."""
-import hashlib
 import os
-import tempfile
+from typing import Dict, List
 
+from paddlenlp.data import Vocab
 from paddlenlp.transformers import BertTokenizer
 
-from paddlepalm.reader.word_tokenizer import SPLITS, WordTokenizer
+from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.word_tokenizer import SPLITS, WordTokenizer, read_vocab_lines
 
 _SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -30,34 +31,49 @@ def build_tokenizer(vocab_path: str, kind: str = "wordpiece", lang: str = "en",
         raise ValueError(f"lang must be 'en' or 'cn', got {lang!r}")
     if not os.path.isfile(vocab_path):
         raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
-    with open(vocab_path, encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
-    tokens = [line.split("\t")[0] for line in lines]
-    missing = [t for t in _SPECIAL[:4] if t not in tokens]
+    token_to_id = read_wordpiece_vocab(vocab_path)
+    missing = [t for t in _SPECIAL[:4] if t not in token_to_id]
     if missing:
         raise ValueError(f"{vocab_path}: vocabulary lacks special tokens {missing}")
-    if any("\t" in line for line in lines):
-        vocab_path = _plain_vocab_copy(vocab_path, lines)
-    return BertTokenizer(vocab_path, do_lower_case=do_lower_case)
+    return _ParsedVocabTokenizer(vocab_path, token_to_id, do_lower_case=do_lower_case)
 
 
-def _plain_vocab_copy(vocab_path: str, lines) -> str:
-    """ERNIE releases write ``token<TAB>id`` lines; paddlenlp reads one token per line.
+def read_wordpiece_vocab(vocab_path: str) -> Dict[str, int]:
+    """``token -> id`` of a vocabulary with one token per line, or ``token<TAB>id`` lines
+    (ERNIE releases). Ids must equal line numbers for the embedding rows to line up."""
+    token_to_id: Dict[str, int] = {}
+    for number, line in enumerate(read_vocab_lines(vocab_path)):
+        token, tab, index = line.partition("\t")
+        if tab:
+            try:
+                value = int(index)
+            except ValueError:
+                raise DataFormatError(vocab_path, number + 1, f"token id {index!r} is not an integer") from None
+            if value != number:
+                raise DataFormatError(vocab_path, number + 1, f"id {value} differs from its line index {number}")
+        token_to_id[token] = number  # a repeated token keeps its last line, as paddlenlp's loader does
+    return token_to_id
 
-    Ids must equal line numbers for the embedding rows to line up, which we check.
+
+class _ParsedVocabTokenizer(BertTokenizer):
+    """paddlenlp's ``BertTokenizer`` over a vocabulary we parsed ourselves.
+
+    paddlenlp re-reads ``vocab_file`` with its own loader, which keeps a byte-order
+    mark, a ``\\r`` and a ``<TAB>id`` suffix as part of the token; we hand it the
+    parsed tokens instead (no copy of the file anywhere).
     """
-    tokens = []
-    for number, line in enumerate(lines):
-        token, _, index = line.partition("\t")
-        if index and int(index) != number:
-            raise ValueError(f"{vocab_path}:{number + 1}: id {index} differs from its line index {number}")
-        tokens.append(token)
-    text = "\n".join(tokens) + "\n"
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"paddlepalm-vocab-{digest}.txt")
-    if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    return path
+
+    def __init__(self, vocab_file: str, token_to_id: Dict[str, int], **kwargs):
+        self._parsed_vocab = token_to_id
+        super().__init__(vocab_file, **kwargs)
+
+    def load_vocabulary(self, filepath, unk_token=None, pad_token=None, bos_token=None, eos_token=None, **kwargs):
+        return Vocab.from_dict(self._parsed_vocab, unk_token=unk_token, pad_token=pad_token,
+                               bos_token=bos_token, eos_token=eos_token, **kwargs)
+
+
+def vocab_ids(tokenizer) -> List[int]:
+    """Every token id of ``tokenizer``'s vocabulary."""
+    vocab = tokenizer.vocab
+    mapping = getattr(vocab, "token_to_idx", vocab)
+    return list(mapping.values())

@@ -17,6 +17,10 @@ with it unchanged: ``<S>`` plays ``[CLS]`` and ``</S>`` plays ``[SEP]``.
 import collections
 from typing import Dict, Iterable, List, Optional
 
+from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.tsv import check_no_nul
+from paddlepalm.utils.fileio import FileFormatError, read_lines
+
 BOS, EOS, UNK, PAD = "<S>", "</S>", "<UNK>", "<PAD>"
 SPECIAL_TOKENS = [BOS, EOS, UNK]
 SPLITS = ("whitespace", "jieba", "char")
@@ -45,11 +49,10 @@ class WordTokenizer:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split, self.lowercase = split, lowercase
         self.vocab: Dict[str, int] = {}
-        with open(vocab_path, encoding="utf-8") as f:
-            for line in f:
-                token = line.rstrip("\n").split("\t")[0]
-                if token and token not in self.vocab:
-                    self.vocab[token] = len(self.vocab)
+        for line in read_vocab_lines(vocab_path):
+            token = line.split("\t")[0]
+            if token and token not in self.vocab:
+                self.vocab[token] = len(self.vocab)
         missing = [t for t in SPECIAL_TOKENS if t not in self.vocab]
         if missing:
             raise ValueError(f"{vocab_path}: word vocabulary lacks special tokens {missing}")
@@ -69,6 +72,17 @@ class WordTokenizer:
 
     def convert_ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
         return [self.ids_to_tokens[int(i)] for i in ids]
+
+
+def read_vocab_lines(path: str) -> List[str]:
+    """Lines of a vocabulary file (UTF-8, a byte-order mark dropped); a NUL byte is an error."""
+    try:
+        lines = read_lines(path)
+    except FileFormatError as err:
+        raise DataFormatError(err.path, err.line, err.problem) from None
+    for number, line in enumerate(lines, start=1):
+        check_no_nul(path, number, line)
+    return lines
 
 
 def build_word_vocab(sentences: Iterable[List[str]], min_freq: int = 1, max_size: Optional[int] = None) -> List[str]:

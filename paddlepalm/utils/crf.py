@@ -8,6 +8,8 @@ and tested against brute-force enumeration. Decoding uses
 Transition parameters have PALM's layout ``[num_tags + 2, num_tags]``: row 0
 holds start scores, row 1 stop scores, rows 2.. the ``from -> to`` scores.
 """
+from typing import Optional
+
 import paddle
 
 _NEG = -1e4
@@ -76,9 +78,18 @@ def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Ten
     return log_z - gold
 
 
-def crf_decode(emissions: paddle.Tensor, lengths: paddle.Tensor, transitions: paddle.Tensor) -> paddle.Tensor:
-    """Best tag path per sequence ``[B, T]`` (positions past ``lengths`` are 0)."""
+def crf_decode(emissions: paddle.Tensor, lengths: paddle.Tensor, transitions: paddle.Tensor,
+               num_tags: Optional[int] = None) -> paddle.Tensor:
+    """Best tag path per sequence ``[B, T]`` (positions past ``lengths`` are 0).
+
+    ``num_tags`` below the layer's width decodes over the first ``num_tags`` tags
+    only (a head sized larger than its label map never yields an id outside it).
+    """
     start, stop, trans = split_transitions(transitions)
+    width = emissions.shape[-1]
+    if num_tags is not None and num_tags < width:
+        emissions, start, stop, trans = (emissions[:, :, :num_tags], start[:num_tags], stop[:num_tags],
+                                         trans[:num_tags, :num_tags])
     batch, steps, num_tags = emissions.shape
     # viterbi_decode's own start/stop: with include_bos_eos_tag it adds row -1 (start
     # tag) at the first step and row -2 (stop tag) at the last (measured against brute
