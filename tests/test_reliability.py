@@ -89,6 +89,19 @@ def test_poisoned_key_in_checkpoint_file_is_refused_and_never_runs(joint_data, t
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("filename", ["trainer.json", "rng.json"])
+def test_pickle_in_a_json_file_of_a_checkpoint_is_never_unpickled(joint_data, tmp_path, filename):
+    train_saving(joint_data, tmp_path, steps=2)
+    ckpt = tmp_path / "ckpt.step2"
+    marker = tmp_path / "pwned"
+    (ckpt / filename).write_bytes(pickle.dumps(Payload(marker)))
+    rewrite_manifest(ckpt)
+    trainer, _ = build_joint(joint_data["dir"], joint_data)
+    with pytest.raises(ValueError, match=filename.replace(".", r"\.")):
+        trainer.load_ckpt(str(ckpt))
+    assert not marker.exists()
+
+
 def test_poisoned_pretrained_file_is_refused(joint_data, tmp_path):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     marker = tmp_path / "pwned"

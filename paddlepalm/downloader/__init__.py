@@ -15,14 +15,13 @@ Environment:
 * ``PALM_DOWNLOAD_TIMEOUT`` (seconds, default 30), ``PALM_DOWNLOAD_RETRIES`` (default 4).
 """
 import copy
-import json
 import os
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 from paddlepalm.downloader.extract import UnsafeArchiveError, check_readable, safe_extract
 from paddlepalm.downloader.fetch import ChecksumError, DownloadError, fetch
-from paddlepalm.utils.fileio import write_json
+from paddlepalm.utils.fileio import read_json, read_text, write_json
 from paddlepalm.utils.safe_pickle import check_pickle
 
 __all__ = ["ls", "download", "register", "entry", "DownloadError", "ChecksumError", "UnsafeArchiveError"]
@@ -37,8 +36,7 @@ _registry: Optional[Dict[str, List[Dict[str, Any]]]] = None
 def _items() -> Dict[str, List[Dict[str, Any]]]:
     global _registry
     if _registry is None:
-        with open(REGISTRY_FILE, encoding="utf-8") as f:
-            _registry = json.load(f)["items"]
+        _registry = read_json(REGISTRY_FILE)["items"]
     return _registry
 
 
@@ -111,16 +109,15 @@ def _check_for(filename: str):
     if filename.endswith((".pdparams", ".pdopt")):
         return check_pickle
     if filename.endswith(".json"):
-        return lambda path: json.load(open(path, encoding="utf-8"))
+        return read_json
     if filename.endswith(".txt"):
-        return lambda path: open(path, encoding="utf-8").read()
+        return read_text
     return None
 
 
 def _is_complete(target: str, e: Dict[str, Any]) -> bool:
     try:
-        with open(os.path.join(target, MARKER), encoding="utf-8") as f:
-            done = json.load(f)
+        done = read_json(os.path.join(target, MARKER))
     except (OSError, ValueError):
         return False
     return done.get("name") == e["name"] and done.get("files") == e["files"]

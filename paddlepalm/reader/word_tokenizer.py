@@ -19,7 +19,7 @@ from typing import Dict, Iterable, List, Optional
 
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.tsv import check_no_nul
-from paddlepalm.utils.fileio import FileFormatError, read_lines
+from paddlepalm.utils.fileio import FileFormatError, read_lines, write_text
 
 BOS, EOS, UNK, PAD = "<S>", "</S>", "<UNK>", "<PAD>"
 SPECIAL_TOKENS = [BOS, EOS, UNK]
@@ -105,5 +105,4 @@ def build_word_vocab(sentences: Iterable[List[str]], min_freq: int = 1, max_size
 
 
 def write_word_vocab(tokens: List[str], path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(tokens) + "\n")
+    write_text(path, "\n".join(tokens) + "\n")

@@ -4,6 +4,8 @@ from typing import Iterable, List
 
 from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
 
+from paddlepalm.utils import fileio
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -35,8 +37,8 @@ def build_vocab(texts: Iterable[str], min_freq: int = 1, lowercase: bool = False
 
 
 def write_vocab(tokens: List[str], path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(tokens) + "\n")
+    """One token per line (its id is its line number), written atomically."""
+    fileio.write_text(path, "\n".join(tokens) + "\n")
 
 
 def build_char_vocab(texts: Iterable[str], max_size: int = 8000, min_freq: int = 1, lowercase: bool = True) -> List[str]:
