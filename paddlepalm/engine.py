@@ -227,8 +227,9 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule:
         if print_steps > 0 and (step % print_steps == 0 or step == total):
             guard.flush()
             _print_progress(step, trainer, stats)
+        stop = after_step is not None and after_step(step)  # evaluate first: the checkpoint then holds it
         save_if_due(saver, step, model, optimizer, state_fn, guard)
-        if after_step is not None and after_step(step):
+        if stop:
             break
     guard.flush()
     if step > start_step:

@@ -198,6 +198,20 @@ class EvaluationLoop:
         self._since_best = 0
         self._last_step: Optional[int] = None
 
+    def state(self) -> Dict[str, Any]:
+        """What a checkpoint keeps so that a resumed run picks the same best checkpoint and
+        stops early at the same step as an uninterrupted one."""
+        return {"best_score": None if self.best_score == -math.inf else self.best_score,
+                "best_step": self.best_step, "since_best": self._since_best, "last_step": self._last_step,
+                "history": self.history}
+
+    def set_state(self, state: Dict[str, Any]) -> None:
+        self.best_score = -math.inf if state.get("best_score") is None else float(state["best_score"])
+        self.best_step = state.get("best_step")
+        self._since_best = int(state.get("since_best", 0))
+        self._last_step = state.get("last_step")
+        self.history = list(state.get("history", []))
+
     @property
     def aggregate_name(self) -> str:
         if len(self.evaluators) == 1:

@@ -37,6 +37,7 @@ class MultiHeadTrainer:
         self.amp: Optional[Amp] = None
         self.guard = LossGuard()
         self._resume: Optional[Resume] = None
+        self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
 
@@ -207,11 +208,13 @@ class MultiHeadTrainer:
     def _start_training(self) -> None:
         if self._resume is not None:
             self._resume.start(self.model)
-            self._resume = None
+            self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        return {"global_step": step, "seed": self.seed,
-                "tasks": {t.name: t._progress_state() for t in self.trainers}}
+        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
+        if self.evaluation is not None:
+            state["evaluation"] = self.evaluation.state()
+        return state
 
     # ------------------------------------------------------------------ training
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
@@ -221,6 +224,8 @@ class MultiHeadTrainer:
         self.guard.skip = bool(skip_nonfinite)
         self._start_training()
         self.evaluation = loop = self._build_evaluation()
+        if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
+            loop.set_state(self._resumed_state["evaluation"])  # same best checkpoint, same early stop
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,

@@ -46,6 +46,7 @@ class Trainer:
         self.amp: Optional[Amp] = None
         self.guard = LossGuard()
         self._resume: Optional[Resume] = None
+        self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
         self._global_step = 0
         self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
         self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
@@ -218,7 +219,7 @@ class Trainer:
         """Called before the first step of ``train`` / a ``train_one_step`` loop."""
         if self._resume is not None:
             self._resume.start(self.model)
-            self._resume = None
+            self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
 
     def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
         """Load into the prediction model, by name and leniently, whatever of its parameters
@@ -236,7 +237,10 @@ class Trainer:
         return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        return {"global_step": step, "tasks": {self.name: self._progress_state()}}
+        state = {"global_step": step, "tasks": {self.name: self._progress_state()}}
+        if self.evaluation is not None:
+            state["evaluation"] = self.evaluation.state()
+        return state
 
     def _restore_progress(self, state: Dict[str, Any]) -> None:
         task = state.get("tasks", {}).get(self.name)
@@ -311,6 +315,8 @@ class Trainer:
         _cover_schedule(self._optimizer_spec, budget)
         schedule = np.zeros(budget, dtype="int64")
         self.evaluation = loop = self._build_evaluation()
+        if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
+            loop.set_state(self._resumed_state["evaluation"])  # same best checkpoint, same early stop
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,

@@ -118,3 +118,20 @@ def test_multihead_evaluation_picks_best_by_mean_of_targets(joint_data, tmp_path
     gold = [int(line.split("\t")[0]) for line in open(os.path.join(d, "intent", "dev.tsv")).read().splitlines()[1:]]
     accuracy = metrics.accuracy([p["label"] for p in predictor.predict()], gold)
     assert accuracy == pytest.approx(best["tasks"]["intent"]["accuracy"])
+
+
+def test_resume_keeps_the_best_score_and_the_patience_count(joint_data, tmp_path):
+    """Scores 0.5, 0.8, 0.6 up to step 6, then the run is resumed: the next (worse) score must
+    not become the best, and patience counts on from where it was."""
+    first = _intent_trainer(joint_data, tmp_path)
+    first.set_evaluator(metrics=[Scripted([0.5, 0.8, 0.6])], target="scripted", eval_steps=2, patience=2)
+    first._budget = lambda: 6
+    first.train(print_steps=0)
+    resumed = _intent_trainer(joint_data, tmp_path)
+    metric = Scripted([0.7, 0.9])
+    resumed.set_evaluator(metrics=[metric], target="scripted", eval_steps=2, patience=2)
+    resumed.load_ckpt(str(tmp_path / "ckpt.step6"))
+    resumed.train(print_steps=0)
+    assert resumed.cur_train_step == 8 and metric.calls == 1 and resumed.evaluation.stopped_early
+    assert resumed.evaluation.best_step == 4
+    assert checkpoint.load_trainer_state(str(tmp_path / "best"))["global_step"] == 4
