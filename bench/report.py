@@ -12,13 +12,18 @@ HEADER = "# Benchmarks\n\nEvery figure below was written by the script named in 
 def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = platform.processor() or platform.machine()
+    flags = []
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            info = f.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        have = set(next(line.split(":", 1)[1] for line in info if line.startswith("flags")).split())
+        flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have]
     except (OSError, StopIteration):
         pass
     threads = os.environ.get("MKL_NUM_THREADS", "?")
-    return f"{cpu}, {cores} cores, MKL_NUM_THREADS={threads}, Python {platform.python_version()}, paddle {paddle.__version__}"
+    return (f"{cpu} ({' '.join(flags) or 'no AVX2'}), {cores} cores, MKL_NUM_THREADS={threads}, "
+            f"Python {platform.python_version()}, paddle {paddle.__version__}")
 
 
 def update_section(heading: str, body: str, path: str = DOC) -> None:
