@@ -38,5 +38,23 @@ class MultiTaskModel(nn.Layer):
         return head(batch, backbone_outputs)
 
 
+def share_parameters(source: nn.Layer, target: nn.Layer) -> int:
+    """Make each parameter of ``target`` the very tensor of ``source``'s parameter of the same
+    name, shape and dtype; returns how many are shared. A Trainer's prediction model shares its
+    training model's weights this way, as PALM's two programs did through one scope (a parameter
+    name was one variable): predicting during or after training uses the weights trained so far."""
+    own = dict(source.named_parameters())
+    layers = dict(target.named_sublayers(include_self=True))
+    shared = 0
+    for name, param in list(target.named_parameters()):
+        src = own.get(name)
+        if src is None or src is param or tuple(src.shape) != tuple(param.shape) or src.dtype != param.dtype:
+            continue
+        prefix, _, attr = name.rpartition(".")
+        setattr(layers[prefix], attr, src)
+        shared += 1
+    return shared
+
+
 def to_tensors(batch: Mapping[str, np.ndarray]) -> Dict[str, paddle.Tensor]:
     return {name: paddle.to_tensor(value) for name, value in batch.items()}

@@ -11,7 +11,7 @@ from paddlepalm import evaluation
 from paddlepalm.export import export_inference_model
 from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_final, save_if_due, train_step
 from paddlepalm.head.base_head import Head
-from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import (LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint,
                                   load_pretrained_backbone)
@@ -64,13 +64,23 @@ class Trainer:
         """Attach ``head`` to ``backbone``; returns the model (PALM's ``loss_var``)."""
         self.backbone, self.head = backbone, head
         self.model = MultiTaskModel(backbone, {self.name: head})
+        self._share_with_prediction()
         return self.model
 
     def build_predict_forward(self, pred_backbone: Backbone, pred_head: Head) -> MultiTaskModel:
         self.pred_backbone, self.pred_head = pred_backbone, pred_head
         self.pred_model = MultiTaskModel(pred_backbone, {self.name: pred_head})
         self.pred_model.eval()
+        self._share_with_prediction()
         return self.pred_model
+
+    def _share_with_prediction(self) -> None:
+        """With both models built, the prediction model uses the training model's parameters
+        (PALM: one scope), whichever was built first; ``load_ckpt``/``load_predict_model`` then
+        set both."""
+        if self.model is not None and self.pred_model is not None:
+            shared = share_parameters(self.model, self.pred_model)
+            log(f"task {self.name}: the prediction model shares {shared} parameters with the training model")
 
     def build_backward(self, optimizer: Optimizer, weight_decay: Optional[float] = None,
                        use_ema: bool = False, ema_decay: Optional[float] = None,

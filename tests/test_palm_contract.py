@@ -155,6 +155,36 @@ def test_predict_one_batch_returns_arrays_like_palm(joint_data):
         [t[:n].tolist() for t, n in zip(tags, out["word_counts"])]
 
 
+@pytest.mark.parametrize("predict_first", [False, True])
+def test_one_trainers_prediction_model_predicts_with_the_weights_trained_so_far(joint_data, tmp_path, predict_first):
+    """PALM's training and prediction programs shared one scope: ``trainer.predict()`` between
+    ``train_one_step`` calls (train with evaluation) used the current weights, whichever was built first."""
+    d = joint_data["dir"]
+    paddle.seed(0)
+    trainer = palm.Trainer("intent")
+    build_predict = lambda: trainer.build_predict_forward(  # noqa: E731
+        palm.backbone.ERNIE.from_config(_config(d), phase="predict"),
+        palm.head.Classify(joint_data["intent_classes"], HIDDEN, phase="predict"))
+    if predict_first:
+        build_predict()
+    loss_var = trainer.build_forward(palm.backbone.ERNIE.from_config(_config(d)),
+                                     palm.head.Classify(joint_data["intent_classes"], HIDDEN))
+    if not predict_first:
+        build_predict()
+    trainer.build_backward(palm.optimizer.Adam(loss_var, 1e-2))
+    trainer.set_saver(str(tmp_path), save_steps=3)
+    batches = trainer.fit_reader(_intent_reader(d, num_epochs=1))
+    batch = next(trainer.fit_reader(_intent_reader(d, phase="predict", batch_size=8, split="test"), phase="predict"))
+    before = trainer.predict_one_batch(batch)["logits"]
+    for _, train_batch in zip(range(3), batches):
+        trainer.train_one_step(train_batch)
+    during = trainer.predict_one_batch(batch)["logits"]
+    assert np.abs(during - before).max() > 1e-3  # the three steps changed the predictions
+    reference = _predictor(joint_data, "intent", seed=9)
+    reference.load_ckpt(str(tmp_path / "ckpt.step3"))
+    np.testing.assert_allclose(during, reference.predict_one_batch(batch)["logits"], rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------- merge_inference_readers (joint_predict.py)
 def _joint_checkpoint(joint_data, path):
     trainer = _joint_trainer(joint_data)
