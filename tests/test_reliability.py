@@ -391,6 +391,10 @@ def test_kill_9_at_random_moments_then_resume_is_bit_identical(joint_data, tmp_p
     assert codes.count(-signal.SIGKILL) >= 3, f"seed {seed}: exit codes {codes}"
     reference, got = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "run.npz")
     different = [k for k in reference.files if not np.array_equal(reference[k], got[k])]
+    if os.environ.get("PALM_KILL_REPORT"):  # tools/kill_trials.sh collects these lines
+        with open(os.environ["PALM_KILL_REPORT"], "a") as f:
+            f.write(json.dumps({"mode": mode, "seed": seed, "exit_codes": codes, "kills": codes.count(-signal.SIGKILL),
+                                "bit_identical": not different}) + "\n")
     assert not different, f"seed {seed} (PALM_KILL_SEED), codes {codes}: {different[:3]} differ\n{''.join(log)[-3000:]}"
     leftovers = [n for n in os.listdir(tmp_path / "run") if n.startswith(".")]
     assert not leftovers
