@@ -132,7 +132,7 @@ class MultiHeadTrainer:
             reader = self._trainer(task_name).predict_reader
             if reader is None:
                 raise RuntimeError(f"task {task_name!r} has no prediction reader")
-            return reader.iter_epoch(0)
+            return reader.iter_in_file_order()
         return iterator
 
     @property

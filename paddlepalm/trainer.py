@@ -123,7 +123,7 @@ class Trainer:
             self._predict_batches = None
         else:
             raise ValueError(f"phase must be 'train' or 'predict', got {phase!r}")
-        return reader.iter_epoch(0)
+        return reader.iter_in_file_order()
 
     def _train_batches(self) -> Iterator[Dict[str, np.ndarray]]:
         budget = self._budget()
@@ -288,7 +288,7 @@ class Trainer:
         if self.predict_reader is None:
             raise RuntimeError("call fit_reader(reader, phase='predict') first")
         if self._predict_batches is None:
-            self._predict_batches = self.predict_reader.iter_epoch(0)
+            self._predict_batches = self.predict_reader.iter_in_file_order()
         return next(self._predict_batches)
 
     def train_one_step(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:

@@ -104,7 +104,7 @@ def test_predict_batches_come_once_and_successively(joint_data):
                                   palm.head.Classify(joint_data["intent_classes"], HIDDEN, phase="predict"))
     reader = _intent_reader(d, phase="predict", batch_size=10, split="test")
     ids = [batch["example_ids"].tolist() for batch in trainer.fit_reader(reader, phase="predict")]
-    assert sorted(sum(ids, [])) == list(range(reader.num_examples))  # each example once
+    assert sum(ids, []) == list(range(reader.num_examples))  # each example once, in file order (as PALM)
     got = []
     with pytest.raises(StopIteration):
         while True:
@@ -209,14 +209,17 @@ def test_joint_predict_idiom_with_merge_inference_readers(joint_data, tmp_path):
     joint_iterator = trainer.merge_inference_readers([readers["slot"], readers["intent"]])
     expected = trainer.predict()
     for task in ("slot", "intent"):
-        count, labels = 0, {}
+        count, labels, logits = 0, {}, []
         for batch in joint_iterator(task):
             out = trainer.predict_one_batch(task, batch)
             count += len(out["logits"])
+            logits.extend(out["logits"])  # collected in loop order, as PALM's script does
             for r in trainer.pred_model.head_of(task).batch_results(out):
                 labels[r["index"]] = r["label"]
         assert count == readers[task].num_examples
         assert [labels[i] for i in range(count)] == [r["label"] for r in expected[task]]
+        if task == "intent":  # loop order is input order: the i-th logits row is the i-th line's
+            assert [int(np.argmax(row)) for row in logits] == [r["label"] for r in expected[task]]
     with pytest.raises(KeyError, match="no task named"):
         joint_iterator("nope")
 

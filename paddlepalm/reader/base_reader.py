@@ -207,6 +207,23 @@ class Reader:
             if len(indices):  # a rank's part of a last, small prediction batch can be empty
                 yield self.collate([self._features[i] for i in indices])
 
+    def iter_in_file_order(self) -> Iterator[Batch]:
+        """One pass in the order of the input file, last batch possibly smaller.
+
+        ``iter_epoch`` groups prediction batches by length (less padding; ``predict()`` puts
+        the results back in input order). The iterators a PALM script loops over itself
+        (``fit_reader(reader, phase='predict')``, ``merge_inference_readers``) use this order,
+        as PALM's did, so results collected batch by batch line up with the input lines."""
+        if not self._features:
+            raise RuntimeError(f"{type(self).__name__}: call load_data() before reading batches")
+        global_batch = self.batch_size * self._world_size
+        for start in range(0, self.num_examples, global_batch):
+            indices = np.arange(start, min(start + global_batch, self.num_examples))
+            if self._world_size > 1:
+                indices = np.array_split(indices, self._world_size)[self._rank]
+            if len(indices):
+                yield self.collate([self._features[i] for i in indices])
+
     def collate(self, features: Sequence[Feature]) -> Batch:
         width = max(len(f["token_ids"]) for f in features)
         batch_size = len(features)
