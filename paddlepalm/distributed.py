@@ -11,8 +11,10 @@ and weight decay.
 """
 import atexit
 import os
+import socket
 import sys
-from typing import Any, List, Sequence
+import time
+from typing import Any, List, Sequence, Tuple
 
 import paddle
 import paddle.distributed as dist
@@ -40,16 +42,29 @@ def ensure_initialized() -> bool:
     if not _initialized:
         dist.init_parallel_env()
         _initialized = True
-        _leave_together_at_exit()
+        _leave_in_order_at_exit(_processes())
     return True
 
 
-def _leave_together_at_exit() -> None:
-    """At a normal exit, wait for every rank before the process group is torn down.
+def _processes() -> List[Tuple[str, int]]:
+    """(host name, pid) of every rank, in rank order."""
+    gathered: List[Any] = []
+    dist.all_gather_object(gathered, (socket.gethostname(), os.getpid()))
+    return [tuple(item) for item in gathered]
 
-    A rank that exits while its peer is still shutting down gloo can make the peer abort
-    (SIGABRT) after its work is done; seen rarely in the 2-process tests. After an
-    uncaught exception there is no barrier: the launcher stops the other ranks."""
+
+def _leave_in_order_at_exit(processes: Sequence[Tuple[str, int]]) -> None:
+    """At a normal exit, tear the ranks down one side at a time: rank 0 (the store host) last.
+
+    Without this, both ranks ran Paddle's native teardown (the gloo contexts and their
+    event-loop threads, the TCP store and its daemon thread) at the same moment, each
+    while the other's sockets were closing; rank 0 aborted now and then (SIGABRT after
+    its work and its last checkpoint were done). Now every rank first passes a barrier;
+    the other ranks then exit at once while rank 0 waits until their processes are gone
+    (same-host ranks; ranks on other hosts only pass the barrier), then exits alone.
+
+    After an uncaught exception there is no barrier and no wait: the launcher stops the
+    other ranks."""
     failed = []
     previous_hook = sys.excepthook
 
@@ -57,15 +72,50 @@ def _leave_together_at_exit() -> None:
         failed.append(True)
         previous_hook(*exc_info)
 
-    def barrier_unless_failed():
-        if not failed:
-            try:
-                dist.barrier()
-            except Exception:  # a peer already gone: nothing to wait for
-                pass
+    def leave():
+        if failed:
+            return
+        try:
+            dist.barrier()
+        except Exception:  # a peer already gone: nothing to wait for
+            return
+        if is_main():
+            host = socket.gethostname()
+            _wait_until_gone([pid for h, pid in processes[1:] if h == host])
 
     sys.excepthook = note_failure
-    atexit.register(barrier_unless_failed)
+    atexit.register(leave)
+
+
+def _wait_until_gone(pids: Sequence[int], timeout: float = 60.0) -> bool:
+    """Wait until these processes have exited (a zombie counts as gone); False at the timeout."""
+    deadline = time.monotonic() + timeout
+    pending = list(pids)
+    while pending:
+        pending = [pid for pid in pending if _alive(pid)]
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel (a zombie then counts as alive until reaped)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 def broadcast_parameters(model: paddle.nn.Layer) -> None:
