@@ -1,20 +1,23 @@
-"""Run the 2-process test job (tests/dist/tiny_job.py under ``paddle.distributed.launch``) many
+"""Run the 2-process test jobs (tests/dist/tiny_job.py under ``paddle.distributed.launch``) many
 times, optionally with the CPUs oversubscribed, and count clean runs.
 
-A run is clean when the launcher exits 0 and every worker log is free of abort signs
-(``terminate called``, ``SIGABRT``, ``Aborted``, ``core dumped``, ``Error Message Summary``).
-For each failed run the end of every worker log is printed and the log dir is kept under
-``--keep``.
+A run is clean when the launcher exits 0, both ranks wrote their parameters and no worker log
+shows an abort sign (``terminate called``, ``SIGABRT``, ``Aborted``, ``Error Message Summary``...).
+For each failed run the end of every worker log is printed, and its log dir is copied under
+``--keep``; with ``--cores`` the workers may dump core and gdb's backtraces are printed.
 
-    python tools/dist_stress.py --runs 50 --oversubscribe 2 --job resume
+    python tools/dist_stress.py --runs 50 --oversubscribe 2 --exit_jitter 0.5 --job all
 
 ``--oversubscribe K`` starts K busy-loop processes per core for the whole stress; each one
 stops by itself after ``--busy_limit`` seconds (and is killed when the tool exits), so an
-interrupted stress never leaves them behind.
+interrupted stress never leaves them behind. ``--exit_jitter S`` makes each rank sleep up to S
+seconds at exit, after paddlepalm's exit handler, so the ranks' teardowns start apart.
 """
 import argparse
+import glob
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -79,14 +82,29 @@ def worker_logs(log_dir: str) -> Dict[str, str]:
             for name in sorted(os.listdir(log_dir)) if name.startswith("workerlog")}
 
 
+def allow_cores() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def core_backtraces(out: str) -> str:
+    """gdb's backtrace of every thread of each core file a worker left in ``out``."""
+    text = ""
+    for core in sorted(glob.glob(os.path.join(out, "core*"))):
+        gdb = subprocess.run(["gdb", "-batch", "-ex", "thread apply all bt 30", sys.executable, core],
+                             capture_output=True, text=True, timeout=300)
+        text += f"--- backtraces of {core}:\n{gdb.stdout}\n"
+    return text
+
+
 def run_once(data: str, out: str, job_args: List[str], timeout: float, env: Dict[str, str],
-             wrapper: str = "") -> Tuple[bool, str]:
-    """One launch (through ``wrapper`` if given); (clean, reason)."""
+             wrapper: str = "", cores: bool = False) -> Tuple[bool, str]:
+    """One launch (through ``wrapper`` if given; with core dumps in ``out`` if ``cores``); (clean, reason)."""
     log_dir = os.path.join(out, "logs")
+    os.makedirs(out, exist_ok=True)
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", log_dir] + \
         ([wrapper] if wrapper else []) + [JOB, "--data", data, "--out", out] + job_args
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, cwd=out, preexec_fn=allow_cores if cores else None)
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -116,6 +134,9 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=180, help="seconds per run")
     p.add_argument("--exit_jitter", type=float, default=0,
                    help="each rank sleeps up to this many seconds at exit, after paddlepalm's exit handler")
+    p.add_argument("--cores", action="store_true",
+                   help="let workers dump core (in the run dir, the system's core_pattern permitting); "
+                        "a failed run shows gdb's backtraces of each core")
     p.add_argument("--keep", default=None, help="copy the log dirs of failed runs here")
     p.add_argument("--tail", type=int, default=2000, help="characters of each worker log shown for a failure")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the job")
@@ -143,7 +164,7 @@ def main() -> int:
             name = names[i % len(names)]
             out = os.path.join(root, f"run{i}")
             start = time.time()
-            ok, reason = run_once(data, out, JOBS[name], args.timeout, env, wrapper)
+            ok, reason = run_once(data, out, JOBS[name], args.timeout, env, wrapper, args.cores)
             took = time.time() - start
             if ok:
                 clean += 1
@@ -153,6 +174,8 @@ def main() -> int:
                 print(f"run {i + 1}/{args.runs} [{name}] FAILED ({took:.1f} s): {reason}", flush=True)
                 for log, text in worker_logs(os.path.join(out, "logs")).items():
                     print(f"--- {log} (last {args.tail} chars):\n{text[-args.tail:]}", flush=True)
+                if args.cores:
+                    print(core_backtraces(out), flush=True)
                 if args.keep:
                     dest = os.path.join(args.keep, f"run{i}_{name}")
                     shutil.copytree(os.path.join(out, "logs"), dest, dirs_exist_ok=True)
