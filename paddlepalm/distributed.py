@@ -11,8 +11,10 @@ and weight decay.
 """
 import atexit
 import os
+import socket
 import sys
-from typing import Any, List, Sequence
+import time
+from typing import Any, List, Sequence, Tuple
 
 import paddle
 import paddle.distributed as dist
@@ -40,16 +42,30 @@ def ensure_initialized() -> bool:
     if not _initialized:
         dist.init_parallel_env()
         _initialized = True
-        _leave_together_at_exit()
+        _leave_in_order_at_exit(_processes())
     return True
 
 
-def _leave_together_at_exit() -> None:
-    """At a normal exit, wait for every rank before the process group is torn down.
+def _processes() -> List[Tuple[str, int]]:
+    """(host name, pid) of every rank, in rank order."""
+    gathered: List[Any] = []
+    dist.all_gather_object(gathered, (socket.gethostname(), os.getpid()))
+    return [tuple(item) for item in gathered]
 
-    A rank that exits while its peer is still shutting down gloo can make the peer abort
-    (SIGABRT) after its work is done; seen rarely in the 2-process tests. After an
-    uncaught exception there is no barrier: the launcher stops the other ranks."""
+
+def _leave_in_order_at_exit(processes: Sequence[Tuple[str, int]]) -> None:
+    """At a normal exit, tear the ranks down one side at a time: rank 0 (the store host) last.
+
+    Paddle's native teardown (the gloo contexts and their event-loop threads, the TCP store
+    and its daemon thread) takes seconds on a loaded machine; when both ranks ran it at once,
+    each while the other's sockets were closing, rank 0 now and then died with SIGABRT after
+    its work was done (1 of 120 oversubscribed runs of tools/dist_stress.py). Now every rank
+    first passes a barrier; the other ranks then exit at once while rank 0 waits until their
+    processes are gone (ranks on its host; ranks on other hosts only pass the barrier), then
+    tears down alone.
+
+    After an uncaught exception there is no barrier and no wait: the launcher stops the
+    other ranks."""
     failed = []
     previous_hook = sys.excepthook
 
@@ -57,15 +73,39 @@ def _leave_together_at_exit() -> None:
         failed.append(True)
         previous_hook(*exc_info)
 
-    def barrier_unless_failed():
-        if not failed:
-            try:
-                dist.barrier()
-            except Exception:  # a peer already gone: nothing to wait for
-                pass
+    def leave():
+        if failed:
+            return
+        try:
+            dist.barrier()
+        except Exception:  # a peer already gone: nothing to wait for
+            return
+        if is_main():
+            host = socket.gethostname()
+            _wait_until_gone([pid for h, pid in processes[1:] if h == host])
 
     sys.excepthook = note_failure
-    atexit.register(barrier_unless_failed)
+    atexit.register(leave)
+
+
+def _wait_until_gone(pids: Sequence[int], timeout: float = 60.0) -> bool:
+    """Wait until these processes have exited (a zombie counts as gone); False at the timeout."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (Linux /proc; without it every process counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
 
 
 def broadcast_parameters(model: paddle.nn.Layer) -> None:

@@ -75,6 +75,33 @@ def test_failing_rank_stops_the_job_with_its_error(job_data, tmp_path):
     assert "injected failure on rank 1 at step 3" in proc.stdout + proc.stderr + logs
 
 
+def test_rank_0_tears_down_after_the_other_ranks_have_exited(tmp_path):
+    # Both ranks tearing Paddle's gloo/store state down at once made rank 0 abort now and then.
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), MKL_NUM_THREADS="1")
+    for key in [k for k in env if k.startswith("PADDLE_")]:
+        env.pop(key)
+    record = tmp_path / "exit.json"
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+           str(tmp_path / "logs"), os.path.join(HERE, "dist", "exit_order_job.py"), str(record)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.load(open(record)) == {"peers_running": [False]}
+
+
+def test_waiting_for_processes_counts_a_zombie_as_gone():
+    from paddlepalm import distributed
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    try:
+        assert distributed._alive(child.pid)
+        start = time.time()
+        assert distributed._wait_until_gone([child.pid], timeout=30)  # not reaped yet: a zombie
+        assert 0.2 < time.time() - start < 20
+        assert not distributed._wait_until_gone([os.getpid()], timeout=0.05)
+    finally:
+        child.wait()
+
+
 def test_resume_two_rank_checkpoint_in_one_process(job_data, tmp_path):
     # Uninterrupted 2-rank run, checkpoints every 6 steps.
     run(["--data", job_data, "--batch_size", "4", "--save_steps", "6"], str(tmp_path / "dp"), nproc=2)
