@@ -1,11 +1,13 @@
 """A seeded training run with dropout 0.1 that resumes from the newest checkpoint in
 ``--save`` when there is one; run (and killed) by tests/test_reliability.py.
 
-``--die_at_save K:PHASE`` makes the process SIGKILL itself during its K-th checkpoint
-write of this launch, at a chosen point: ``model`` (after model.pdparams is written),
-``optimizer`` (after optimizer.pdopt), ``swap`` (between the two renames that replace an
-existing directory: ``best/`` in multi-task mode). ``--print_steps 1`` prints a line per
-step, which the test uses to kill the process at random moments mid-training.
+``--die_at_save K:PHASE`` makes the process SIGKILL itself inside a checkpoint write of this
+launch, at a chosen point: ``model`` (right after the K-th model.pdparams is written),
+``optimizer`` (right after the K-th optimizer.pdopt), ``swap`` (between the two renames that replace an
+existing directory: ``best/`` in multi-task mode). ``--die_after_step N --die_delay S`` kills
+it S seconds after its N-th step of this launch, wherever it then is (the test draws N and S
+at random); counting steps in the process, not reading its output, keeps the moment
+independent of how loaded the machine is.
 """
 import argparse
 import json
@@ -25,6 +27,9 @@ p.add_argument("--out", required=True)
 p.add_argument("--mode", choices=["multi", "single"], required=True)
 p.add_argument("--die_at_save", default="")
 p.add_argument("--print_steps", type=int, default=0)
+p.add_argument("--die_after_step", type=int, default=0,
+               help="SIGKILL this process --die_delay seconds after its N-th training step (a random moment)")
+p.add_argument("--die_delay", type=float, default=0.0)
 args = p.parse_args()
 
 
@@ -38,14 +43,14 @@ if args.die_at_save:
     seen = {"saves": 0}
     real_save, real_rename = paddle.save, os.rename
 
+    target = {"model": checkpoint.MODEL_FILE, "optimizer": checkpoint.OPTIMIZER_FILE}.get(phase)
+
     def counting_save(obj, path, *a, **k):
         real_save(obj, path, *a, **k)
-        name = os.path.basename(path)
-        if name == checkpoint.MODEL_FILE:
-            seen["saves"] += 1
-        if seen["saves"] == count and name == {"model": checkpoint.MODEL_FILE,
-                                              "optimizer": checkpoint.OPTIMIZER_FILE}.get(phase):
-            die()
+        if os.path.basename(path) == target:
+            seen["saves"] += 1  # the K-th time this launch writes that file (best/ writes no optimizer)
+            if seen["saves"] == count:
+                die()
 
     def rename_then_die(src, dst):
         real_rename(src, dst)
@@ -56,6 +61,21 @@ if args.die_at_save:
     if phase == "swap":
         checkpoint._exchange = lambda a, b: False  # take the two-rename path
         os.rename = rename_then_die
+
+if args.die_after_step:
+    import threading
+
+    steps_here = {"n": 0}
+    engine_step = palm.engine.train_step
+
+    def step_then_arm(*step_args, **step_kwargs):
+        loss = engine_step(*step_args, **step_kwargs)
+        steps_here["n"] += 1
+        if steps_here["n"] == args.die_after_step:  # the kill lands wherever the run is by then
+            threading.Timer(args.die_delay, die).start()
+        return loss
+
+    palm.engine.train_step = step_then_arm
 
 d = args.data
 vocab = os.path.join(d, "vocab.txt")
