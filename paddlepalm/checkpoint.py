@@ -24,7 +24,6 @@ runs code from the file.
 """
 import ctypes
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -82,16 +81,8 @@ def save_checkpoint(directory: str, model: nn.Layer, optimizer: Optional[paddle.
 
 def _manifest(directory: str) -> Dict[str, Dict[str, Any]]:
     return {name: {"size": os.path.getsize(os.path.join(directory, name)),
-                   "sha256": _sha256(os.path.join(directory, name))}
+                   "sha256": fileio.sha256_of(os.path.join(directory, name))}
             for name in sorted(os.listdir(directory)) if name not in (MANIFEST_FILE, DONE_FILE)}
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_files(directory: str) -> None:
@@ -185,7 +176,7 @@ def verify(directory: str) -> None:
         size = os.path.getsize(path)
         if size != entry["size"]:
             raise CheckpointError(f"{path} is damaged: {size} bytes, the manifest says {entry['size']} (truncated?)")
-        if _sha256(path) != entry["sha256"]:
+        if fileio.sha256_of(path) != entry["sha256"]:
             raise CheckpointError(f"{path} is damaged: its sha256 differs from the manifest's")
 
 

@@ -9,14 +9,14 @@ from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_if_
 from paddlepalm.export import export_inference_model
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
-from paddlepalm.resume import Resume
-from paddlepalm.trainer import Trainer, _cover_schedule, load_checkpoint_into, load_palm_ckpt, predict_batch, predict_task
+from paddlepalm.resume import Resumable
+from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task
 
 
-class MultiHeadTrainer:
+class MultiHeadTrainer(Resumable):
     """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling."""
 
     def __init__(self, trainers: Sequence[Trainer], seed: int = 0):
@@ -36,8 +36,7 @@ class MultiHeadTrainer:
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
         self.guard = LossGuard()
-        self._resume: Optional[Resume] = None
-        self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
+        Resumable.__init__(self)
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
 
@@ -189,26 +188,8 @@ class MultiHeadTrainer:
         log(report.summary())
         return report
 
-    def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters, schedule position, random state) and/or load
-        the prediction model. May come before or after ``build_backward`` and ``fit_readers_with_mixratio``.
-        A PALM 2.x ``ckpt.step{N}/`` restores what maps (``trainer.load_palm_ckpt``)."""
-        if is_palm_checkpoint(model_path):
-            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
-            return
-        self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
-        self._apply_resume()
-
-    def _apply_resume(self) -> None:
-        if self._resume is not None:
-            self._resume.apply(self.model, self.optimizer, self.trainers, self._schedule, needs_schedule=True)
-            if self._resume.progress_restored:
-                self._global_step = self._resume.ckpt.global_step
-
-    def _start_training(self) -> None:
-        if self._resume is not None:
-            self._resume.start(self.model)
-            self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
+    def _resume_targets(self):
+        return self.model, self.optimizer, self.trainers, self._schedule, True
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
@@ -223,9 +204,7 @@ class MultiHeadTrainer:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self.guard.skip = bool(skip_nonfinite)
         self._start_training()
-        self.evaluation = loop = self._build_evaluation()
-        if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
-            loop.set_state(self._resumed_state["evaluation"])  # same best checkpoint, same early stop
+        self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,

@@ -14,8 +14,90 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from paddlepalm import checkpoint
-from paddlepalm.utils import rng
 from paddlepalm.checkpoint import read_pickle
+from paddlepalm.engine import log
+from paddlepalm.model import MultiTaskModel
+from paddlepalm.pretrained import is_palm_checkpoint, load_palm_checkpoint
+from paddlepalm.utils import rng
+
+
+def load_checkpoint_into(path: str, model: Optional[MultiTaskModel],
+                         pred_model: Optional[MultiTaskModel]) -> Optional["Resume"]:
+    """Verify and read ``path``; load its weights into the training and/or prediction model.
+    Returns what the training model still needs (optimizer, positions, random state)."""
+    if model is None and pred_model is None:
+        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+    ckpt = checkpoint.read_checkpoint(path)
+    for target in (model, pred_model):
+        if target is not None:
+            load_strict(target, ckpt.model_state, path)
+    log(f"loaded checkpoint {path} (global step {ckpt.global_step})")
+    return Resume(ckpt) if model is not None else None
+
+
+def load_palm_ckpt(path: str, model: Optional[MultiTaskModel], optimizer,
+                   pred_model: Optional[MultiTaskModel]) -> None:
+    """Load a PALM 2.x checkpoint directory; logs what was restored and what was not."""
+    if model is None and pred_model is None:
+        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
+    for target, opt in ((model, optimizer), (pred_model, None)):
+        if target is not None:
+            report = load_palm_checkpoint(target, opt, path)
+            log(report.summary() + (f"; not restored: {len(report.unexpected)} variables, e.g. "
+                                    f"{report.unexpected[:5]}" if report.unexpected else ""))
+
+
+def load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise KeyError(f"checkpoint {path} lacks {len(missing)} parameters of this model, e.g. {missing[:3]}; "
+                       f"it has {len(state)} entries such as {sorted(state)[:3]}")
+    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if tuple(state[k].shape) != tuple(v.shape)]
+    if mismatched:
+        raise ValueError(f"checkpoint {path} has parameters of other shapes: {mismatched[:3]}")
+    model.set_state_dict({k: state[k] for k in own})
+
+
+class Resumable:
+    """``load_ckpt`` and its order-independent resume, for ``Trainer`` and ``MultiHeadTrainer``.
+    A subclass names what a resume fills in: ``_resume_targets() -> (model, optimizer, trainers,
+    schedule, needs_schedule)`` (a multi-task position is checked against the task schedule)."""
+
+    def __init__(self):
+        self._resume: Optional["Resume"] = None
+        self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
+
+    def load_ckpt(self, model_path: str) -> None:
+        """Resume training (model, optimizer, counters, schedule position, evaluation state, random
+        state) and/or load the prediction model. May come before or after ``build_backward`` and
+        ``fit_reader`` / ``fit_readers_with_mixratio``. A PALM 2.x ``ckpt.step{N}/`` restores what
+        maps (:func:`load_palm_ckpt`)."""
+        if is_palm_checkpoint(model_path):
+            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
+            return
+        self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
+        self._apply_resume()
+
+    def _apply_resume(self) -> None:
+        if self._resume is not None:
+            model, optimizer, trainers, schedule, needs_schedule = self._resume_targets()
+            self._resume.apply(model, optimizer, trainers, schedule, needs_schedule)
+            if self._resume.progress_restored:
+                self._global_step = self._resume.ckpt.global_step
+
+    def _start_training(self) -> None:
+        """Before the first step of ``train`` or of a ``train_one_step`` loop."""
+        if self._resume is not None:
+            self._resume.start(self.model)
+            self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
+
+    def _resumed_evaluation(self, loop):
+        """The evaluation loop, with the best score and patience count of the run resumed."""
+        if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
+            loop.set_state(self._resumed_state["evaluation"])
+        return loop
 
 
 class Resume:

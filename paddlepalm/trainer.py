@@ -5,7 +5,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint, distributed
+from paddlepalm import distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
 from paddlepalm.export import export_inference_model
@@ -13,13 +13,12 @@ from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_fin
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import (LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint,
-                                  load_pretrained_backbone)
+from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
-from paddlepalm.resume import Resume
+from paddlepalm.resume import Resumable
 
 
-class Trainer:
+class Trainer(Resumable):
     """One task: its reader, its head on a (possibly shared) backbone, and its training state."""
 
     def __init__(self, name: str, mix_ratio: float = 1.0, reuse_head_with: Optional[str] = None):
@@ -45,8 +44,7 @@ class Trainer:
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
         self.guard = LossGuard()
-        self._resume: Optional[Resume] = None
-        self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
+        Resumable.__init__(self)
         self._global_step = 0
         self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
         self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
@@ -209,28 +207,6 @@ class Trainer:
         log(report.summary())
         return report
 
-    def load_ckpt(self, model_path: str) -> None:
-        """Resume training (model, optimizer, counters, random state) and/or load the prediction
-        model. May come before or after ``build_backward`` and ``fit_reader``. A PALM 2.x
-        ``ckpt.step{N}/`` restores what maps (see :func:`load_palm_ckpt`)."""
-        if is_palm_checkpoint(model_path):
-            load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
-            return
-        self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
-        self._apply_resume()
-
-    def _apply_resume(self) -> None:
-        if self._resume is not None:
-            self._resume.apply(self.model, self.optimizer, [self])
-            if self._resume.progress_restored:
-                self._global_step = self._resume.ckpt.global_step
-
-    def _start_training(self) -> None:
-        """Called before the first step of ``train`` / a ``train_one_step`` loop."""
-        if self._resume is not None:
-            self._resume.start(self.model)
-            self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
-
     def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
         """Load into the prediction model, by name and leniently, whatever of its parameters
         ``model_path`` holds: a paddlepalm checkpoint (backbone and heads) or a released pretrained
@@ -245,6 +221,9 @@ class Trainer:
 
     def _progress_state(self) -> Dict[str, int]:
         return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}
+
+    def _resume_targets(self):
+        return self.model, self.optimizer, [self], None, False
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "tasks": {self.name: self._progress_state()}}
@@ -324,9 +303,7 @@ class Trainer:
         budget = self._budget()
         _cover_schedule(self._optimizer_spec, budget)
         schedule = np.zeros(budget, dtype="int64")
-        self.evaluation = loop = self._build_evaluation()
-        if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
-            loop.set_state(self._resumed_state["evaluation"])  # same best checkpoint, same early stop
+        self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
@@ -376,45 +353,6 @@ class Trainer:
     @property
     def steps_pur_epoch(self) -> int:
         return self.train_reader.steps_per_epoch if self.train_reader else 0
-
-
-def load_checkpoint_into(path: str, model: Optional[MultiTaskModel],
-                         pred_model: Optional[MultiTaskModel]) -> Optional[Resume]:
-    """Verify and read ``path``; load its weights into the training and/or prediction model.
-    Returns what the training model still needs (optimizer, positions, random state)."""
-    if model is None and pred_model is None:
-        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
-    ckpt = checkpoint.read_checkpoint(path)
-    for target in (model, pred_model):
-        if target is not None:
-            _load_strict(target, ckpt.model_state, path)
-    log(f"loaded checkpoint {path} (global step {ckpt.global_step})")
-    return Resume(ckpt) if model is not None else None
-
-
-def load_palm_ckpt(path: str, model: Optional[MultiTaskModel], optimizer,
-                   pred_model: Optional[MultiTaskModel]) -> None:
-    """Load a PALM 2.x checkpoint directory; logs what was restored and what was not."""
-    if model is None and pred_model is None:
-        raise RuntimeError("call build_forward or build_predict_forward before load_ckpt")
-    for target, opt in ((model, optimizer), (pred_model, None)):
-        if target is not None:
-            report = load_palm_checkpoint(target, opt, path)
-            log(report.summary() + (f"; not restored: {len(report.unexpected)} variables, e.g. "
-                                    f"{report.unexpected[:5]}" if report.unexpected else ""))
-
-
-def _load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise KeyError(f"checkpoint {path} lacks {len(missing)} parameters of this model, e.g. {missing[:3]}; "
-                       f"it has {len(state)} entries such as {sorted(state)[:3]}")
-    mismatched = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                  if tuple(state[k].shape) != tuple(v.shape)]
-    if mismatched:
-        raise ValueError(f"checkpoint {path} has parameters of other shapes: {mismatched[:3]}")
-    model.set_state_dict({k: state[k] for k in own})
 
 
 def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:

@@ -1,6 +1,6 @@
 """One file over HTTP(S), safely: temporary ``.part`` file, Range resume, retries with
 backoff, size/sha256 check, a readability check, then an atomic rename."""
-import hashlib
+
 import os
 import socket
 import time
@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from paddlepalm.utils.fileio import sha256_of
+
 CHUNK = 1 << 16
 PROGRESS_MIN_BYTES = 1 << 20  # smaller transfers get no progress bar
 
@@ -22,14 +24,6 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     pass
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _retryable_http(code: int) -> bool:

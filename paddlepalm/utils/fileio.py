@@ -10,6 +10,7 @@ and renamed over its target (``os.replace``), so a reader sees the old file or
 the new one, never half of one.
 """
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -88,17 +89,16 @@ def _fsync_dir(directory: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
-    """``with atomic_open(path) as f: f.write(...)``: the file appears whole at the end of
-    the block or not at all (an exception or a kill leaves the old file untouched)."""
+def _replacing(path: str) -> Iterator[str]:
+    """Yield a private temporary path beside ``path``; at the end of the block it is flushed to
+    disk and renamed over ``path``. An exception (or a kill) leaves ``path`` untouched."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    os.close(fd)
     try:
-        binary = "b" in mode
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding})) as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -106,6 +106,29 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """``with atomic_open(path) as f: f.write(...)``: the file appears whole at the end of
+    the block or not at all."""
+    with _replacing(path) as tmp:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
+            yield f
+
+
+def write_with(path: str, writer: Callable[[str], None]) -> None:
+    """Atomically write a file produced by ``writer(tmp_path)`` (e.g. ``paddle.save``)."""
+    with _replacing(path) as tmp:
+        writer(tmp)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path: str, text: str) -> None:
@@ -123,21 +146,3 @@ def write_json_lines(path: str, records) -> None:
     with atomic_open(path) as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def write_with(path: str, writer: Callable[[str], None]) -> None:
-    """Atomically write a file produced by ``writer(tmp_path)`` (e.g. ``paddle.save``)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
