@@ -164,7 +164,9 @@ def main(argv=None):
     torch_note = "" if any("PyTorch" in r for r in rows) else (
         "\nPyTorch + transformers was not installed in this run (`pip install paddlepalm[bench]`), so it "
         "has no row.\n")
-    body = (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; MKL_DEBUG_CPU_TYPE="
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    body = (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; load average at the end {load} (other jobs shared "
+            f"the cores: figures of separate runs differ by up to 2x, the ratios less); MKL_DEBUG_CPU_TYPE="
             f"{os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}. ERNIE 4 layers x 256 hidden, ATIS vocabulary, "
             f"max_len 64; raw text in, records out. Batch 1: the first {args.single} ATIS test sentences one at a "
             f"time; batch 32: the {len(sentences)} test sentences. Medians of {args.rounds} alternating rounds; "
