@@ -18,10 +18,12 @@ BACKBONES = {"ernie": palm.backbone.ERNIE, "bert": palm.backbone.BERT, "albert":
              "electra": palm.backbone.ELECTRA}
 try:
     import onnxruntime  # noqa: F401
+    import paddle2onnx  # noqa: F401
     HAVE_ORT = True
 except ImportError:
     HAVE_ORT = False
-needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime not installed (pip install paddlepalm[onnx])")
+needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime or paddle2onnx not installed "
+                                                    "(pip install paddlepalm[onnx])")
 
 
 @pytest.fixture(scope="module")
