@@ -23,6 +23,8 @@ setup(
     python_requires=">=3.9",
     install_requires=RUNTIME,
     extras_require={"test": ["pytest"],
+                    # export(format="onnx") and Predictor on ONNX models
+                    "onnx": ["paddle2onnx==2.1.0", "onnxruntime>=1.17"],
                     # transformers 4.44 still works with the huggingface_hub pin paddlenlp needs
                     "bench": ["torch==2.13.0", "transformers==4.44.2"]},
 )

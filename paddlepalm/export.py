@@ -1,24 +1,39 @@
-"""Export one task of a model as a Paddle 3 inference model (PALM's ``pred.step{N}``).
+"""Export tasks of a model as one inference model (PALM's ``pred.step{N}``; ``trainer.export``).
 
-``export_inference_model`` writes into a directory::
+``export_model`` writes into a directory::
 
     inference.json       the static program (PIR), from ``paddle.jit.to_static`` + ``paddle.jit.save``
-    inference.pdiparams  its weights
-    palm_meta.json       task name, inputs (name, dtype, shape; -1 = any size) in feed order,
-                         outputs (our name -> Paddle's fetch name), label names
+    inference.pdiparams  its weights                       (format="paddle")
+    model.onnx           the same program through paddle2onnx  (format="onnx", instead of the two above)
+    vocab.txt            the readers' vocabulary, copied
+    palm_meta.json       see below
 
-Load it with ``paddle.inference.create_predictor(paddle.inference.Config(json, pdiparams))`` or
-``paddle.jit.load(directory + '/inference')``; feed the inputs by name, read the outputs by the
-fetch names in ``palm_meta.json``. Nothing in the directory is executed or unpickled to load it.
+A model of several tasks runs the backbone **once** per batch and every task's head on its
+outputs: one program, with the outputs of all heads. ``palm_meta.json`` holds the format
+version, the inputs (name, dtype, shape; -1 = any size) in feed order, the outputs (task, our
+name, Paddle's ``fetch_name_N``), and per task its head (class and the arguments that rebuild its
+post-processing), label names, reader (class and settings: tokenizer, ``max_len``, label map...)
+and, for CRF taggers, the transition matrix. ``paddlepalm.Predictor`` reads it; nothing in the
+directory is executed or unpickled to load it.
 
-The inputs are those of a reader batch that the task's prediction outputs depend on (found in the
-traced program: labels and pass-through arrays such as ``example_ids`` drop out). The batch and
-sequence dimensions are dynamic; other dimensions keep the sample batch's sizes.
+The inputs are those of a reader batch that the prediction outputs depend on (found in the traced
+program: labels and pass-through arrays such as ``example_ids`` drop out). The batch and sequence
+dimensions are dynamic unless ``fixed_length`` is given (ELMo: see :func:`export_model`).
+
+CRF decoding stays outside the graph: ``viterbi_decode`` has no ONNX conversion, and in a Paddle
+Inference predictor the exported ``viterbi_decode`` gave other paths than the dynamic graph on the
+same emissions (with oneDNN on: 10 tag positions differed over 40 ATIS sentences whose emissions agreed to 2e-7). The ``tags`` output
+is left out and the Predictor decodes the emissions (``logits``) with the transitions in the
+metadata (:func:`paddlepalm.utils.crf.viterbi_decode_numpy`, equal to the dynamic graph's paths).
 """
+import contextlib
+import hashlib
 import os
 import shutil
+import sys
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -30,86 +45,182 @@ from paddlepalm.utils.fileio import write_json
 
 META_FILE = "palm_meta.json"
 MODEL_PREFIX = "inference"
-META_VERSION = 1
+ONNX_FILE = "model.onnx"
+META_VERSION = 2
+FORMATS = ("paddle", "onnx")
 
 
-class _TaskProgram(nn.Layer):
-    """``model``'s prediction for ``task`` as a function of a list of arrays (dy2static traces
-    positional inputs only). Reader arrays not fed are filled with placeholders: the head only
-    passes them through, and outputs that are not fetched are pruned from the saved program."""
+class ExportError(RuntimeError):
+    """An export that could not be written (the directory is left as it was)."""
 
-    def __init__(self, model: MultiTaskModel, task: str, input_names: List[str], output_names: List[str],
+
+@dataclass
+class TaskExport:
+    """One task to export: its name, a reader batch (a training batch will do: labels drop out),
+    the reader whose tokenization the Predictor reuses, and the label names."""
+
+    name: str
+    sample_batch: Mapping[str, np.ndarray]
+    reader: Any = None
+    label_names: Optional[List[str]] = None
+
+
+class _Program(nn.Layer):
+    """The prediction outputs of ``tasks`` as a function of a list of arrays (dy2static traces
+    positional inputs only): the backbone once, then every task's head on its outputs. Reader
+    arrays not fed are placeholders: heads only pass them through, and outputs that are not
+    fetched are pruned from the saved program."""
+
+    def __init__(self, model: MultiTaskModel, outputs: Sequence[Tuple[str, List[str]]], input_names: List[str],
                  placeholders: Mapping[str, str]):
         super().__init__()
         self.model = model
-        self.task = task
+        self.task_outputs = [(task, list(names)) for task, names in outputs]
         self.input_names = list(input_names)
-        self.output_names = list(output_names)
         self.placeholders = dict(placeholders)
 
     def forward(self, arrays):
         batch = dict(zip(self.input_names, arrays))
         for name, dtype in self.placeholders.items():
             batch[name] = paddle.zeros([1], dtype=dtype)
-        outputs = self.model(self.task, batch)
-        return [outputs[name] for name in self.output_names]
+        backbone = self.model.backbone
+        shared = backbone(batch)
+        fetched = []
+        for task, names in self.task_outputs:
+            head_task = self.model.head_aliases.get(task, task)
+            outputs = self.model.head_of(task)(batch, backbone.task_outputs(head_task, shared))
+            fetched.extend(outputs[name] for name in names)
+        return fetched
 
 
-def _spec(name: str, array: np.ndarray) -> paddle.static.InputSpec:
-    shape = [-1] * min(array.ndim, 2) + list(array.shape[2:])
-    return paddle.static.InputSpec(shape, str(array.dtype), name)
+# reader arrays whose second dimension is the token position (padded to ``fixed_length``)
+_TOKEN_ARRAYS = ("token_ids", "position_ids", "segment_ids", "input_mask", "task_ids", "char_ids")
 
 
-def _trace(layer: _TaskProgram, batch: Mapping[str, np.ndarray]):
-    specs = [_spec(name, batch[name]) for name in layer.input_names]
+def _spec(name: str, array: np.ndarray, fixed_length: Optional[int]) -> paddle.static.InputSpec:
+    dims = [-1] * min(array.ndim, 2)
+    if fixed_length is not None and name in _TOKEN_ARRAYS:
+        dims[1] = int(fixed_length)
+    return paddle.static.InputSpec(dims + list(array.shape[2:]), str(array.dtype), name)
+
+
+def _trace(layer: _Program, arrays: Mapping[str, np.ndarray], fixed_length: Optional[int]):
+    specs = [_spec(name, arrays[name], fixed_length) for name in layer.input_names]
     static = paddle.jit.to_static(layer, input_spec=[specs], full_graph=True)
     return static, static.forward.concrete_program
 
 
-def export_inference_model(model: MultiTaskModel, task: str, sample_batch: Mapping[str, np.ndarray],
-                           directory: str, label_names: Optional[List[str]] = None,
-                           weights: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Write ``task``'s prediction program and weights to ``directory`` (atomically) and return
-    the metadata written to ``palm_meta.json``. ``sample_batch``: one reader batch of the task (a
-    training batch will do: labels drop out). ``weights``: a state dict to export instead of the
-    model's own (EMA averages); the model is left as it was."""
-    batch = {k: np.asarray(v) for k, v in sample_batch.items() if not k.startswith("__")}
+@contextlib.contextmanager
+def _all_predicting(model: MultiTaskModel, tasks: Sequence[str]):
+    """Every task's head predicting, without the decoders that stay outside the graph (CRF)."""
+    decoders = [h for h in (model.head_of(t) for t in tasks) if getattr(h, "decode", None) is True]
+    with contextlib.ExitStack() as stack:
+        for task in tasks:
+            stack.enter_context(prediction_mode(model, task))
+        for head in decoders:
+            head.decode = False
+        try:
+            yield
+        finally:
+            for head in decoders:
+                head.decode = True
+
+
+def head_spec(head) -> Optional[Dict[str, Any]]:
+    """Class and constructor arguments that rebuild ``head``'s post-processing (no weights), or
+    None for a head without one (pretraining heads: the Predictor returns their raw outputs)."""
+    kind = type(head).__name__
+    if kind == "Classify":
+        args = {"num_classes": head.num_classes, "input_dim": int(head.classifier.weight.shape[0])}
+    elif kind == "Match":
+        args = {"num_classes": head.num_classes if head.learning_strategy == "pointwise" else 2,
+                "input_dim": int(head.classifier.weight.shape[0]), "learning_strategy": head.learning_strategy}
+    elif kind == "SequenceLabel":
+        args = {"num_classes": head.num_classes, "input_dim": int(head.emission.weight.shape[0])}
+    elif kind == "MRC":
+        args = {"max_query_len": head.max_query_len, "input_dim": int(head.span_logits.weight.shape[0]),
+                "with_negative": head.with_negative, "max_ans_len": head.max_ans_len,
+                "null_score_diff_threshold": head.null_score_diff_threshold, "n_best_size": head.n_best_size}
+    else:
+        return None
+    return {"class": kind, "args": args}
+
+
+def export_model(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
+                 weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
+                 fixed_length: Optional[int] = None) -> Dict[str, Any]:
+    """Write the prediction program of ``tasks`` (one backbone pass) to ``directory``, atomically,
+    and return the metadata written to ``palm_meta.json``. ``weights``: a state dict to export
+    instead of the model's own (EMA averages); the model is left as it was. ``fixed_length``: the
+    sequence length every input is padded to (ELMo's LSTMs do not export with a dynamic length;
+    the Predictor pads)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if not tasks:
+        raise ValueError("nothing to export: no task given")
+    names = [t.name for t in tasks]
+    arrays: Dict[str, np.ndarray] = {}
+    for task in tasks:
+        for key, value in task.sample_batch.items():
+            if not key.startswith("__"):
+                arrays.setdefault(key, np.asarray(value))
     original = None
     if weights is not None:
         original = {k: v.numpy().copy() for k, v in model.state_dict().items()}
         model.set_state_dict(weights)
     try:
-        with prediction_mode(model, task):
-            reference = model(task, to_tensors(batch))
-            output_names = [name for name in reference if name not in batch]
-            names = sorted(batch)
-            layer = _TaskProgram(model, task, names, output_names, {})
-            _, program = _trace(layer, batch)
-            used = [name for name, value in zip(names, program.inputs[1]) if not value.use_empty()]
-            layer = _TaskProgram(model, task, used, output_names,
-                                 {name: str(batch[name].dtype) for name in names if name not in used})
-            static, _ = _trace(layer, batch)
-            meta = _save(static, directory, task, used, output_names, batch, label_names)
+        with _all_predicting(model, names):
+            outputs = []
+            for task in tasks:
+                batch = {k: np.asarray(v) for k, v in task.sample_batch.items() if not k.startswith("__")}
+                reference = model(task.name, to_tensors(batch))
+                kept = [n for n in reference if n not in batch]
+                outputs.append((task.name, kept))
+            all_inputs = sorted(arrays)
+            _, program = _trace(_Program(model, outputs, all_inputs, {}), arrays, fixed_length)
+            used = [name for name, value in zip(all_inputs, program.inputs[1]) if not value.use_empty()]
+            layer = _Program(model, outputs, used, {n: str(arrays[n].dtype) for n in all_inputs if n not in used})
+            static, _ = _trace(layer, arrays, fixed_length)
+            meta = {"version": META_VERSION, "format": format, "fixed_length": fixed_length,
+                    "inputs": [{"name": n, "dtype": str(arrays[n].dtype), "shape": list(_spec(n, arrays[n], fixed_length).shape)}
+                               for n in used],
+                    "tasks": [_task_meta(model, task, kept) for task, (_, kept) in zip(tasks, outputs)]}
+            meta = _save(static, directory, meta, outputs, tasks)
     finally:
         if original is not None:
             model.set_state_dict(original)
     return meta
 
 
-def _save(static, directory: str, task: str, inputs: List[str], outputs: List[str],
-          batch: Mapping[str, np.ndarray], label_names: Optional[List[str]]) -> Dict[str, Any]:
+def _task_meta(model: MultiTaskModel, task: TaskExport, outputs: List[str]) -> Dict[str, Any]:
+    head = model.head_of(task.name)
+    label_names = task.label_names if task.label_names is not None else getattr(head, "label_names", None)
+    entry = {"name": task.name, "head": head_spec(head), "outputs": outputs,
+             "label_names": list(label_names) if label_names else None, "reader": None}
+    if task.reader is not None:
+        entry["reader"] = {"class": type(task.reader).__name__, "settings": task.reader.settings()}
+    if type(head).__name__ == "SequenceLabel":
+        entry["transitions"] = head.transitions.numpy().astype("float32").tolist()
+    return entry
+
+
+def _save(static, directory: str, meta: Dict[str, Any], outputs: Sequence[Tuple[str, List[str]]],
+          tasks: Sequence[TaskExport]) -> Dict[str, Any]:
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
     try:
         paddle.jit.save(static, os.path.join(tmp, MODEL_PREFIX))
         fetch_names = _fetch_names(tmp)
-        meta = {"version": META_VERSION, "task": task,
-                "model_file": MODEL_PREFIX + ".json", "params_file": MODEL_PREFIX + ".pdiparams",
-                "inputs": [{"name": n, "dtype": str(batch[n].dtype), "shape": list(_spec(n, batch[n]).shape)}
-                           for n in inputs],
-                "outputs": [{"name": n, "fetch_name": f} for n, f in zip(outputs, fetch_names)],
-                "label_names": list(label_names) if label_names else None}
+        if meta["format"] == "onnx":
+            fetch_names = _to_onnx(tmp)
+            meta["model_file"], meta["params_file"] = ONNX_FILE, None
+        else:
+            meta["model_file"], meta["params_file"] = MODEL_PREFIX + ".json", MODEL_PREFIX + ".pdiparams"
+        flat = [(task, name) for task, names in outputs for name in names]
+        meta["outputs"] = [{"task": t, "name": n, "fetch_name": f} for (t, n), f in zip(flat, fetch_names)]
+        _copy_vocabularies(tmp, tasks, meta)
+        meta["paddle_version"] = paddle.__version__
         write_json(os.path.join(tmp, META_FILE), meta)
         if os.path.exists(directory):
             shutil.rmtree(directory)
@@ -120,6 +231,22 @@ def _save(static, directory: str, task: str, inputs: List[str], outputs: List[st
     return meta
 
 
+def _copy_vocabularies(tmp: str, tasks: Sequence[TaskExport], meta: Dict[str, Any]) -> None:
+    """Each reader's vocabulary into the export (``vocab.txt``; another, different one as
+    ``vocab.<task>.txt``)."""
+    copied: Dict[str, str] = {}
+    for task, entry in zip(tasks, meta["tasks"]):
+        if task.reader is None:
+            continue
+        with open(task.reader.vocab_path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        if digest not in copied:
+            name = "vocab.txt" if not copied else f"vocab.{task.name}.txt"
+            shutil.copyfile(task.reader.vocab_path, os.path.join(tmp, name))
+            copied[digest] = name
+        entry["reader"]["vocab_file"] = copied[digest]
+
+
 def _fetch_names(directory: str) -> List[str]:
     """Paddle's names of the saved program's outputs, in the order they were returned."""
     config = paddle.inference.Config(os.path.join(directory, MODEL_PREFIX + ".json"),
@@ -128,3 +255,129 @@ def _fetch_names(directory: str) -> List[str]:
     config.switch_ir_optim(False)  # only the names are wanted: no optimization passes (and their log)
     config.disable_glog_info()
     return list(paddle.inference.create_predictor(config).get_output_names())
+
+
+def _to_onnx(directory: str) -> List[str]:
+    """Convert the Paddle model in ``directory`` to ``model.onnx`` (the Paddle files are removed);
+    returns the ONNX output names in order. paddle2onnx's ``export`` returns None also when it
+    fails, so the written file is what is checked."""
+    try:
+        import onnx
+        import paddle2onnx
+    except ImportError as error:
+        raise ExportError(f"format='onnx' needs paddle2onnx and onnx ({error}); pip install paddle2onnx") from None
+    target = os.path.join(directory, ONNX_FILE)
+    model_file = os.path.join(directory, MODEL_PREFIX + ".json")
+    params_file = os.path.join(directory, MODEL_PREFIX + ".pdiparams")
+    # optimize_tool="None": the default ("polygraphy") pip-installs packages during the export
+    paddle2onnx.export(model_file, params_file, save_file=target, opset_version=13, enable_onnx_checker=True,
+                       optimize_tool="None", verbose=False)
+    if not os.path.isfile(target) or os.path.getsize(target) == 0:
+        raise ExportError("paddle2onnx wrote no model.onnx (an operator without an ONNX conversion? "
+                          "its log above names it); export with format='paddle' instead")
+    graph = onnx.load(target).graph
+    for path in (model_file, params_file):
+        os.remove(path)
+    return [output.name for output in graph.output]
+
+
+def export_in_child(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
+                    weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
+                    fixed_length: Optional[int] = None, timeout: int = 1800) -> Dict[str, Any]:
+    """:func:`export_model` in a child process (``python -m paddlepalm.export``) that rebuilds the
+    model from its backbone config, head arguments and weights: an export that aborts the process
+    (tracing ELMo's LSTMs with a dynamic length does) becomes an :class:`ExportError` here."""
+    import subprocess
+
+    heads = {task: head_spec(head) for task, head in model.heads.items()}
+    if None in heads.values():
+        raise ExportError(f"heads {[t for t, h in heads.items() if h is None]} cannot be rebuilt in a child process")
+    work = tempfile.mkdtemp(prefix=".palm-export.")
+    try:
+        state = weights if weights is not None else model.state_dict()
+        np.savez(os.path.join(work, "state.npz"),
+                 **{k: v.numpy() if isinstance(v, paddle.Tensor) else np.asarray(v) for k, v in state.items()})
+        entries = []
+        for number, task in enumerate(tasks):
+            np.savez(os.path.join(work, f"batch{number}.npz"),
+                     **{k: np.asarray(v) for k, v in task.sample_batch.items() if not k.startswith("__")})
+            reader = None
+            if task.reader is not None:
+                reader = {"class": type(task.reader).__name__, "settings": task.reader.settings(),
+                          "vocab_path": os.path.abspath(task.reader.vocab_path), "registered": task.reader._registered}
+            entries.append({"name": task.name, "label_names": task.label_names, "reader": reader})
+        write_json(os.path.join(work, "spec.json"), {
+            "backbone": {"class": type(model.backbone).__name__, "config": model.backbone.config},
+            "heads": heads, "aliases": model.head_aliases, "tasks": entries, "directory": os.path.abspath(directory),
+            "format": format, "fixed_length": fixed_length})
+        done = subprocess.run([sys.executable, "-m", "paddlepalm.export", work], capture_output=True, text=True,
+                              timeout=timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0:
+        how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited with {done.returncode}"
+        lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
+        where = next((line.strip() for line in lines if "Error" in line), lines[0] if lines else "")
+        raise ExportError(f"the export process {how} ({where[:300]})")
+    from paddlepalm.utils.fileio import read_json
+    return read_json(os.path.join(directory, META_FILE))
+
+
+def _child_main(work: str) -> None:
+    """Child side of :func:`export_in_child`."""
+    import paddlepalm.backbone as backbones
+    import paddlepalm.head as heads
+    import paddlepalm.reader as readers
+    from paddlepalm.utils.fileio import read_json
+
+    spec = read_json(os.path.join(work, "spec.json"))
+    backbone = getattr(backbones, spec["backbone"]["class"])(spec["backbone"]["config"])
+    built = {task: getattr(heads, h["class"])(**h["args"]) for task, h in spec["heads"].items()}
+    model = MultiTaskModel(backbone, built, spec["aliases"])
+    with np.load(os.path.join(work, "state.npz")) as state:
+        model.set_state_dict({k: state[k] for k in state.files})
+    tasks = []
+    for number, entry in enumerate(spec["tasks"]):
+        reader = None
+        if entry["reader"] is not None:
+            r = entry["reader"]
+            reader = getattr(readers, r["class"])(r["vocab_path"], **r["settings"])
+            reader._registered = r["registered"]
+        model.head_of(entry["name"]).set_label_names(entry["label_names"])
+        with np.load(os.path.join(work, f"batch{number}.npz")) as batch:
+            tasks.append(TaskExport(entry["name"], {k: batch[k] for k in batch.files}, reader, entry["label_names"]))
+    export_model(model, tasks, spec["directory"], None, spec["format"], spec["fixed_length"])
+
+
+def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: str,
+                    weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
+                    sample_batches: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+                    label_names: Optional[Mapping[str, List[str]]] = None) -> Dict[str, Any]:
+    """Export the tasks of ``trainers`` (``Trainer`` objects) on ``model``: their readers and label
+    names come from the trainers; ``sample_batches`` (by task) default to each trainer's first
+    training batch; ``label_names`` (by task) override the heads' (a ``ClassifyReader`` reads
+    class ids only: give the names here for the Predictor to return them). An ELMo backbone is exported in a child process, with a dynamic length when
+    that works and else at the reader's ``max_len`` (logged): tracing its LSTMs with a dynamic length
+    aborts the process (Paddle 3.3.1)."""
+    tasks = []
+    for trainer in trainers:
+        batch = (sample_batches or {}).get(trainer.name, trainer._sample_batch)
+        reader = trainer.train_reader or trainer.predict_reader or trainer.eval_reader
+        if batch is None:
+            raise RuntimeError(f"task {trainer.name} has not trained on a batch yet")
+        head = trainer.head or trainer.pred_head
+        names = (label_names or {}).get(trainer.name, getattr(head, "label_names", None))
+        tasks.append(TaskExport(trainer.name, batch, reader, names))
+    if getattr(model.backbone, "kind", None) != "elmo":
+        return export_model(model, tasks, directory, weights, format)
+    try:
+        return export_in_child(model, tasks, directory, weights, format)
+    except ExportError as error:
+        length = max(t.reader.max_len for t in tasks if t.reader is not None)
+        print(f"ELMo export with a dynamic sequence length failed: {error}; exporting with a fixed length "
+              f"of {length} (the Predictor pads every batch to it)", file=sys.stderr, flush=True)
+        return export_in_child(model, tasks, directory, weights, format, fixed_length=length)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -6,14 +6,14 @@ import numpy as np
 
 from paddlepalm import evaluation
 from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_if_due, train_step
-from paddlepalm.export import export_inference_model
+from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.resume import Resumable
-from paddlepalm.trainer import Trainer, _cover_schedule, predict_batch, predict_task
+from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task
 
 
 class MultiHeadTrainer(Resumable):
@@ -39,6 +39,7 @@ class MultiHeadTrainer(Resumable):
         Resumable.__init__(self)
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
+        self._weights_loaded = False
 
     def _trainer(self, name: str) -> Trainer:
         for trainer in self.trainers:
@@ -167,9 +168,22 @@ class MultiHeadTrainer(Resumable):
         if not trained:
             raise RuntimeError("no task has trained on a batch yet")
         for trainer in trained:
-            export_inference_model(self.model, trainer.name, trainer._sample_batch,
-                                   os.path.join(directory, trainer.name),
-                                   getattr(trainer.head, "label_names", None), weights)
+            export_trainers(self.model, [trainer], os.path.join(directory, trainer.name), weights)
+
+    def export(self, path: str, tasks: Optional[Sequence[str]] = None, format: str = "paddle",
+               label_names: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
+        """One inference model of ``tasks`` (default: every task with its own head) in ``path``: the
+        backbone runs once and every head on its outputs; ``paddlepalm.Predictor(path)`` returns
+        all tasks' results per input. ``label_names``: ``{task: class names}``. See ``Trainer.export``
+        for ``format`` and which weights."""
+        names = [t.name for t in self.trainers if t.reuse_head_with is None] if tasks is None else list(tasks)
+        if not names:
+            raise ValueError("no task to export")
+        chosen = [self._trainer(name) for name in names]
+        loaded = any(t._weights_loaded for t in self.trainers) or self._weights_loaded
+        model, batches, weights = export_source(chosen, self.model, self.pred_model, self.optimizer,
+                                                self._global_step > 0, loaded)
+        return export_trainers(model, chosen, path, weights, format, batches, label_names)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """The shared backbone's weights (see ``Trainer.load_pretrain``)."""
@@ -186,6 +200,7 @@ class MultiHeadTrainer(Resumable):
             raise RuntimeError("call build_predict_forward() before load_predict_model")
         report = load_model_leniently(self.pred_model, model_path)
         log(report.summary())
+        self._weights_loaded = True
         return report
 
     def _resume_targets(self):

@@ -74,6 +74,7 @@ class Resumable:
         state) and/or load the prediction model. May come before or after ``build_backward`` and
         ``fit_reader`` / ``fit_readers_with_mixratio``. A PALM 2.x ``ckpt.step{N}/`` restores what
         maps (:func:`load_palm_ckpt`)."""
+        self._weights_loaded = True  # export() may then write what was loaded
         if is_palm_checkpoint(model_path):
             load_palm_ckpt(model_path, self.model, self.optimizer, self.pred_model)
             return

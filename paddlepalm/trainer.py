@@ -8,7 +8,7 @@ import paddle
 from paddlepalm import distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
-from paddlepalm.export import export_inference_model
+from paddlepalm.export import export_trainers
 from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_final, save_if_due, train_step
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
@@ -49,6 +49,7 @@ class Trainer(Resumable):
         self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
         self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
         self._sample_batch: Optional[Dict[str, np.ndarray]] = None  # traced by 'predict' saves
+        self._weights_loaded = False  # load_ckpt / load_predict_model filled the prediction model
         self._reset_progress()
 
     def _reset_progress(self) -> None:
@@ -192,10 +193,19 @@ class Trainer(Resumable):
         self._saver.exporter = self._export_predict
 
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
-        if self._sample_batch is None:
-            raise RuntimeError(f"task {self.name} has not trained on a batch yet")
-        export_inference_model(self.model, self.name, self._sample_batch, directory,
-                               getattr(self.head, "label_names", None), weights)
+        export_trainers(self.model, [self], directory, weights)
+
+    def export(self, path: str, format: str = "paddle", label_names: Optional[List[str]] = None) -> Dict[str, Any]:
+        """Write this task's inference model to ``path`` (see paddlepalm/export.py; with EMA, of
+        the averaged weights) and return its metadata; ``paddlepalm.Predictor(path)`` loads it.
+        ``format``: ``'paddle'`` (Paddle Inference) or ``'onnx'``. ``label_names``: class names
+        for the Predictor's records (by default the reader's, e.g. a tagger's label map). Exports the trained model, or
+        else the prediction model once weights were loaded into it (``load_ckpt``,
+        ``load_predict_model``); its inputs are read from a bound reader's first batch."""
+        model, batches, weights = export_source([self], self.model, self.pred_model, self.optimizer,
+                                                self._global_step > 0, self._weights_loaded)
+        return export_trainers(model, [self], path, weights, format, batches,
+                               {self.name: label_names} if label_names else None)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
@@ -217,6 +227,7 @@ class Trainer(Resumable):
             raise RuntimeError("call build_predict_forward before load_predict_model")
         report = load_model_leniently(self.pred_model, model_path)
         log(report.summary())
+        self._weights_loaded = True
         return report
 
     def _progress_state(self) -> Dict[str, int]:
@@ -353,6 +364,32 @@ class Trainer(Resumable):
     @property
     def steps_pur_epoch(self) -> int:
         return self.train_reader.steps_per_epoch if self.train_reader else 0
+
+
+def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optional[MultiTaskModel], optimizer,
+                  trained: bool, loaded: bool):
+    """What ``export`` writes: ``(model, sample batches by task, weights)``. The training model
+    once it has trained (with EMA, its averaged weights), else the prediction model once weights
+    were loaded; a task that has not trained gives its inputs by a bound reader's first batch."""
+    if trained and model is not None:
+        chosen = model
+    elif loaded and (pred_model is not None or model is not None):
+        chosen = pred_model if pred_model is not None else model
+    else:
+        raise RuntimeError("nothing to export yet: train the model, or load weights into it "
+                           "(load_ckpt / load_predict_model) first")
+    ema = getattr(optimizer, "palm_ema", None) if chosen is model else None
+    weights = ema.averaged_state_dict(model) if ema is not None else None
+    batches = {}
+    for trainer in trainers:
+        if trainer._sample_batch is not None and chosen is model:
+            continue
+        reader = trainer.predict_reader or trainer.train_reader or trainer.eval_reader
+        if reader is None:
+            raise RuntimeError(f"task {trainer.name}: bind a reader (fit_reader) before export: its batches "
+                               "give the model's inputs")
+        batches[trainer.name] = next(reader.iter_epoch(0))
+    return chosen, batches, weights
 
 
 def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:

@@ -282,7 +282,7 @@ def test_predict_saves_are_inference_models_that_match_the_dygraph_model(joint_d
     steps = reader.steps_per_epoch
     assert "pred.step5" in _saved(tmp_path) and f"pred.step{steps}" in _saved(tmp_path)
     exported = tmp_path / f"pred.step{steps}"
-    assert sorted(os.listdir(exported)) == ["inference.json", "inference.pdiparams", "palm_meta.json"]
+    assert sorted(os.listdir(exported)) == ["inference.json", "inference.pdiparams", "palm_meta.json", "vocab.txt"]
     # prediction batches of two sizes and lengths: dynamic batch and sequence dimensions
     pred_reader = _intent_reader(joint_data["dir"], phase="predict", batch_size=7, split="test")
     trainer_batches = list(pred_reader.iter_epoch(0))
@@ -295,7 +295,7 @@ def test_predict_saves_are_inference_models_that_match_the_dygraph_model(joint_d
             expected = reference("intent", to_tensors(batch))
         for name in ("logits", "probs"):
             np.testing.assert_allclose(outputs[name], expected[name].numpy(), rtol=1e-5, atol=1e-5)
-    assert meta["task"] == "intent" and "label_ids" not in [i["name"] for i in meta["inputs"]]
+    assert [t["name"] for t in meta["tasks"]] == ["intent"] and "label_ids" not in [i["name"] for i in meta["inputs"]]
     assert "token_ids" in [i["name"] for i in meta["inputs"]]
     assert {i["name"]: i["shape"] for i in meta["inputs"]}["token_ids"] == [-1, -1]
 
@@ -309,12 +309,17 @@ def test_multitask_predict_save_writes_one_model_per_task(joint_data, tmp_path):
     assert _saved(tmp_path) == ["pred.step6"] and _saved(tmp_path / "pred.step6") == sorted(tasks)
     if "slot" in tasks:
         batch = next(_slot_reader(joint_data["dir"], phase="predict", batch_size=5, split="test").iter_epoch(0))
-        _, outputs = _run_exported(str(tmp_path / "pred.step6" / "slot"), batch)
+        meta, outputs = _run_exported(str(tmp_path / "pred.step6" / "slot"), batch)
         from paddlepalm.evaluation import prediction_mode
         from paddlepalm.model import to_tensors
         with prediction_mode(trainer.model, "slot"):
             reference = trainer.model("slot", to_tensors(batch))
-        np.testing.assert_array_equal(outputs["tags"], reference["tags"].numpy())
+        # the CRF is decoded outside the graph (paddlepalm/export.py), by the exported transitions
+        from paddlepalm.utils.crf import viterbi_decode_numpy
+        assert "tags" not in outputs
+        tags = viterbi_decode_numpy(outputs["logits"], np.maximum(batch["word_counts"], 1),
+                                    meta["tasks"][0]["transitions"], len(meta["tasks"][0]["label_names"]))
+        np.testing.assert_array_equal(tags[:, :reference["tags"].shape[1]], reference["tags"].numpy())
         np.testing.assert_allclose(outputs["logits"], reference["logits"].numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -325,7 +330,7 @@ def test_a_failed_predict_export_is_reported_and_training_goes_on(joint_data, tm
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot trace this model")
-    monkeypatch.setattr(paddlepalm.trainer, "export_inference_model", broken)
+    monkeypatch.setattr(paddlepalm.trainer, "export_trainers", broken)
     for batch in trainer.fit_reader(reader):
         trainer.train_one_step(batch)
     assert "predict model export to" in capsys.readouterr().err

@@ -62,8 +62,9 @@ class MRC(Head):
 
     def forward(self, reader_inputs, backbone_outputs):
         logits = self.span_logits(backbone_outputs["encoder_outputs"])
-        width = logits.shape[1]
-        padding = paddle.arange(width, dtype="int64").unsqueeze(0) >= reader_inputs["seq_lens"].unsqueeze(-1)
+        # positions by cumsum, not arange(shape[1]): also for a dynamic length (export)
+        positions = paddle.cumsum(paddle.ones_like(logits[:, :, 0], dtype="int64"), axis=1) - 1
+        padding = positions >= reader_inputs["seq_lens"].unsqueeze(-1)
         logits = logits - 1e4 * padding.astype(logits.dtype).unsqueeze(-1)
         start_logits, end_logits = logits[:, :, 0], logits[:, :, 1]
         if self.phase == "train":

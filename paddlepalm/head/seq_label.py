@@ -34,6 +34,7 @@ class SequenceLabel(Head):
             [num_classes + 2, num_classes], attr=paddle.ParamAttr(learning_rate=learning_rate),
             default_initializer=nn.initializer.Uniform(-0.1, 0.1))
         self.label_names = None
+        self.decode = True  # False: no ``tags`` output (exports decode outside the graph)
 
     @property
     def inputs_attrs(self):
@@ -53,15 +54,18 @@ class SequenceLabel(Head):
         starts = reader_inputs["word_starts"]
         words = paddle.take_along_axis(hidden, starts.unsqueeze(-1).expand([-1, -1, hidden.shape[-1]]), axis=1)
         emissions = self.emission(self.dropout(words))
-        lengths = paddle.clip(reader_inputs["word_counts"], min=1)
         if self.phase == "train":
+            lengths = paddle.clip(reader_inputs["word_counts"], min=1)
             nll = crf_nll(emissions, reader_inputs["label_ids"], lengths, self.transitions)
             return {"loss": nll.mean()}
-        num_tags = len(self.label_names) if self.label_names else None
         # logits: the per-word emissions (PALM's predict_one_batch fetched them under that name)
-        return {"tags": crf_decode(emissions, lengths, self.transitions, num_tags), "logits": emissions,
-                "word_counts": reader_inputs["word_counts"], "num_words": reader_inputs["num_words"],
-                "example_ids": reader_inputs["example_ids"]}
+        outputs = {"logits": emissions, "word_counts": reader_inputs["word_counts"],
+                   "num_words": reader_inputs["num_words"], "example_ids": reader_inputs["example_ids"]}
+        if self.decode:
+            num_tags = len(self.label_names) if self.label_names else None
+            lengths = paddle.clip(reader_inputs["word_counts"], min=1)
+            outputs["tags"] = crf_decode(emissions, lengths, self.transitions, num_tags)
+        return outputs
 
     def epoch_postprocess(self, post_inputs: Any = None, output_dir: Optional[str] = None) -> List[Dict[str, Any]]:
         results = super().epoch_postprocess(post_inputs, None)

@@ -133,6 +133,23 @@ class Reader:
         other.shuffle = phase == "train"
         return other
 
+    # ------------------------------------------------------------ raw inputs
+    def settings(self) -> Dict[str, Any]:
+        """The constructor arguments that fix tokenization and arrays (no vocabulary path, seed or
+        phase): what an exported model records so that its Predictor rebuilds this reader."""
+        args = {k: v for k, v in self._init_args.items() if k not in ("vocab_path", "seed")}
+        args.update(self._extra_settings())
+        return args
+
+    def _extra_settings(self) -> Dict[str, Any]:
+        return {}
+
+    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+        """Features of raw inputs (strings, or pairs for sentence-pair readers) by the same
+        tokenization as files; ``example_id`` is the position in ``inputs`` and ``truncated``
+        says whether the input was cut to ``max_len``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read raw inputs")
+
     # ------------------------------------------------------------- subclassing
     def _check_format(self, file_format: str) -> None:
         if file_format != "tsv":
@@ -224,8 +241,9 @@ class Reader:
             if len(indices):
                 yield self.collate([self._features[i] for i in indices])
 
-    def collate(self, features: Sequence[Feature]) -> Batch:
-        width = max(len(f["token_ids"]) for f in features)
+    def collate(self, features: Sequence[Feature], width: Optional[int] = None) -> Batch:
+        """A padded batch; ``width``: pad to this length (at least the longest feature's)."""
+        width = max([len(f["token_ids"]) for f in features] + [width or 0])
         batch_size = len(features)
         token_ids = np.full((batch_size, width), self.pad_id, dtype="int64")
         segment_ids = np.zeros((batch_size, width), dtype="int64")
@@ -263,6 +281,7 @@ class Reader:
         tokens_a = self.tokenizer.tokenize(text_a)
         tokens_b = self.tokenizer.tokenize(text_b) if text_b is not None else []
         budget = self.max_len - (3 if text_b is not None else 2)
+        truncated = len(tokens_a) + len(tokens_b) > budget
         while len(tokens_a) + len(tokens_b) > budget:
             if len(tokens_a) >= len(tokens_b):
                 tokens_a.pop()
@@ -273,7 +292,8 @@ class Reader:
         if text_b is not None:
             tokens += tokens_b + [self.tokenizer.sep_token]
             segments += [1] * (len(tokens_b) + 1)
-        feature = {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segments}
+        feature = {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segments,
+                   "truncated": truncated}
         if getattr(self.tokenizer, "is_word_level", False):
             feature["tokens"] = tokens  # out-of-vocabulary words keep their characters (ELMo char input)
         return feature

@@ -35,6 +35,6 @@ class ClassLabels:
         return {"label_ids": ([-1], "int64")} if self._has_labels else {}
 
     def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
-        if not self._has_labels:
+        if not self._has_labels or "label" not in features[0]:  # raw inputs (features_of) have none
             return {}
         return {"label_ids": np.array([f["label"] for f in features], dtype="int64")}

@@ -1,5 +1,5 @@
 """Single-sentence or sentence-pair classification reader."""
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence
 
 from paddlepalm.reader.base_reader import Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
@@ -32,3 +32,23 @@ class ClassifyReader(ClassLabels, Reader):
             features.append(feature)
         self._has_labels = bool(features) and "label" in features[0]
         return features
+
+    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+        """``inputs``: strings, or ``(text_a, text_b)`` pairs."""
+        features = []
+        for index, item in enumerate(inputs):
+            text_a, text_b = _text_pair(item, index, pair_required=False)
+            feature = self._encode_text(text_a, text_b)
+            feature["example_id"] = index
+            features.append(feature)
+        return features
+
+
+def _text_pair(item: Any, index: int, pair_required: bool):
+    """``(text_a, text_b or None)`` of one raw input; a clear error for anything else."""
+    if isinstance(item, str) and not pair_required:
+        return item, None
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item):
+        return item[0], item[1]
+    wanted = "a (text_a, text_b) pair of strings" if pair_required else "a string or a (text_a, text_b) pair"
+    raise TypeError(f"input {index} must be {wanted}, got {type(item).__name__}: {item!r:.80}")

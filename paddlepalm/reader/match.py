@@ -1,8 +1,9 @@
 """Sentence-pair matching reader, pointwise or pairwise (PALM's ``MatchReader``)."""
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
+from paddlepalm.reader.cls import _text_pair
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.tsv import read_tsv
 
@@ -62,9 +63,20 @@ class MatchReader(ClassLabels, Reader):
         self._has_labels = bool(features) and "label" in features[0]
         return features
 
+    def _extra_settings(self) -> Dict[str, Any]:
+        return {"learning_strategy": self.learning_strategy}
 
-    def collate(self, features: Sequence[Feature]) -> Batch:
+    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+        """``inputs``: ``(text_a, text_b)`` pairs."""
+        features = []
+        for index, item in enumerate(inputs):
+            feature = self._encode_text(*_text_pair(item, index, pair_required=True))
+            feature["example_id"] = index
+            features.append(feature)
+        return features
+
+    def collate(self, features: Sequence[Feature], width: Optional[int] = None) -> Batch:
         if not self._pairwise_training:
-            return super().collate(features)
+            return super().collate(features, width)
         negatives = [dict(f, token_ids=f["neg_token_ids"], segment_ids=f["neg_segment_ids"]) for f in features]
-        return super().collate(list(features) + negatives)
+        return super().collate(list(features) + negatives, width)

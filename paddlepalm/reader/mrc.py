@@ -90,31 +90,7 @@ class MRCReader(Reader):
                     continue
             example.index = len(self.examples)  # renumbered past skipped questions
             self.examples.append(example)
-            query_ids = self.tokenizer.convert_tokens_to_ids(
-                self.tokenizer.tokenize(example.question)[:self.max_query_len])
-            doc_budget = self.max_len - len(query_ids) - 3
-            windows = _window_starts(len(doc_ids), doc_budget, self.doc_stride)
-            for window_start in windows:
-                length = min(doc_budget, len(doc_ids) - window_start)
-                offset = len(query_ids) + 2  # position of the first context token
-                feature = {
-                    "token_ids": [cls_id] + query_ids + [sep_id] + doc_ids[window_start:window_start + length] + [sep_id],
-                    "segment_ids": [0] * offset + [1] * (length + 1),
-                    "question_index": example.index,
-                    "doc_offset": offset,
-                    "token_spans": doc_spans[window_start:window_start + length],
-                    "max_context": [_is_max_context(windows, doc_budget, len(doc_ids), window_start, window_start + i)
-                                    for i in range(length)],
-                }
-                if answer is not None:
-                    inside = window_start <= answer[0] and answer[1] < window_start + length
-                    if not inside and self.remove_noanswer:
-                        self.num_dropped_windows += 1
-                        continue
-                    feature["start"] = answer[0] - window_start + offset if inside else 0
-                    feature["end"] = answer[1] - window_start + offset if inside else 0
-                feature["example_id"] = len(features)
-                features.append(feature)
+            self._add_windows(example, doc_ids, doc_spans, answer, features, cls_id, sep_id)
         if self.skipped_questions:
             skipped = self.skipped_questions
             shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
@@ -124,6 +100,59 @@ class MRCReader(Reader):
             print(f"MRCReader: {input_file}: skipped {len(skipped)} of {len(examples)} training questions, "
                   f"{kinds} (ids: {shown}; all in reader.skipped_questions; strict=True makes this an error)",
                   flush=True)
+        return features
+
+    def _add_windows(self, example: MRCExample, doc_ids: List[int], doc_spans: List[Tuple[int, int]],
+                     answer: Optional[Tuple[int, int]], features: List[Feature], cls_id: int, sep_id: int) -> None:
+        """Append the windows of one question to ``features``."""
+        question_tokens = self.tokenizer.tokenize(example.question)
+        query_ids = self.tokenizer.convert_tokens_to_ids(question_tokens[:self.max_query_len])
+        doc_budget = self.max_len - len(query_ids) - 3
+        windows = _window_starts(len(doc_ids), doc_budget, self.doc_stride)
+        for window_start in windows:
+            length = min(doc_budget, len(doc_ids) - window_start)
+            offset = len(query_ids) + 2  # position of the first context token
+            feature = {
+                "token_ids": [cls_id] + query_ids + [sep_id] + doc_ids[window_start:window_start + length] + [sep_id],
+                "segment_ids": [0] * offset + [1] * (length + 1),
+                "question_index": example.index,
+                "doc_offset": offset,
+                "token_spans": doc_spans[window_start:window_start + length],
+                "max_context": [_is_max_context(windows, doc_budget, len(doc_ids), window_start, window_start + i)
+                                for i in range(length)],
+                "truncated": len(question_tokens) > self.max_query_len,
+            }
+            if answer is not None:
+                inside = window_start <= answer[0] and answer[1] < window_start + length
+                if not inside and self.remove_noanswer:
+                    self.num_dropped_windows += 1
+                    continue
+                feature["start"] = answer[0] - window_start + offset if inside else 0
+                feature["end"] = answer[1] - window_start + offset if inside else 0
+            feature["example_id"] = len(features)
+            features.append(feature)
+
+    def _extra_settings(self) -> Dict[str, Any]:
+        return {"max_query_len": self.max_query_len, "doc_stride": self.doc_stride}
+
+    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+        """``inputs``: ``(question, context)`` pairs or ``{"question", "context"}`` dicts. The reader
+        then holds these questions (``get_epoch_outputs``, for the head's answer decoding); a
+        question's windows share its ``question_index``, its position in ``inputs``. A long
+        context is cut into windows, not truncated (``truncated``: the question was cut)."""
+        cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
+        self.examples, features = [], []
+        for index, item in enumerate(inputs):
+            if isinstance(item, dict):
+                item = (item.get("question"), item.get("context"))
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item)):
+                raise TypeError(f"input {index} must be a (question, context) pair of strings or a dict with "
+                                f"'question' and 'context', got {type(item).__name__}: {item!r:.80}")
+            example = MRCExample(index, str(index), item[0], item[1])
+            self.examples.append(example)
+            doc_ids, doc_spans = self._tokenize_context("(input)", example)
+            self._add_windows(example, doc_ids, doc_spans, None, features, cls_id, sep_id)
+        self._features = features
         return features
 
     def _skip(self, path: str, example: MRCExample, problem: str) -> None:

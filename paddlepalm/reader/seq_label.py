@@ -1,4 +1,5 @@
 """Sequence labeling reader: one tag per whitespace-free token, CRF over original tokens."""
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -72,24 +73,47 @@ class SequenceLabelReader(Reader):
                                           f"unknown tag {unknown[0]!r} (not in the label map)")
             else:
                 words = [w for w in words if w]
-            token_ids, word_starts = [cls_id], []
-            for word in words:
-                pieces = self._pieces(word)
-                if len(token_ids) + len(pieces) > self.max_len - 1:
-                    break
-                word_starts.append(len(token_ids))
-                token_ids.extend(pieces)
-            token_ids.append(sep_id)
-            if len(word_starts) < len(words):
-                self.num_truncated += 1
-            feature = {"token_ids": token_ids, "segment_ids": [0] * len(token_ids),
-                       "word_starts": word_starts, "num_words": len(words), "example_id": len(features)}
-            if getattr(self.tokenizer, "is_word_level", False) and len(token_ids) == len(word_starts) + 2:
-                feature["tokens"] = [self.tokenizer.cls_token] + words[:len(word_starts)] + [self.tokenizer.sep_token]
+            feature = self._encode_words(words, len(features), cls_id, sep_id)
             if tags is not None:
-                feature["labels"] = [self.label_map[t] for t in tags[:len(word_starts)]]
+                feature["labels"] = [self.label_map[t] for t in tags[:len(feature["word_starts"])]]
             features.append(feature)
         self._has_labels = bool(features) and "labels" in features[0]
+        return features
+
+    def _encode_words(self, words: Sequence[str], example_id: int, cls_id: int, sep_id: int) -> Feature:
+        """``[CLS] pieces of each word [SEP]``; words that do not fit in ``max_len`` are left out
+        and counted in ``num_truncated``."""
+        token_ids, word_starts = [cls_id], []
+        for word in words:
+            pieces = self._pieces(word)
+            if len(token_ids) + len(pieces) > self.max_len - 1:
+                break
+            word_starts.append(len(token_ids))
+            token_ids.extend(pieces)
+        token_ids.append(sep_id)
+        if len(word_starts) < len(words):
+            self.num_truncated += 1
+        feature = {"token_ids": token_ids, "segment_ids": [0] * len(token_ids), "word_starts": word_starts,
+                   "num_words": len(words), "example_id": example_id, "truncated": len(word_starts) < len(words)}
+        if getattr(self.tokenizer, "is_word_level", False) and len(token_ids) == len(word_starts) + 2:
+            feature["tokens"] = [self.tokenizer.cls_token] + list(words[:len(word_starts)]) + [self.tokenizer.sep_token]
+        return feature
+
+    def _extra_settings(self) -> Dict[str, Any]:
+        return {"label_map_config": dict(self.label_map)}
+
+    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+        """``inputs``: sentences, split into words at whitespace; each feature keeps the words'
+        character ``word_spans`` in its sentence (for entity offsets)."""
+        cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
+        features = []
+        for index, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise TypeError(f"input {index} must be a string, got {type(text).__name__}: {text!r:.80}")
+            matches = list(re.finditer(r"\S+", text))
+            feature = self._encode_words([m.group() for m in matches], index, cls_id, sep_id)
+            feature["word_spans"] = [m.span() for m in matches]
+            features.append(feature)
         return features
 
     def _label_attrs(self) -> Dict[str, Any]:
@@ -101,6 +125,7 @@ class SequenceLabelReader(Reader):
 
     def _collate_labels(self, features: Sequence[Feature], width: int) -> Batch:
         batch_size = len(features)
+        has_labels = self._has_labels and "labels" in features[0]  # raw inputs (features_of) have none
         words = max(1, max(len(f["word_starts"]) for f in features))
         starts = np.zeros((batch_size, words), dtype="int64")
         labels = np.zeros((batch_size, words), dtype="int64")
@@ -109,11 +134,11 @@ class SequenceLabelReader(Reader):
             n = len(feature["word_starts"])
             starts[row, :n] = feature["word_starts"]
             counts[row] = n
-            if self._has_labels:
+            if has_labels:
                 labels[row, :n] = feature["labels"]
         batch = {"word_starts": starts, "word_counts": counts,
                  "num_words": np.array([f["num_words"] for f in features], dtype="int64")}
-        if self._has_labels:
+        if has_labels:
             batch["label_ids"] = labels
         return batch
 

@@ -99,6 +99,37 @@ def crf_decode(emissions: paddle.Tensor, lengths: paddle.Tensor, transitions: pa
     full[:num_tags, :num_tags] = trans
     full[num_tags + 1, :num_tags] = start
     full[num_tags, :num_tags] = stop
-    padded = paddle.concat([emissions, paddle.full([batch, steps, 2], _NEG, dtype=emissions.dtype)], axis=-1)
+    impossible = paddle.full_like(emissions[:, :, :1], _NEG)  # full_like: also for dynamic shapes (export)
+    padded = paddle.concat([emissions, impossible, impossible], axis=-1)
     _, paths = paddle.text.viterbi_decode(padded, full, lengths.astype("int64"), include_bos_eos_tag=True)
+    return paths
+
+
+def viterbi_decode_numpy(emissions, lengths, transitions, num_tags: Optional[int] = None):
+    """:func:`crf_decode` in numpy, for models whose graph cannot hold the decoder (ONNX):
+    emissions ``[B, T, K]``, lengths ``[B]``, transitions in the layout above. Returns int64
+    ``[B, T]`` paths, 0 past each length."""
+    import numpy as np
+
+    emissions = np.asarray(emissions, dtype="float32")
+    transitions = np.asarray(transitions, dtype="float32")
+    start, stop, trans = transitions[0], transitions[1], transitions[2:]
+    if num_tags is not None and num_tags < emissions.shape[-1]:
+        emissions, start, stop, trans = (emissions[:, :, :num_tags], start[:num_tags], stop[:num_tags],
+                                         trans[:num_tags, :num_tags])
+    batch, steps, _ = emissions.shape
+    paths = np.zeros((batch, steps), dtype="int64")
+    for row in range(batch):
+        length = int(max(1, min(int(lengths[row]), steps)))
+        score = start + emissions[row, 0]
+        back = []
+        for t in range(1, length):
+            candidates = score[:, None] + trans  # [from, to]
+            back.append(candidates.argmax(axis=0))
+            score = candidates.max(axis=0) + emissions[row, t]
+        tag = int((score + stop).argmax())
+        paths[row, length - 1] = tag
+        for t in range(length - 1, 0, -1):
+            tag = int(back[t - 1][tag])
+            paths[row, t - 1] = tag
     return paths

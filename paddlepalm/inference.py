@@ -1,0 +1,278 @@
+"""``Predictor``: an exported model (``trainer.export``, ``pred.step{N}/``) on raw text.
+
+::
+
+    predictor = paddlepalm.Predictor("outputs/joint")
+    predictor.predict(["show me flights from boston to denver"])
+    # [{"intent": {"label": 3, "label_name": "atis_flight", "probs": [...]},
+    #   "slot": {"tags": ["O", "O", "O", "O", "B-fromloc.city_name", "O", "B-toloc.city_name"],
+    #            "spans": [{"type": "fromloc.city_name", "text": "boston", "start": 21, "end": 27}, ...]}}]
+
+Tokenization is the training reader's own (rebuilt from ``palm_meta.json``: class, settings and
+the copied vocabulary); post-processing is the head's own (``batch_results`` /
+``epoch_postprocess``). Inputs are sorted by length into batches and the results come back in
+input order. Paddle models run on ``paddle.inference`` (oneDNN on CPU, the GPU when there is
+one); ONNX models on onnxruntime (``pip install paddlepalm[onnx]``).
+
+Inputs per head: a string (``Classify``, ``SequenceLabel``: words split at whitespace), a
+``(text_a, text_b)`` pair (``Match``; ``Classify`` of pairs), a ``(question, context)`` pair or
+``{"question", "context"}`` dict (``MRC``, exported alone). An empty list gives an empty list;
+an input of another type is a ``TypeError``; a too long input is cut to the reader's ``max_len``
+and its record has ``"truncated": True`` (a CRF tagger gives the cut words the ``O`` tag).
+"""
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from paddlepalm.utils.fileio import read_json
+
+META_FILE = "palm_meta.json"
+META_VERSION = 2  # paddlepalm.export.META_VERSION (not imported: loading needs no export code)
+
+
+class ModelFolderError(ValueError):
+    """An export folder with missing, mismatched or unknown files."""
+
+
+def read_meta(path: str) -> Dict[str, Any]:
+    """``path``'s ``palm_meta.json``, checked against the files beside it."""
+    meta_path = os.path.join(path, META_FILE)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no exported model at {path} (not a directory)")
+    if not os.path.isfile(meta_path):
+        raise ModelFolderError(f"{path} has no {META_FILE}: not a paddlepalm export (trainer.export, "
+                               "set_saver(save_type='predict'))")
+    meta = read_json(meta_path)
+    version = meta.get("version") if isinstance(meta, dict) else None
+    if not isinstance(version, int) or version < META_VERSION:
+        raise ModelFolderError(f"{meta_path}: format version {version!r}; this paddlepalm reads version "
+                               f"{META_VERSION}: export the model again")
+    if version > META_VERSION:
+        raise ModelFolderError(f"{meta_path}: format version {version} is newer than this paddlepalm reads "
+                               f"({META_VERSION}): upgrade paddlepalm")
+    for key in ("model_file", "params_file"):
+        if meta.get(key) and not os.path.isfile(os.path.join(path, meta[key])):
+            raise ModelFolderError(f"{path}: {meta[key]} is missing ({META_FILE} names it)")
+    for task in meta["tasks"]:
+        vocab = (task.get("reader") or {}).get("vocab_file")
+        if vocab and not os.path.isfile(os.path.join(path, vocab)):
+            raise ModelFolderError(f"{path}: the vocabulary {vocab} of task {task['name']} is missing")
+    return meta
+
+
+class _PaddleRunner:
+    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool):
+        import paddle.inference as inference
+
+        config = inference.Config(os.path.join(path, meta["model_file"]), os.path.join(path, meta["params_file"]))
+        if use_gpu:
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            config.enable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads)
+        config.disable_glog_info()  # never enable_memory_optim(): it breaks PIR predictors
+        self.predictor = inference.create_predictor(config)
+        names = list(self.predictor.get_input_names())
+        expected = [i["name"] for i in meta["inputs"]]
+        if sorted(names) != sorted(expected):
+            raise ModelFolderError(f"{path}: the model takes inputs {names} but {META_FILE} lists {expected}")
+        outputs = set(self.predictor.get_output_names())
+        missing = [o["fetch_name"] for o in meta["outputs"] if o["fetch_name"] not in outputs]
+        if missing:
+            raise ModelFolderError(f"{path}: the model has no outputs {missing} that {META_FILE} maps")
+
+    def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
+        for name, array in feed.items():
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(np.ascontiguousarray(array))
+        self.predictor.run()
+        return [self.predictor.get_output_handle(name).copy_to_cpu() for name in fetch]
+
+
+class _OnnxRunner:
+    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError("an ONNX export runs on onnxruntime: pip install paddlepalm[onnx] "
+                              "(or pip install onnxruntime)") from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if use_gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = onnxruntime.InferenceSession(os.path.join(path, meta["model_file"]), options,
+                                                    providers=providers)
+        names = [i.name for i in self.session.get_inputs()]
+        expected = [i["name"] for i in meta["inputs"]]
+        if sorted(names) != sorted(expected):
+            raise ModelFolderError(f"{path}: the model takes inputs {names} but {META_FILE} lists {expected}")
+
+    def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
+        return self.session.run(list(fetch), feed)
+
+
+def _default_threads() -> int:
+    value = os.environ.get("MKL_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    return int(value) if value and value.isdigit() else (os.cpu_count() or 1)
+
+
+def _gpu_available() -> bool:
+    import paddle
+    return paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+class Predictor:
+    """Loads an exported model folder; :meth:`predict` maps raw inputs to one record per input,
+    ``{task: result}`` for every task of the model.
+
+    ``threads``: CPU threads (default ``MKL_NUM_THREADS``, else every core). ``use_gpu``: default
+    when Paddle sees a GPU. ``batch_size``: inputs per run.
+    """
+
+    def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
+                 batch_size: int = 32):
+        import paddlepalm.head as heads
+        import paddlepalm.reader as readers
+
+        self.path = path
+        self.meta = meta = read_meta(path)
+        self.tasks = [t["name"] for t in meta["tasks"]]
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        kinds = [(t.get("head") or {}).get("class") for t in meta["tasks"]]
+        if "MRC" in kinds and len(kinds) > 1:
+            raise ModelFolderError(f"{path}: an MRC task reads (question, context) windows: export it alone")
+        threads = threads or _default_threads()
+        use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
+        runner = _OnnxRunner if meta["format"] == "onnx" else _PaddleRunner
+        self._runner = runner(path, meta, threads, use_gpu)
+        self._fetch = [o["fetch_name"] for o in meta["outputs"]]
+        self._input_names = [i["name"] for i in meta["inputs"]]
+        self._readers, self._heads = {}, {}
+        for task in meta["tasks"]:
+            spec = task.get("reader")
+            if spec is None:
+                raise ModelFolderError(f"{path}: task {task['name']} was exported without its reader")
+            reader = getattr(readers, spec["class"])(os.path.join(path, spec["vocab_file"]), phase="predict",
+                                                    **spec["settings"])
+            reader._registered = list(self._input_names)  # the arrays the exported backbone takes
+            self._readers[task["name"]] = reader
+            head_spec = task.get("head")
+            if head_spec is not None:
+                head = getattr(heads, head_spec["class"])(phase="predict", **head_spec["args"])
+                head.set_label_names(task.get("label_names"))
+                self._heads[task["name"]] = head
+
+    # ------------------------------------------------------------------ running
+    def run(self, feed: Dict[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+        """The model's outputs on one batch of reader arrays, ``{task: {output name: array}}``."""
+        missing = [n for n in self._input_names if n not in feed]
+        if missing:
+            raise KeyError(f"the batch lacks the model inputs {missing}")
+        arrays = self._runner.run({n: feed[n] for n in self._input_names}, self._fetch)
+        outputs: Dict[str, Dict[str, np.ndarray]] = {t: {} for t in self.tasks}
+        for spec, array in zip(self.meta["outputs"], arrays):
+            outputs[spec["task"]][spec["name"]] = np.asarray(array)
+        return outputs
+
+    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None) -> List[Dict[str, Any]]:
+        """One record per input, in input order: ``{task: result}``."""
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+            raise TypeError(f"predict takes a list of inputs, got {type(inputs).__name__}")
+        if not len(inputs):
+            return []
+        features = {task: reader.features_of(inputs) for task, reader in self._readers.items()}
+        if self._is_mrc():
+            return self._predict_mrc(inputs, features[self.tasks[0]], batch_size or self.batch_size)
+        primary = features[self.tasks[0]]
+        order = np.argsort([len(f["token_ids"]) for f in primary], kind="stable")
+        records: List[Dict[str, Any]] = [{} for _ in inputs]
+        size = batch_size or self.batch_size
+        for start in range(0, len(order), size):
+            chosen = order[start:start + size]
+            batches = {task: self._collate(task, [features[task][i] for i in chosen]) for task in self.tasks}
+            outputs = self.run(self._merge(batches))
+            for task in self.tasks:
+                for index, result in zip(chosen, self._results(task, batches[task], outputs[task],
+                                                               [features[task][i] for i in chosen], inputs)):
+                    records[index][task] = result
+        return records
+
+    # ----------------------------------------------------------------- helpers
+    def _is_mrc(self) -> bool:
+        return type(self._heads.get(self.tasks[0])).__name__ == "MRC"
+
+    def _collate(self, task: str, features: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
+        return self._readers[task].collate(features, self.meta.get("fixed_length"))
+
+    def _merge(self, batches: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """One feed from the tasks' batches; the backbone's arrays must agree (one backbone pass)."""
+        feed: Dict[str, np.ndarray] = {}
+        for task, batch in batches.items():
+            for name in self._input_names:
+                if name not in batch:
+                    continue
+                if name in feed and not np.array_equal(feed[name], batch[name]):
+                    raise ValueError(f"the readers of tasks {self.tasks} tokenize this input differently "
+                                     f"({name} differs): export the tasks separately")
+                feed.setdefault(name, batch[name])
+        return feed
+
+    def _results(self, task: str, batch, outputs, features, inputs) -> List[Dict[str, Any]]:
+        head = self._heads.get(task)
+        if head is None:  # a head without post-processing: its raw outputs, row by row
+            return [{name: value[row] for name, value in outputs.items()} for row in range(len(features))]
+        arrays = {**batch, **outputs}
+        kind = type(head).__name__
+        if kind == "SequenceLabel" and "tags" not in outputs:
+            from paddlepalm.utils.crf import viterbi_decode_numpy
+            spec = self.meta["tasks"][self.tasks.index(task)]
+            labels = spec.get("label_names")
+            arrays["tags"] = viterbi_decode_numpy(outputs["logits"], np.maximum(batch["word_counts"], 1),
+                                                  spec["transitions"], len(labels) if labels else None)
+        results = head.batch_results(arrays)
+        for result, feature in zip(results, features):
+            result.pop("index", None)
+            result["truncated"] = bool(feature.get("truncated", False))
+            if kind == "SequenceLabel" and "tags" in result:
+                text = inputs[feature["example_id"]]
+                result["spans"] = entity_spans(result["tags"], feature["word_spans"], text)
+        return results
+
+    def _predict_mrc(self, inputs, features, batch_size: int) -> List[Dict[str, Any]]:
+        task = self.tasks[0]
+        head, reader = self._heads[task], self._readers[task]
+        head.reset()
+        order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
+        for start in range(0, len(order), batch_size):
+            batch = self._collate(task, [features[i] for i in order[start:start + batch_size]])
+            head.batch_postprocess({**batch, **self.run(batch)[task]})
+        answers = head.epoch_postprocess(reader.get_epoch_outputs())
+        head.reset()
+        truncated = {}
+        for feature in features:
+            truncated[feature["question_index"]] = truncated.get(feature["question_index"], False) or feature["truncated"]
+        records = [{} for _ in inputs]
+        for answer in answers:
+            index = answer.pop("index")
+            answer.pop("id", None)
+            answer["truncated"] = truncated.get(index, False)
+            records[index][task] = answer
+        return records
+
+
+def entity_spans(tags: Sequence[str], word_spans: Sequence[Sequence[int]], text: str) -> List[Dict[str, Any]]:
+    """Entities of a tag sequence (BIO/BIOES/IO, ``paddlepalm.metrics.chunks``) with their text and
+    character offsets ``[start, end)`` in ``text``, in order."""
+    from paddlepalm.metrics import chunks
+
+    spans = []
+    for kind, first, last in sorted(chunks(list(tags)[:len(word_spans)]), key=lambda c: c[1]):
+        start, end = word_spans[first][0], word_spans[last - 1][1]
+        spans.append({"type": kind, "text": text[start:end], "start": int(start), "end": int(end)})
+    return spans
