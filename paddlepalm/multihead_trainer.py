@@ -9,7 +9,7 @@ from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_if_
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.resume import Resumable
@@ -192,15 +192,6 @@ class MultiHeadTrainer(Resumable):
             raise RuntimeError("call build_forward() before load_pretrain")
         report = load_pretrained_backbone(model.backbone, model_path)
         log(report.summary())
-        return report
-
-    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
-        """Lenient load into the joint prediction model (see ``Trainer.load_predict_model``)."""
-        if self.pred_model is None:
-            raise RuntimeError("call build_predict_forward() before load_predict_model")
-        report = load_model_leniently(self.pred_model, model_path)
-        log(report.summary())
-        self._weights_loaded = True
         return report
 
     def _resume_targets(self):

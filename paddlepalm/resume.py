@@ -17,7 +17,7 @@ from paddlepalm import checkpoint
 from paddlepalm.checkpoint import read_pickle
 from paddlepalm.engine import log
 from paddlepalm.model import MultiTaskModel
-from paddlepalm.pretrained import is_palm_checkpoint, load_palm_checkpoint
+from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint
 from paddlepalm.utils import rng
 
 
@@ -61,7 +61,8 @@ def load_strict(model: MultiTaskModel, state: Dict[str, Any], path: str) -> None
 
 
 class Resumable:
-    """``load_ckpt`` and its order-independent resume, for ``Trainer`` and ``MultiHeadTrainer``.
+    """``load_ckpt`` with its order-independent resume, and ``load_predict_model``, for ``Trainer``
+    and ``MultiHeadTrainer``.
     A subclass names what a resume fills in: ``_resume_targets() -> (model, optimizer, trainers,
     schedule, needs_schedule)`` (a multi-task position is checked against the task schedule)."""
 
@@ -80,6 +81,19 @@ class Resumable:
             return
         self._resume = load_checkpoint_into(model_path, self.model, self.pred_model)
         self._apply_resume()
+
+    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
+        """Load into the prediction model, by name and leniently, whatever of its parameters
+        ``model_path`` holds: a paddlepalm checkpoint (backbone and heads) or a released pretrained
+        folder (the backbone). Logs what was loaded; fails when nothing matched. ``convert``: as in
+        :meth:`load_pretrain`. To resume or predict from one of our checkpoints strictly, use
+        :meth:`load_ckpt`."""
+        if self.pred_model is None:
+            raise RuntimeError("call build_predict_forward before load_predict_model")
+        report = load_model_leniently(self.pred_model, model_path)
+        log(report.summary())
+        self._weights_loaded = True
+        return report
 
     def _apply_resume(self) -> None:
         if self._resume is not None:

@@ -13,7 +13,7 @@ from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_fin
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
-from paddlepalm.pretrained import LoadReport, load_model_leniently, load_pretrained_backbone
+from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resumable
 
@@ -215,19 +215,6 @@ class Trainer(Resumable):
             raise RuntimeError("call build_forward or build_predict_forward before load_pretrain")
         report = load_pretrained_backbone(backbone, model_path)
         log(report.summary())
-        return report
-
-    def load_predict_model(self, model_path: str, convert: bool = False) -> LoadReport:
-        """Load into the prediction model, by name and leniently, whatever of its parameters
-        ``model_path`` holds: a paddlepalm checkpoint (backbone and heads) or a released pretrained
-        folder (the backbone). Logs what was loaded; fails when nothing matched. ``convert``: as in
-        :meth:`load_pretrain`. To resume or predict from one of our checkpoints strictly, use
-        :meth:`load_ckpt`."""
-        if self.pred_model is None:
-            raise RuntimeError("call build_predict_forward before load_predict_model")
-        report = load_model_leniently(self.pred_model, model_path)
-        log(report.summary())
-        self._weights_loaded = True
         return report
 
     def _progress_state(self) -> Dict[str, int]:

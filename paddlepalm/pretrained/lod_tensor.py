@@ -23,6 +23,8 @@ from typing import BinaryIO, Dict, List, Tuple, Union
 
 import numpy as np
 
+from paddlepalm.utils.fileio import atomic_open
+
 # framework.proto VarType.Type -> numpy dtype
 _PROTO_TO_DTYPE = {
     0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32, 6: np.float64,
@@ -168,7 +170,7 @@ def load_tensor_file(path: str) -> np.ndarray:
 
 
 def save_tensor_file(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         write_lod_tensor(f, array)
 
 
