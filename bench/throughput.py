@@ -11,6 +11,10 @@ ratio of the median step times is written to docs/benchmarks.md. Step time is
 measured as process CPU time (robust when other jobs share the machine) and as
 wall time; run with ``MKL_NUM_THREADS=1`` for the steadiest CPU-time figure.
 
+``--joint`` compares, instead, one joint-batch update of slot + intent (both heads on the same
+examples, one backbone pass) with the two alternating steps (one per task) over the same examples:
+both runs read the same batches, and samples/s counts examples (each labelled for both tasks).
+
 ``--before_root OLD_CHECKOUT`` compares two versions of paddlepalm side by side in one
 run instead: each repeat runs both trainers under the old checkout and under this one,
 alternating, each in its own process, and the after/before step-time ratios are
@@ -77,6 +81,63 @@ def run_multi(data, cfg, classes, batch_size, steps):
     return timed(multi.train, trainer_steps=lambda: multi.overall_train_steps)
 
 
+def run_slot_intent(data, cfg, sizes, batch_size, steps, joint):
+    """``steps`` batches of slot + intent examples: as ``steps`` joint updates, or as ``2 * steps``
+    alternating ones (each task reads the same ``steps`` batches)."""
+    paddle.seed(0)
+    backbone = palm.backbone.ERNIE.from_config(cfg)
+    slot, intent = palm.Trainer("slot"), palm.Trainer("intent")
+    slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], cfg["hidden_size"], 0.1))
+    intent.build_forward(backbone, palm.head.Classify(sizes["intent_classes"], cfg["hidden_size"], 0.1))
+    multi = palm.MultiHeadTrainer([slot, intent])
+    multi.build_backward(palm.optimizer.Adam(multi.build_forward(), 1e-4))
+    slot_reader = palm.reader.SequenceLabelReader(os.path.join(data, "vocab.txt"), 64,
+                                                  os.path.join(data, "label_map.json"), do_lower_case=True, seed=1)
+    slot_reader.load_data(os.path.join(data, "slot", "train.tsv"), batch_size=batch_size)
+    intent_reader = reader(data, batch_size, None)
+    multi.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", steps / slot_reader.steps_per_epoch,
+                                    joint=joint or None)
+    cpu, wall, updates = timed(multi.train, trainer_steps=lambda: multi.overall_train_steps)
+    return cpu * updates / steps, wall * updates / steps, updates  # per batch of examples
+
+
+def joint_main(args, data, sizes, cfg) -> None:
+    rows = {"joint": [], "alternating": []}
+    run_slot_intent(data, cfg, sizes, args.batch_size, 10, True)  # warm-up
+    for rep in range(args.repeats):
+        for kind in ("joint", "alternating"):
+            rows[kind].append(run_slot_intent(data, cfg, sizes, args.batch_size, args.steps, kind == "joint"))
+        j, a = rows["joint"][-1], rows["alternating"][-1]
+        print(f"repeat {rep}: CPU ms per batch of examples: joint {1000 * j[0]:.1f} ({j[2]} updates), alternating "
+              f"{1000 * a[0]:.1f} ({a[2]} updates), ratio {a[0] / j[0]:.3f}", flush=True)
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
+    data_name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "generated sample"
+    threads = os.environ.get("MKL_NUM_THREADS", "")
+    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py --joint" + \
+        (f" --data_dir {args.data_dir}" if args.data_dir else "") + f" --steps {args.steps} --repeats {args.repeats}"
+    b = args.batch_size
+    body = f"""Command: `{cmd}`
+
+Machine: {machine()}
+
+Small ERNIE (hidden 256, 4 layers, 4 heads, dropout 0.1), slot (CRF) + intent heads on the {data_name}
+training sentences, batch {b}, {args.steps} batches of examples per run, {args.repeats} alternating repeats
+(median). A joint update trains both heads on one batch (one backbone pass, both losses); the alternating
+run trains the same batches as {2 * args.steps} one-task steps. Samples = examples labelled for both tasks.
+
+| mode | updates | samples per CPU-second | CPU ms per batch of examples | wall ms per batch |
+|---|---|---|---|---|
+| joint batches | {args.steps} | {b / med['joint'][0]:.1f} | {1000 * med['joint'][0]:.1f} | {1000 * med['joint'][1]:.1f} |
+| alternating (PALM) | {2 * args.steps} | {b / med['alternating'][0]:.1f} | {1000 * med['alternating'][0]:.1f} | {1000 * med['alternating'][1]:.1f} |
+
+Joint-batch throughput: **{med['alternating'][0] / med['joint'][0]:.2f}x** the alternating steps' (CPU time; wall
+{med['alternating'][1] / med['joint'][1]:.2f}x). Per-repeat CPU ratios: {', '.join(f'{a[0] / j[0]:.3f}' for j, a in zip(rows['joint'], rows['alternating']))}.
+"""
+    print(body)
+    if not args.no_write:
+        update_section("Joint batches vs alternating steps (bench/throughput.py --joint)", body)
+
+
 def timed(train, trainer_steps):
     """(CPU seconds per step, wall seconds per step, steps) of ``train(print_steps=0)``."""
     cpu, wall = time.process_time(), time.perf_counter()
@@ -92,6 +153,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--no_write", action="store_true")
+    p.add_argument("--joint", action="store_true", help="joint-batch updates vs alternating steps (slot + intent)")
     p.add_argument("--before_root", help="an older paddlepalm checkout to compare with, side by side")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -102,6 +164,8 @@ def main():
     data = os.path.join(work, "data")
     sizes = prepare_data.convert(raw, data)
     cfg = config(sum(1 for _ in open(os.path.join(data, "vocab.txt"), encoding="utf-8")))
+    if args.joint:
+        return joint_main(args, data, sizes, cfg)
     run_single(data, cfg, sizes["intent_classes"], args.batch_size, 10)  # warm-up
     if args.worker:
         print("RESULT " + json.dumps({

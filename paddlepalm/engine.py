@@ -4,7 +4,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -164,25 +164,180 @@ class LossGuard:
                                  f"Last good checkpoint: {last or 'none written in this run'}")
 
 
-def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray],
-               amp: Optional[Amp] = None, guard: Optional[LossGuard] = None, step: int = 0) -> paddle.Tensor:
-    """One optimization step of ``task`` on ``batch``; returns the (detached) loss.
-    ``guard`` sees the loss before the update (non-finite: stop, or skip the batch)."""
-    model.train()
+@dataclass(frozen=True)
+class TaskSettings:
+    """How a task's batch enters an update (set on its ``Trainer``): its loss is multiplied by
+    ``loss_weight``; its gradient is clipped to ``clip_norm`` (global norm) before it is added
+    to the other tasks'; its batch is split into ``micro_batches`` forward/backward passes
+    whose gradients add up to the whole batch's."""
+
+    loss_weight: float = 1.0
+    clip_norm: Optional[float] = None
+    micro_batches: int = 1
+
+    @classmethod
+    def of(cls, trainer) -> "TaskSettings":
+        return cls(float(getattr(trainer, "loss_weight", 1.0)), getattr(trainer, "clip_norm", None),
+                   int(getattr(trainer, "micro_batches", 1)))
+
+
+@dataclass
+class Plan:
+    """Which tasks train in each update. A *unit* is one task, or a joint group of tasks whose
+    readers serve the same examples (one backbone pass, every member's loss); ``units[u]`` holds
+    the trainer indices of unit ``u``. Row ``s`` of ``updates`` lists the units of update ``s+1``
+    (``-1`` pads rows with fewer units). Drawn up front from a seed: identical on every rank,
+    and resuming needs only the step number."""
+
+    units: List[Tuple[int, ...]]
+    updates: np.ndarray
+
+    @classmethod
+    def single(cls, steps: int) -> "Plan":
+        return cls([(0,)], np.zeros((steps, 1), dtype="int64"))
+
+    def __len__(self) -> int:
+        return len(self.updates)
+
+    def units_at(self, step: int) -> List[Tuple[int, ...]]:
+        return [self.units[u] for u in self.updates[step - 1] if u >= 0]
+
+    def steps_done(self, step: int, num_tasks: int) -> np.ndarray:
+        """Updates each task took part in among the first ``step``."""
+        drawn = self.updates[:step]
+        per_unit = np.bincount(drawn[drawn >= 0], minlength=len(self.units))
+        counts = np.zeros(num_tasks, dtype="int64")
+        for unit, count in zip(self.units, per_unit):
+            counts[list(unit)] += count
+        return counts
+
+
+Work = Sequence[Tuple[Sequence, Dict[str, Dict[str, np.ndarray]]]]  # (unit's trainers, {task: batch})
+
+
+def unit_batches(trainers: Sequence) -> Dict[str, Dict[str, np.ndarray]]:
+    """The next training batch of each member of a unit; a joint group's must hold the same examples."""
+    batches = {t.name: t._next_train_batch() for t in trainers}
+    if len(trainers) > 1:
+        check_same_examples(batches)
+    return batches
+
+
+_BACKBONE_ARRAYS = ("token_ids", "segment_ids", "seq_lens", "char_ids")
+
+
+def check_same_examples(batches: Mapping[str, Dict[str, np.ndarray]]) -> None:
+    """A joint batch runs the backbone once: every task's inputs must be the first task's."""
+    (first, reference), *others = batches.items()
+    for task, batch in others:
+        for name in _BACKBONE_ARRAYS:
+            if name in reference and not np.array_equal(reference[name], batch.get(name)):
+                raise ValueError(f"joint batch: task {task}'s {name} differ from task {first}'s (examples "
+                                 f"{batch.get('example_ids')} vs {reference.get('example_ids')}): the readers "
+                                 "of a joint group must serve the same tokens (no masking reader in a group)")
+
+
+def _micro_batches(trainers: Sequence, batches: Dict[str, Dict[str, np.ndarray]], parts: int):
+    """``(micro-batches {task: batch}, weight)`` pairs whose weighted losses add up to the batch's."""
+    if parts == 1:
+        yield batches, 1.0
+        return
+    split = {t.name: t.train_reader.split_batch(batches[t.name], parts) for t in trainers}
+    first = split[trainers[0].name]
+    for i in range(len(first)):
+        if first[i][1] > 0:  # a micro-batch with none of the loss's items (no masked token) adds nothing
+            yield {name: pieces[i][0] for name, pieces in split.items()}, first[i][1]
+
+
+class GradientBank:
+    """Each task's gradient of one update, kept apart so it can be clipped on its own before the
+    tasks' gradients are summed (``Trainer(clip_norm=...)``)."""
+
+    def __init__(self, parameters: Sequence[paddle.Tensor]):
+        self.params = [p for p in parameters if not p.stop_gradient]
+        self.grads: Dict[str, Dict[int, paddle.Tensor]] = {}
+
+    def add(self, task: str, loss: paddle.Tensor, retain_graph: bool) -> None:
+        """Add the gradient of ``loss`` to ``task``'s account (``paddle.grad``: the parameters'
+        ``.grad`` stay untouched until ``combine``)."""
+        account = self.grads.setdefault(task, {})
+        grads = paddle.grad([loss], self.params, retain_graph=retain_graph, allow_unused=True)
+        for i, grad in enumerate(grads):
+            if grad is not None:
+                account[i] = account[i] + grad if i in account else grad
+
+    def combine(self, clip_norms: Mapping[str, Optional[float]]) -> None:
+        """Set every parameter's gradient to the sum of the tasks' (each clipped to its norm)."""
+        total: Dict[int, paddle.Tensor] = {}
+        for task, grads in self.grads.items():
+            scale = clip_scale(list(grads.values()), clip_norms.get(task))
+            for i, grad in grads.items():
+                grad = grad if scale is None else grad * scale
+                total[i] = total[i] + grad if i in total else grad
+        for i, grad in total.items():
+            self.params[i]._set_grad_ivar(grad)
+
+
+def clip_scale(grads: Sequence[paddle.Tensor], clip_norm: Optional[float]) -> Optional[paddle.Tensor]:
+    """Paddle's ``ClipGradByGlobalNorm`` factor ``c / max(norm, c)``; None when not clipping."""
+    if clip_norm is None or not grads:
+        return None
+    norm = paddle.sqrt(paddle.add_n([paddle.sum(g.astype("float32") ** 2) for g in grads]))
+    return clip_norm / paddle.maximum(norm, paddle.to_tensor(clip_norm, dtype="float32"))
+
+
+def _forward(model: MultiTaskModel, batches: Dict[str, Dict[str, np.ndarray]], amp: Optional[Amp]):
+    tensors = {task: to_tensors(batch) for task, batch in batches.items()}
     if amp is None:
-        loss = model(task, to_tensors(batch))["loss"]
-    else:
-        with paddle.amp.auto_cast(dtype=amp.dtype):
-            loss = model(task, to_tensors(batch))["loss"]
-    if guard is None or guard.admit(task, step, loss):
+        return model.forward_tasks(tensors)
+    with paddle.amp.auto_cast(dtype=amp.dtype):
+        return model.forward_tasks(tensors)
+
+
+def _backward(loss: paddle.Tensor, amp: Optional[Amp], retain_graph: bool = False) -> None:
+    if amp is not None and amp.scaler is not None:
+        loss = amp.scaler.scale(loss)
+    loss.backward(retain_graph=retain_graph)
+
+
+def train_update(model: MultiTaskModel, optimizer, work: Work, amp: Optional[Amp] = None,
+                 guard: Optional[LossGuard] = None, step: int = 0) -> Dict[str, paddle.Tensor]:
+    """One optimizer update over ``work``: for each unit (one task, or a joint group on the same
+    examples) and each of its micro-batches, one forward pass (the backbone once) and the backward
+    of its tasks' weighted losses; the gradients add up; then one step. Returns each task's
+    (unweighted, detached) loss. ``guard`` sees the weighted total before the step (non-finite:
+    stop, or skip the update)."""
+    model.train()
+    settings = {t.name: TaskSettings.of(t) for unit, _ in work for t in unit}
+    bank = None
+    if any(s.clip_norm is not None for s in settings.values()):
         if amp is not None and amp.scaler is not None:
-            amp.scaler.scale(loss).backward()
-            distributed.average_gradients(model.parameters())
+            raise ValueError("a per-task clip_norm cannot be applied to fp16-scaled gradients: use "
+                             "amp_dtype='bfloat16' or the optimizer's global grad_clip_norm")
+        bank = GradientBank(model.parameters())
+    losses: Dict[str, paddle.Tensor] = {}
+    for unit, batches in work:
+        for micro, weight in _micro_batches(unit, batches, settings[unit[0].name].micro_batches):
+            outputs = _forward(model, micro, amp)
+            terms = []
+            for task, output in outputs.items():
+                loss = output["loss"] * weight if weight != 1.0 else output["loss"]
+                losses[task] = losses[task] + loss.detach() if task in losses else loss.detach()
+                terms.append((task, loss * settings[task].loss_weight if settings[task].loss_weight != 1.0 else loss))
+            if bank is None:
+                _backward(paddle.add_n([loss for _, loss in terms]) if len(terms) > 1 else terms[0][1], amp)
+                continue
+            for i, (task, loss) in enumerate(terms):
+                bank.add(task, loss, retain_graph=i < len(terms) - 1)
+    total = paddle.add_n([loss * settings[task].loss_weight for task, loss in losses.items()])
+    if guard is None or guard.admit("+".join(losses), step, total):
+        if bank is not None:
+            bank.combine({task: s.clip_norm for task, s in settings.items()})
+        distributed.average_gradients(model.parameters())
+        if amp is not None and amp.scaler is not None:
             amp.scaler.step(optimizer)
             amp.scaler.update()
         else:
-            loss.backward()
-            distributed.average_gradients(model.parameters())
             optimizer.step()
         ema = getattr(optimizer, "palm_ema", None)
         if ema is not None:
@@ -193,21 +348,36 @@ def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.
     scheduler = optimizer._learning_rate
     if isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
         scheduler.step()
-    return loss.detach()
+    return losses
 
 
-def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule: np.ndarray, start_step: int,
+def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray],
+               amp: Optional[Amp] = None, guard: Optional[LossGuard] = None, step: int = 0,
+               trainer=None) -> paddle.Tensor:
+    """One update of ``task`` alone on ``batch`` (``train_update`` with one unit); returns its loss."""
+    member = trainer if trainer is not None else _Bare(task)
+    return train_update(model, optimizer, [([member], {task: batch})], amp, guard, step)[task]
+
+
+@dataclass
+class _Bare:
+    """A task with the default settings, for ``train_step`` without its ``Trainer``."""
+
+    name: str
+
+
+def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Plan, start_step: int,
                  print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
                  amp: Optional[Amp] = None, after_step: Optional[Callable[[int], bool]] = None,
                  guard: Optional[LossGuard] = None) -> int:
-    """Train ``schedule[start_step:]`` (a task index per step); return the final global step.
+    """Train the updates ``plan`` holds after ``start_step``; return the final global step.
 
-    ``after_step(step)`` runs after each step (evaluation); training stops when it returns True.
+    ``after_step(step)`` runs after each update (evaluation); training stops when it returns True.
     ``guard`` checks every loss (default: stop at a non-finite one)."""
     if optimizer is None:
         raise RuntimeError("call build_backward(optimizer) before train()")
-    if not 0 <= start_step <= len(schedule):
-        raise ValueError(f"the run is at global step {start_step}, beyond its {len(schedule)} scheduled steps "
+    if not 0 <= start_step <= len(plan):
+        raise ValueError(f"the run is at global step {start_step}, beyond its {len(plan)} scheduled steps "
                          "(a checkpoint of another run?)")
     guard = guard or LossGuard()
     guard.saver = saver
@@ -217,16 +387,19 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, schedule:
     distributed.broadcast_parameters(model)
     stats = TrainStats(last_step=start_step)
     step = start_step
-    total = len(schedule)
+    total = len(plan)
     for step in range(start_step + 1, total + 1):
-        trainer = trainers[int(schedule[step - 1])]
-        batch = trainer._next_train_batch()
-        loss = train_step(model, optimizer, trainer.name, batch, amp, guard, step)
-        trainer._steps_done += 1
-        stats.losses.setdefault(trainer.name, []).append(loss)
+        units = [[trainers[i] for i in unit] for unit in plan.units_at(step)]
+        work = [(members, unit_batches(members)) for members in units]
+        losses = train_update(model, optimizer, work, amp, guard, step)
+        for members in units:
+            for trainer in members:
+                trainer._steps_done += 1
+        for task, loss in losses.items():
+            stats.losses.setdefault(task, []).append(loss)
         if print_steps > 0 and (step % print_steps == 0 or step == total):
             guard.flush()
-            _print_progress(step, trainer, stats)
+            _print_progress(step, [t for members in units for t in members], stats)
         stop = after_step is not None and after_step(step)  # evaluate first: the checkpoint then holds it
         save_if_due(saver, step, model, optimizer, state_fn, guard)
         if stop:
@@ -259,13 +432,17 @@ def _save(saver: Saver, step: int, model, optimizer, state_fn, guard: Optional[L
         log(f"checkpoint saved to {path}")
 
 
-def _print_progress(step: int, trainer, stats: TrainStats) -> None:
+def _print_progress(step: int, trainers: Sequence, stats: TrainStats) -> None:
+    """PALM's log line for the tasks of the last update (each task's mean loss since the last line)."""
     now = time.time()
     speed = (step - stats.last_step) / max(now - stats.last_time, 1e-9)
-    losses = [float(v) for v in stats.losses.get(trainer.name) or []]
-    finite = [v for v in losses if math.isfinite(v)]  # skipped batches (LossGuard.skip) are left out
-    loss = sum(finite) / len(finite) if finite else float("nan")
-    log(f"global step: {step}, {trainer.name}: step {trainer._batch_in_epoch}/{trainer.steps_pur_epoch} "
-        f"(epoch {trainer._epoch}), loss: {loss:.3f}, speed: {speed:.2f} steps/s")
+    parts = []
+    for trainer in trainers:
+        losses = [float(v) for v in stats.losses.get(trainer.name) or []]
+        finite = [v for v in losses if math.isfinite(v)]  # skipped batches (LossGuard.skip) are left out
+        loss = sum(finite) / len(finite) if finite else float("nan")
+        parts.append(f"{trainer.name}: step {trainer._batch_in_epoch}/{trainer.steps_pur_epoch} "
+                     f"(epoch {trainer._epoch}), loss: {loss:.3f}")
+    log(f"global step: {step}, {', '.join(parts)}, speed: {speed:.2f} steps/s")
     stats.losses = {}
     stats.last_time, stats.last_step = now, step

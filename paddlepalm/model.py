@@ -37,6 +37,23 @@ class MultiTaskModel(nn.Layer):
         backbone_outputs = self.backbone.task_outputs(head_task, self.backbone(batch))
         return head(batch, backbone_outputs)
 
+    def forward_tasks(self, batches: Mapping[str, Mapping[str, paddle.Tensor]]) -> Dict[str, Dict[str, paddle.Tensor]]:
+        """Several tasks' heads on the same examples: ``batches`` maps each task to its batch (the
+        same backbone inputs, each task's own labels). The backbone runs once, on the first task's
+        batch; every head reads its outputs. One task: the same as ``forward``."""
+        tasks = list(batches)
+        if len(tasks) == 1:
+            return {tasks[0]: self(tasks[0], batches[tasks[0]])}
+        first = self.head_aliases.get(tasks[0], tasks[0])
+        shared = self.heads[first].prepare_inputs(dict(batches[tasks[0]]), self.backbone)
+        encoded = self.backbone(shared)
+        results = {}
+        for task in tasks:
+            head_task = self.head_aliases.get(task, task)
+            batch = shared if task == tasks[0] else dict(batches[task])
+            results[task] = self.heads[head_task](batch, self.backbone.task_outputs(head_task, encoded))
+        return results
+
 
 def share_parameters(source: nn.Layer, target: nn.Layer) -> int:
     """Make each parameter of ``target`` the very tensor of ``source``'s parameter of the same

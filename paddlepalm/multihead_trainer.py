@@ -1,17 +1,17 @@
 """``MultiHeadTrainer``: several tasks, one shared backbone, a task drawn per step by mix ratio."""
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from paddlepalm import evaluation
-from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_if_due, train_step
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_if_due, train_update, unit_batches
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
-from paddlepalm.sampler import build_schedule, task_budgets
+from paddlepalm.sampler import build_update_schedule, task_budgets
 from paddlepalm.resume import Resumable
 from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task
 
@@ -31,7 +31,7 @@ class MultiHeadTrainer(Resumable):
         self.pred_model: Optional[MultiTaskModel] = None
         self.optimizer = None
         self._optimizer_spec: Optional[Optimizer] = None
-        self._schedule: Optional[np.ndarray] = None
+        self._plan: Optional[Plan] = None
         self._global_step = 0
         self._saver: Optional[Saver] = None
         self.amp: Optional[Amp] = None
@@ -92,7 +92,20 @@ class MultiHeadTrainer(Resumable):
         self._apply_resume()
 
     def fit_readers_with_mixratio(self, readers: Sequence[Reader], sampling_reference: str, num_epochs: float,
-                                  phase: str = "train") -> None:
+                                  phase: str = "train", joint: Union[None, bool, Sequence[Sequence[str]]] = None,
+                                  tasks_per_update: Union[int, str] = 1) -> None:
+        """Bind the training readers (in task order) and draw the plan of updates.
+
+        ``joint``: tasks whose readers serve the same examples (the slot tags and the intent of each
+        utterance) train on joint batches: one backbone pass per batch, every member's loss in one
+        update. ``True``: all tasks form one group; or a list of groups of task names. The readers
+        of a group must hold the same examples in the same order, tokenized alike, with the same
+        batch size and seed (checked here; the first difference is named). A group is drawn as
+        one unit, with the mix ratio of its first task.
+
+        ``tasks_per_update``: how many units (tasks or joint groups) each update draws, distinct,
+        by mix ratio (``'all'``: every unit); their gradients add up into one optimizer update.
+        1 (the default) is PALM's one task per step."""
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
         if phase == "train":
@@ -101,16 +114,54 @@ class MultiHeadTrainer(Resumable):
             return self.merge_inference_readers(readers)
         for trainer, reader in zip(self.trainers, readers):
             trainer.fit_reader(reader, phase="train")
-        reference = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
-        budgets = task_budgets(num_epochs, [t.mix_ratio for t in self.trainers], reference,
-                               self.trainers[reference].steps_pur_epoch)
-        for trainer, budget in zip(self.trainers, budgets):
-            trainer.budget = budget
-        self._schedule = build_schedule([t.mix_ratio for t in self.trainers], budgets,
-                                        [t.is_aux for t in self.trainers], self.seed)
+        units = self._units(joint)
+        for unit in units:
+            if len(unit) > 1:
+                check_joint_group([self.trainers[i] for i in unit])
+        leaders = [self.trainers[unit[0]] for unit in units]
+        reference_task = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
+        reference = next(u for u, unit in enumerate(units) if reference_task in unit)
+        budgets = task_budgets(num_epochs, [t.mix_ratio for t in leaders], reference,
+                               leaders[reference].steps_pur_epoch)
+        for unit, budget in zip(units, budgets):
+            for i in unit:
+                self.trainers[i].budget = budget
+        updates = build_update_schedule([t.mix_ratio for t in leaders], budgets,
+                                        [all(self.trainers[i].is_aux for i in unit) for unit in units],
+                                        tasks_per_update, self.seed)
+        self._plan = Plan(units, updates)
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
         self._apply_resume()
+
+    def _units(self, joint: Union[None, bool, Sequence[Sequence[str]]]) -> List[Tuple[int, ...]]:
+        """Trainer indices of each unit the plan draws: joint groups, and every other task alone."""
+        names = [t.name for t in self.trainers]
+        if joint is None or joint is False:
+            groups: List[Sequence[str]] = []
+        elif joint is True:
+            groups = [names]
+        elif isinstance(joint, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in joint):
+            groups = list(joint)
+        else:
+            raise ValueError(f"joint must be None, True or a list of lists of task names, got {joint!r}")
+        grouped: Dict[int, Tuple[int, ...]] = {}
+        for group in groups:
+            members = tuple(names.index(self._trainer(name).name) for name in group)
+            if len(members) < 2 or len(set(members)) != len(members):
+                raise ValueError(f"a joint group needs two or more distinct tasks, got {list(group)}")
+            taken = [names[i] for i in members if i in grouped]
+            if taken:
+                raise ValueError(f"tasks {taken} are in more than one joint group")
+            for i in members:
+                grouped[i] = members
+        units, seen = [], set()
+        for i in range(len(names)):
+            unit = grouped.get(i, (i,))
+            if unit not in seen:
+                seen.add(unit)
+                units.append(unit)
+        return units
 
     def merge_inference_readers(self, readers) -> Callable[[str], Iterator[Dict[str, np.ndarray]]]:
         """Bind a prediction reader to each task (a list in task order, or ``{task name: reader}``);
@@ -137,7 +188,7 @@ class MultiHeadTrainer(Resumable):
 
     @property
     def overall_train_steps(self) -> int:
-        return 0 if self._schedule is None else len(self._schedule)
+        return 0 if self._plan is None else len(self._plan)
 
     # ---------------------------------------------------------------- evaluation
     def set_evaluator(self, eval_steps: int = 0, patience: Optional[int] = None, save_best: bool = True,
@@ -195,7 +246,7 @@ class MultiHeadTrainer(Resumable):
         return report
 
     def _resume_targets(self):
-        return self.model, self.optimizer, self.trainers, self._schedule, True
+        return self.model, self.optimizer, self.trainers, self._plan, True
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
@@ -205,46 +256,65 @@ class MultiHeadTrainer(Resumable):
 
     # ------------------------------------------------------------------ training
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
-        """Train to the end of the schedule (see ``Trainer.train`` for ``skip_nonfinite``)."""
-        if self._schedule is None:
+        """Train to the end of the plan (see ``Trainer.train`` for ``skip_nonfinite``)."""
+        if self._plan is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self.guard.skip = bool(skip_nonfinite)
         self._start_training()
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
-        self._global_step = run_training(self.model, self.optimizer, self.trainers, self._schedule,
+        self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
                                          amp=self.amp, after_step=after_step, guard=self.guard)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     def get_one_batch(self) -> Dict[str, Any]:
-        """The next batch of the task the schedule draws next; ``__task_id`` names that task."""
-        if self._schedule is None or self._global_step >= len(self._schedule):
+        """The batch of the next update the plan draws: one task's batch with ``__task_id`` naming
+        it (PALM's layout), or, for an update of several tasks (joint batches, ``tasks_per_update``),
+        ``{'__units': [(task, ...), ...], task: batch, ...}``."""
+        if self._plan is None or self._global_step >= len(self._plan):
             raise RuntimeError("no scheduled step left: call fit_readers_with_mixratio(...) first")
-        index = int(self._schedule[self._global_step])
-        batch = dict(self.trainers[index]._next_train_batch())
-        batch["__task_id"] = np.array(index)
+        units = self._plan.units_at(self._global_step + 1)
+        if len(units) == 1 and len(units[0]) == 1:
+            batch = dict(self.trainers[units[0][0]]._next_train_batch())
+            batch["__task_id"] = np.array(units[0][0])
+            return batch
+        batch: Dict[str, Any] = {"__units": [tuple(self.trainers[i].name for i in unit) for unit in units]}
+        for unit in units:
+            batch.update(unit_batches([self.trainers[i] for i in unit]))
         return batch
 
-    def train_one_step(self, batch: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
-        """One step of the task ``batch['__task_id']`` names (``get_one_batch``); advances the
-        counters and runs the saver as ``train()`` does. Returns ``({'loss': float}, task_id)``."""
+    def train_one_step(self, batch: Dict[str, Any]) -> Tuple[Dict[str, Any], Union[int, Tuple[int, ...]]]:
+        """One update on the batch ``get_one_batch`` gave; advances the counters and runs the saver
+        as ``train()`` does. Returns ``({'loss': float}, task_id)`` for one task (PALM's), and
+        ``({'loss': weighted total, 'losses': {task: loss}}, (task ids))`` for several."""
         if self.optimizer is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         batch = dict(batch)
-        task_id = int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])
-        trainer = self.trainers[task_id]
+        names = [t.name for t in self.trainers]
+        if "__units" in batch:
+            units = [[self._trainer(name) for name in unit] for unit in batch.pop("__units")]
+            work = [(members, {t.name: batch[t.name] for t in members}) for members in units]
+        else:
+            trainer = self.trainers[int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])]
+            work = [([trainer], {trainer.name: batch})]
         self._start_training()
-        loss = train_step(self.model, self.optimizer, trainer.name, batch, self.amp, self.guard,
-                          self._global_step + 1)
-        if trainer._sample_batch is None:
-            trainer._sample_batch = batch
-        trainer._steps_done += 1
+        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1)
+        for members, batches in work:
+            for trainer in members:
+                if trainer._sample_batch is None:
+                    trainer._sample_batch = batches[trainer.name]
+                trainer._steps_done += 1
         self._global_step += 1
         save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
-        return {"loss": float(loss)}, task_id
+        ids = tuple(names.index(t.name) for members, _ in work for t in members)
+        if len(ids) == 1:
+            return {"loss": float(losses[names[ids[0]]])}, ids[0]
+        weights = {t.name: getattr(t, "loss_weight", 1.0) for members, _ in work for t in members}
+        return ({"loss": sum(weights[task] * float(loss) for task, loss in losses.items()),
+                 "losses": {task: float(loss) for task, loss in losses.items()}}, ids)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> Dict[str, List[Dict[str, Any]]]:
@@ -268,3 +338,35 @@ class MultiHeadTrainer(Resumable):
         if self.pred_model is None:
             raise RuntimeError("call build_predict_forward() before predict_one_batch")
         return predict_batch(self.pred_model, task_name, batch)
+
+
+def check_joint_group(trainers: Sequence[Trainer]) -> None:
+    """The tasks of a joint group must read the same examples: same count, order, tokens, batch
+    size and shuffling, so that every batch (and every data-parallel shard) holds the same rows
+    for all of them. Names the first example that differs."""
+    from paddlepalm.head.base_head import Head
+
+    lead = trainers[0]
+    for trainer in trainers:
+        if type(trainer.head).prepare_inputs is not Head.prepare_inputs:
+            raise ValueError(f"task {trainer.name}: its head ({type(trainer.head).__name__}) changes the backbone's "
+                             "inputs, so it cannot share a backbone pass in a joint group")
+    for trainer in trainers[1:]:
+        a, b = lead.train_reader, trainer.train_reader
+        where = f"joint group {[t.name for t in trainers]}: task {trainer.name} vs task {lead.name}"
+        for what, x, y in (("mix_ratio", lead.mix_ratio, trainer.mix_ratio),
+                           ("micro_batches", lead.micro_batches, trainer.micro_batches),
+                           ("batch_size", a.batch_size, b.batch_size), ("reader seed", a.seed, b.seed),
+                           ("shuffle", a.shuffle, b.shuffle), ("number of examples", a.num_examples, b.num_examples)):
+            if x != y:
+                raise ValueError(f"{where}: {what} {y} vs {x}; a joint group's tasks must agree on it")
+        for fa, fb in zip(a._features, b._features):
+            if fa["token_ids"] != fb["token_ids"] or fa["segment_ids"] != fb["segment_ids"]:
+                raise ValueError(f"{where}: example {fa['example_id']} differs: {_where(b, fb)} is tokenized as "
+                                 f"{fb['token_ids'][:12]}..., {_where(a, fa)} as {fa['token_ids'][:12]}...; the "
+                                 "files of a joint group must hold the same sentences in the same order")
+
+
+def _where(reader: Reader, feature: Dict[str, Any]) -> str:
+    line = feature.get("line")
+    return f"{reader._input_file}:{line}" if line is not None else f"{reader._input_file} example {feature['example_id']}"

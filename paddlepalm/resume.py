@@ -11,11 +11,10 @@ part is still waiting.
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
 
 from paddlepalm import checkpoint
 from paddlepalm.checkpoint import read_pickle
-from paddlepalm.engine import log
+from paddlepalm.engine import Plan, log
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint
 from paddlepalm.utils import rng
@@ -125,7 +124,7 @@ class Resume:
     def path(self) -> str:
         return self.ckpt.path
 
-    def apply(self, model, optimizer, trainers: Sequence, schedule: Optional[np.ndarray] = None,
+    def apply(self, model, optimizer, trainers: Sequence, schedule: Optional[Plan] = None,
               needs_schedule: bool = False) -> None:
         """Put in place every part whose target exists now (idempotent)."""
         if optimizer is not None:
@@ -142,7 +141,7 @@ class Resume:
             self._restore_progress(trainers, schedule)
             self.progress_restored = True
 
-    def _restore_progress(self, trainers: Sequence, schedule: Optional[np.ndarray]) -> None:
+    def _restore_progress(self, trainers: Sequence, schedule: Optional[Plan]) -> None:
         state = self.ckpt.trainer_state
         where = os.path.join(self.path, checkpoint.STATE_FILE)
         tasks: Dict[str, Any] = state.get("tasks", {})
@@ -160,7 +159,7 @@ class Resume:
             if step > len(schedule):
                 raise checkpoint.CheckpointError(f"{where}: global step {step} is beyond this run's "
                                                  f"{len(schedule)} steps")
-            counts = np.bincount(schedule[:step], minlength=len(trainers))
+            counts = schedule.steps_done(step, len(trainers))
             for index, trainer in enumerate(trainers):
                 if counts[index] != tasks[trainer.name]["steps_done"]:
                     raise checkpoint.CheckpointError(

@@ -4,7 +4,7 @@ The whole schedule is drawn up front from a seed, so it is identical on every
 data-parallel rank (every rank runs the same head at each step) and resuming
 needs only the step number.
 """
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import numpy as np
 
@@ -48,3 +48,40 @@ def build_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: 
             if remaining[task] == 0:
                 break
     return np.asarray(schedule, dtype="int64")
+
+
+def build_update_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
+                          per_update: Union[int, str] = 1, seed: int = 0) -> np.ndarray:
+    """Units per update, shape ``(updates, width)``, ``-1`` where an update has fewer units.
+
+    ``per_update=1`` is :func:`build_schedule` (one unit per update, the same draws). With ``k > 1``
+    (``'all'``: every unit) each update draws ``k`` distinct units, without replacement, with
+    probability proportional to their mix ratios among the units whose budget is not spent (all
+    of them when fewer remain). A unit's budget counts the updates it enters; the run ends when
+    every non-auxiliary unit has spent its budget."""
+    n = len(mix_ratios)
+    k = n if per_update == "all" else per_update
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"tasks_per_update must be 'all' or an integer from 1 to {n}, got {per_update!r}")
+    if k == 1:
+        return build_schedule(mix_ratios, budgets, is_aux, seed)[:, None]
+    ratios = np.asarray(mix_ratios, dtype="float64")
+    if (ratios <= 0).any():
+        raise ValueError(f"mix ratios must be positive, got {list(mix_ratios)}")
+    remaining = np.asarray(budgets, dtype="int64").copy()
+    main = ~np.asarray(is_aux, dtype=bool)
+    if not main.any():
+        raise ValueError("at least one task must not be auxiliary")
+    rng = np.random.RandomState(seed)
+    rows = []
+    while (remaining[main] > 0).any():
+        active = np.flatnonzero(remaining > 0)
+        if len(active) <= k:
+            chosen = active
+        else:
+            chosen = np.sort(rng.choice(active, size=k, replace=False, p=ratios[active] / ratios[active].sum()))
+        row = np.full(k, -1, dtype="int64")
+        row[:len(chosen)] = chosen
+        rows.append(row)
+        remaining[chosen] -= 1
+    return np.asarray(rows, dtype="int64").reshape(-1, k)

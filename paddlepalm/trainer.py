@@ -9,7 +9,7 @@ from paddlepalm import distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
 from paddlepalm.export import export_trainers
-from paddlepalm.engine import Amp, LossGuard, Saver, log, run_training, save_final, save_if_due, train_step
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_final, save_if_due, train_update
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -21,9 +21,15 @@ from paddlepalm.resume import Resumable
 class Trainer(Resumable):
     """One task: its reader, its head on a (possibly shared) backbone, and its training state."""
 
-    def __init__(self, name: str, mix_ratio: float = 1.0, reuse_head_with: Optional[str] = None):
+    def __init__(self, name: str, mix_ratio: float = 1.0, reuse_head_with: Optional[str] = None, *,
+                 micro_batches: int = 1):
+        """``micro_batches``: split each training batch into this many forward/backward passes whose
+        gradients add up to the whole batch's (gradient accumulation: a large batch in small memory)."""
         if mix_ratio <= 0:
             raise ValueError(f"mix_ratio must be positive, got {mix_ratio}")
+        if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) or micro_batches < 1:
+            raise ValueError(f"micro_batches must be a positive integer, got {micro_batches!r}")
+        self.micro_batches = micro_batches
         self._name = name
         self._mix_ratio = float(mix_ratio)
         self.reuse_head_with = reuse_head_with
@@ -107,6 +113,7 @@ class Trainer(Resumable):
                 raise RuntimeError("call build_forward(backbone, head) before fit_reader(phase='train')")
             self._attach_reader(reader, self.backbone, self.head)
             self.train_reader = reader
+            self._check_micro_batches()
             self._reset_progress()
             self._apply_resume()
             return self._train_batches()
@@ -257,6 +264,11 @@ class Trainer(Resumable):
         raise RuntimeError(f"task {self.name}: the reader yields no full batch "
                            f"({self.train_reader.num_examples} examples, batch size {self.train_reader.batch_size})")
 
+    def _check_micro_batches(self) -> None:
+        if self.train_reader is not None and self.micro_batches > self.train_reader.batch_size:
+            raise ValueError(f"task {self.name}: micro_batches={self.micro_batches} exceeds the batch size "
+                             f"{self.train_reader.batch_size}")
+
     def get_one_batch(self, phase: str = "train") -> Dict[str, np.ndarray]:
         """The next training batch, or the next prediction batch of one pass over the prediction
         reader (``StopIteration`` after the last one; ``fit_reader`` starts a new pass)."""
@@ -274,7 +286,8 @@ class Trainer(Resumable):
         if self.optimizer is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         self._start_training()
-        loss = train_step(self.model, self.optimizer, self.name, batch, self.amp, self.guard, self._global_step + 1)
+        loss = train_update(self.model, self.optimizer, [([self], {self.name: batch})], self.amp, self.guard,
+                            self._global_step + 1)[self.name]
         if self._sample_batch is None:
             self._sample_batch = batch
         self._steps_done += 1
@@ -300,11 +313,10 @@ class Trainer(Resumable):
         self._start_training()
         budget = self._budget()
         _cover_schedule(self._optimizer_spec, budget)
-        schedule = np.zeros(budget, dtype="int64")
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
-        self._global_step = run_training(self.model, self.optimizer, [self], schedule, self._global_step,
+        self._global_step = run_training(self.model, self.optimizer, [self], Plan.single(budget), self._global_step,
                                          print_steps, self._saver, self._checkpoint_state,
                                          amp=self.amp, after_step=after_step, guard=self.guard)
         if loop is not None:

@@ -55,9 +55,10 @@ def assert_params_close(a, b, atol=1e-5):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=atol, err_msg=k)
 
 
-@pytest.mark.parametrize("single_task", [False, True], ids=["multi_task", "single_task"])
-def test_two_ranks_equal_one_process_on_the_same_global_batches(job_data, tmp_path, single_task):
-    flags = ["--data", job_data] + (["--single_task"] if single_task else [])
+@pytest.mark.parametrize("mode", [[], ["--single_task"], ["--joint"], ["--tasks_per_update", "all"]],
+                         ids=["multi_task", "single_task", "joint_batches", "all_tasks_per_update"])
+def test_two_ranks_equal_one_process_on_the_same_global_batches(job_data, tmp_path, mode):
+    flags = ["--data", job_data] + mode
     run(flags + ["--batch_size", "4"], str(tmp_path / "dp"), nproc=2)
     run(flags + ["--batch_size", "8"], str(tmp_path / "one"))
     rank0, rank1 = load(tmp_path / "dp" / "params.rank0.npz"), load(tmp_path / "dp" / "params.rank1.npz")

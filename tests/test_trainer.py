@@ -10,7 +10,10 @@ import paddlepalm as palm
 from conftest import tiny_config
 
 
-def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16):
+def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16, intent_ratio=0.5, slot_settings=None,
+                intent_settings=None, **fit_options):
+    """The tiny slot + intent MultiHeadTrainer most tests use; ``fit_options`` go to
+    ``fit_readers_with_mixratio`` (``joint``, ``tasks_per_update``), ``*_settings`` to the Trainers."""
     paddle.seed(seed)
     vocab = os.path.join(d, "vocab.txt")
     config = tiny_config(sum(1 for _ in open(vocab, encoding="utf-8")))
@@ -20,14 +23,15 @@ def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16):
     slot_reader.load_data(os.path.join(d, "slot", "train.tsv"), batch_size=batch_size)
     cls_reader = palm.reader.ClassifyReader(vocab, 32, seed=1)
     cls_reader.load_data(os.path.join(d, "intent", "train.tsv"), batch_size=batch_size)
-    slot, intent = palm.Trainer("slot"), palm.Trainer("intent", mix_ratio=0.5)
+    slot = palm.Trainer("slot", **(slot_settings or {}))
+    intent = palm.Trainer("intent", mix_ratio=intent_ratio, **(intent_settings or {}))
     slot.build_forward(ernie, palm.head.SequenceLabel(sizes["slot_classes"], 32, dropout, learning_rate=1.0))
     intent.build_forward(ernie, palm.head.Classify(sizes["intent_classes"], 32, dropout))
     trainer = palm.MultiHeadTrainer([slot, intent], seed=3)
     loss_var = trainer.build_forward()
     sched = palm.lr_sched.TriangularSchedualer(5, 40)
     trainer.build_backward(palm.optimizer.Adam(loss_var, lr, sched), weight_decay=0.01)
-    trainer.fit_readers_with_mixratio([slot_reader, cls_reader], "slot", 2)
+    trainer.fit_readers_with_mixratio([slot_reader, cls_reader], "slot", 2, **fit_options)
     return trainer, config
 
 
@@ -88,7 +92,7 @@ def test_resume_from_checkpoint_continues_exactly(joint_data, tmp_path):
     first, _ = build_joint(d, joint_data, seed=4)
     first.set_saver(str(tmp_path), save_steps=10)
     half = 10
-    first._schedule = first._schedule[:half]  # stop after 10 steps, as an interrupted run would
+    first._plan.updates = first._plan.updates[:half]  # stop after 10 steps, as an interrupted run would
     first.train(print_steps=0)
     assert os.path.isdir(tmp_path / "ckpt.step10")
 
@@ -103,7 +107,7 @@ def test_resume_from_checkpoint_continues_exactly(joint_data, tmp_path):
 def test_checkpoint_is_written_whole_or_not_at_all(joint_data, tmp_path, monkeypatch):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     trainer.set_saver(str(tmp_path), save_steps=2)
-    trainer._schedule = trainer._schedule[:2]
+    trainer._plan.updates = trainer._plan.updates[:2]
     calls = {"n": 0}
     real_save = paddle.save
 
@@ -176,7 +180,7 @@ def test_joint_checkpoint_predicts_identically_from_single_task_trainer(joint_da
 def test_load_pretrain_reports_and_refuses_mismatch(joint_data, tmp_path, capsys):
     trainer, config = build_joint(joint_data["dir"], joint_data)
     trainer.set_saver(str(tmp_path), save_steps=1000)
-    trainer._schedule = trainer._schedule[:1]
+    trainer._plan.updates = trainer._plan.updates[:1]
     trainer.train(print_steps=0)
     other = palm.Trainer("x")
     other.build_forward(palm.backbone.ERNIE.from_config(config), palm.head.Classify(2, 32))

@@ -3,6 +3,7 @@
     python examples/multi-task/run.py                                  # bundled generated sample
     python examples/multi-task/run.py --data_dir ../shared/data/atis   # ATIS (or snips)
     python examples/multi-task/run.py --mode slot                      # one task alone
+    python examples/multi-task/run.py --mode alternating               # PALM's one task per step
 
 The backbone is a small ERNIE trained from scratch (no pretrained weights are
 downloadable here); pass --pretrain DIR to start from a checkpoint instead.
@@ -32,7 +33,9 @@ def parse_args(argv=None):
     p.add_argument("--data_dir", default=None, help="folder with train/valid/test seq.in, seq.out, label "
                                                      "(default: a generated sample)")
     p.add_argument("--work_dir", default=os.path.join(HERE, "outputs"))
-    p.add_argument("--mode", choices=["joint", "slot", "intent"], default="joint")
+    p.add_argument("--mode", choices=["jointbatch", "alternating", "joint", "slot", "intent"], default="alternating",
+                   help="jointbatch: slot and intent losses on the same batch, one backbone pass per batch; "
+                        "alternating (alias joint): PALM's one task per step, drawn 1:1")
     p.add_argument("--epochs", type=float, default=15)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -67,7 +70,9 @@ def main(argv=None):
     with open(vocab, encoding="utf-8") as f:
         vocab_size = sum(1 for _ in f)
     config = backbone_config(args, vocab_size)
-    tasks = ["slot", "intent"] if args.mode == "joint" else [args.mode]
+    if args.mode == "joint":
+        args.mode = "alternating"
+    tasks = ["slot", "intent"] if args.mode in ("jointbatch", "alternating") else [args.mode]
     start = time.time()
 
     # ---- training: a reader, a head and a Trainer per task, one shared backbone
@@ -91,11 +96,13 @@ def main(argv=None):
 
     trainer = palm.MultiHeadTrainer([trainers[t] for t in tasks], seed=args.seed)
     loss_var = trainer.build_forward()
-    n_steps = int(readers[tasks[0]].num_examples * len(tasks) * args.epochs // args.batch_size)
+    steps_per_epoch = readers[tasks[0]].num_examples // args.batch_size
+    n_steps = int(steps_per_epoch * (2 if args.mode == "alternating" else 1) * args.epochs)
     sched = palm.lr_sched.TriangularSchedualer(int(0.1 * n_steps), n_steps)
     adam = palm.optimizer.Adam(loss_var, args.lr, sched)
     trainer.build_backward(optimizer=adam, weight_decay=args.weight_decay)
-    trainer.fit_readers_with_mixratio([readers[t] for t in tasks], tasks[0], args.epochs)
+    trainer.fit_readers_with_mixratio([readers[t] for t in tasks], tasks[0], args.epochs,
+                                      joint=args.mode == "jointbatch" or None)
     if args.pretrain:
         trainer.load_pretrain(args.pretrain)
     save_dir = os.path.join(args.work_dir, f"ckpt_{args.mode}")
@@ -108,6 +115,7 @@ def main(argv=None):
     gold = prepare_data.gold(data, "test")
     results = {"mode": args.mode, "train_seconds": round(train_time, 1), "steps": trainer.overall_train_steps}
     pred_ernie = palm.backbone.ERNIE.from_config(config, phase="predict")
+    predicted = {}
     for task in tasks:
         predictor = palm.Trainer(task)
         if task == "slot":
@@ -123,6 +131,7 @@ def main(argv=None):
         predictor.load_ckpt(ckpt)
         predictor.fit_reader(reader, phase="predict")
         predictions = predictor.predict(output_dir=os.path.join(args.work_dir, f"predict_{args.mode}", task))
+        predicted[task] = predictions
         if task == "slot":
             scores = metrics.chunk_f1([p["tags"] for p in predictions], gold["tags"])
             results["slot_f1"] = round(100 * scores["f1"], 2)
@@ -131,6 +140,10 @@ def main(argv=None):
         else:
             results["intent_accuracy"] = round(100 * metrics.accuracy([p["label"] for p in predictions],
                                                                       gold["intents"]), 2)
+    if len(predicted) == 2:  # sentence accuracy: the intent and every slot tag right
+        right = [p["label"] == i and p_tags["tags"] == tags for p, p_tags, i, tags
+                 in zip(predicted["intent"], predicted["slot"], gold["intents"], gold["tags"])]
+        results["sentence_accuracy"] = round(100 * sum(right) / len(right), 2)
 
     # ---- deployment: one inference model of all tasks (one backbone pass), then raw text in
     with open(os.path.join(data, "intent_map.json"), encoding="utf-8") as f:

@@ -8,7 +8,7 @@ in the input file, so predictions can be written back in input order).
 """
 import copy
 import math
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -270,6 +270,20 @@ class Reader:
                      if k in self._registered or k in ("seq_lens", "example_ids")}
         batch.update(self._collate_labels(features, width))
         return batch
+
+    def split_batch(self, batch: Batch, parts: int) -> List[Tuple[Batch, float]]:
+        """``parts`` micro-batches of consecutive rows, each with its share of the batch's loss
+        (rows / batch rows): the weighted sum of their losses is the batch's loss for a loss that
+        is a mean over examples. Used by ``Trainer(micro_batches=...)``."""
+        rows = len(batch["token_ids"])
+        if not 1 <= parts <= rows:
+            raise ValueError(f"cannot split a batch of {rows} examples into {parts} micro-batches")
+        for name, value in batch.items():
+            if np.ndim(value) == 0 or len(value) != rows:
+                raise ValueError(f"{type(self).__name__}: field {name!r} is not one row per example "
+                                 f"(shape {np.shape(value)}), so its batches cannot be split into micro-batches")
+        return [({name: value[chunk[0]:chunk[-1] + 1] for name, value in batch.items()}, len(chunk) / rows)
+                for chunk in np.array_split(np.arange(rows), parts)]
 
     # ---------------------------------------------------------------- helpers
     def _words(self, feature: Feature) -> List[str]:

@@ -25,6 +25,7 @@ class ClassifyReader(ClassLabels, Reader):
         for number, row in read_tsv(input_file, required, optional=["text_b", "qid", "label"]):
             feature = self._encode_text(row["text_a"], row.get("text_b"))
             feature["example_id"] = len(features)
+            feature["line"] = number
             if "qid" in row:
                 feature["qid"] = row["qid"]
             if "label" in row:

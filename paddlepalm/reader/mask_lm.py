@@ -68,6 +68,24 @@ class MaskingMixin:
         batch["mask_label"] = np.array(labels, dtype="int64")
         return batch
 
+    def split_batch(self, batch: Batch, parts: int):
+        """Micro-batches of consecutive rows; ``mask_pos`` re-based to each one's rows, and each
+        weighted by its share of the masked tokens (the loss is a mean over them)."""
+        rows, width = batch["token_ids"].shape
+        masked = {k: v for k, v in batch.items() if k in ("mask_pos", "mask_label")}
+        plain = {k: v for k, v in batch.items() if k not in masked}
+        pieces = Reader.split_batch(self, plain, parts)
+        total = max(len(batch["mask_pos"]), 1)
+        out, first_row = [], 0
+        for piece, _ in pieces:
+            n = len(piece["token_ids"])
+            keep = (batch["mask_pos"] >= first_row * width) & (batch["mask_pos"] < (first_row + n) * width)
+            piece = dict(piece, mask_pos=batch["mask_pos"][keep] - first_row * width,
+                         mask_label=batch["mask_label"][keep])
+            out.append((piece, int(keep.sum()) / total))
+            first_row += n
+        return out
+
     def _masked_batches(self, batches: Iterator[Sequence[Feature]], epoch: int, first: int) -> Iterator[Batch]:
         for number, features in enumerate(batches, start=first):
             self._mask_rng = np.random.RandomState(batch_seed(self.seed, epoch, number))

@@ -53,6 +53,7 @@ class MatchReader(ClassLabels, Reader):
                                                               f"(needed by the {self.learning_strategy} strategy)")
             feature = self._encode_text(row["text_a"], row["text_b"])
             feature["example_id"] = len(features)
+            feature["line"] = number
             if self._pairwise_training:
                 negative = self._encode_text(row["text_a"], row["text_b_neg"])
                 feature["neg_token_ids"] = negative["token_ids"]

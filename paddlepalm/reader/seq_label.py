@@ -74,6 +74,7 @@ class SequenceLabelReader(Reader):
             else:
                 words = [w for w in words if w]
             feature = self._encode_words(words, len(features), cls_id, sep_id)
+            feature["line"] = number
             if tags is not None:
                 feature["labels"] = [self.label_map[t] for t in tags[:len(feature["word_starts"])]]
             features.append(feature)

@@ -16,6 +16,8 @@ p.add_argument("--out", required=True)
 p.add_argument("--batch_size", type=int, default=8, help="per device")
 p.add_argument("--epochs", type=float, default=1)
 p.add_argument("--single_task", action="store_true")
+p.add_argument("--joint", action="store_true", help="joint batches: both heads on the same examples")
+p.add_argument("--tasks_per_update", default="1")
 p.add_argument("--save_steps", type=int, default=0)
 p.add_argument("--resume", default=None)
 p.add_argument("--predict", default=None, help="checkpoint to predict from")
@@ -68,7 +70,9 @@ else:
     trainer = palm.MultiHeadTrainer([slot, intent], seed=5)
     loss_var = trainer.build_forward()
     trainer.build_backward(palm.optimizer.Adam(loss_var, 3e-3), weight_decay=0.01)
-    trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", args.epochs)
+    per_update = args.tasks_per_update if args.tasks_per_update == "all" else int(args.tasks_per_update)
+    trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", args.epochs, joint=args.joint or None,
+                                      tasks_per_update=per_update)
 if args.evaluate:
     slot_dev, intent_dev = readers("eval", "test")
     slot.fit_reader(slot_dev, phase="eval")
@@ -81,7 +85,7 @@ if args.save_steps:
 if args.resume:
     trainer.load_ckpt(args.resume)
 if args.fail_at_step and rank == 1:
-    engine_step = palm.engine.train_step
+    engine_step = palm.engine.train_update
 
     def failing_step(*step_args, _count=[0], **step_kwargs):
         _count[0] += 1
@@ -89,7 +93,7 @@ if args.fail_at_step and rank == 1:
             raise RuntimeError(f"injected failure on rank 1 at step {_count[0]}")
         return engine_step(*step_args, **step_kwargs)
 
-    palm.engine.train_step = failing_step
+    palm.engine.train_update = failing_step
 trainer.train(print_steps=4)
 model = trainer.model
 if args.evaluate:
