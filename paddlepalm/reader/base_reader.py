@@ -8,6 +8,7 @@ in the input file, so predictions can be written back in input order).
 """
 import copy
 import math
+import unicodedata
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,6 +50,13 @@ def check_num_epochs(num_epochs: Optional[float], allow_none: bool) -> None:
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, float)) or not num_epochs > 0:
         raise ValueError(f"num_epochs must be a positive number{' or None' if allow_none else ''}, "
                          f"got {num_epochs!r} (0 or fewer epochs would train nothing)")
+
+
+def _may_vanish(text: str) -> bool:
+    """Whether ``text`` holds a character BERT-style tokenizers drop (so a word may vanish)."""
+    if text.isascii():
+        return any(ord(c) < 32 and c not in "\t\n\r" or c == "\x7f" for c in text)
+    return any(c == "\ufffd" or unicodedata.category(c) in ("Cc", "Cf", "Mn") for c in text if not c.isspace())
 
 
 class Reader:
@@ -290,10 +298,22 @@ class Reader:
         """The tokens of a feature as strings (word-level tokenizers keep them; else from the ids)."""
         return feature.get("tokens") or self.tokenizer.convert_ids_to_tokens(feature["token_ids"])
 
+    def _tokenize(self, text: str) -> List[str]:
+        """The tokenizer's tokens of ``text``, except that a whitespace-separated word made only of
+        characters the tokenizer drops (U+FFFD, control and format characters, lone combining
+        marks) keeps its place as ``[UNK]``, as it does in ``SequenceLabelReader`` (which needs a
+        token per word for its tag): the same sentence then gets the same ids from both readers,
+        which joint batches require."""
+        tokens = self.tokenizer.tokenize(text)
+        if not _may_vanish(text):
+            return tokens
+        unk = self.tokenizer.unk_token
+        return [piece for word in text.split() for piece in (self.tokenizer.tokenize(word) or [unk])]
+
     def _encode_text(self, text_a: str, text_b: Optional[str] = None) -> Dict[str, List[int]]:
         """[CLS] a [SEP] (b [SEP]) ids and segments, truncated longest-first to ``max_len``."""
-        tokens_a = self.tokenizer.tokenize(text_a)
-        tokens_b = self.tokenizer.tokenize(text_b) if text_b is not None else []
+        tokens_a = self._tokenize(text_a)
+        tokens_b = self._tokenize(text_b) if text_b is not None else []
         budget = self.max_len - (3 if text_b is not None else 2)
         truncated = len(tokens_a) + len(tokens_b) > budget
         while len(tokens_a) + len(tokens_b) > budget:
