@@ -13,7 +13,7 @@ from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_schedule, task_budgets
 from paddlepalm.resume import Resumable
-from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task
+from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
 
 
 class MultiHeadTrainer(Resumable):
@@ -85,7 +85,8 @@ class MultiHeadTrainer(Resumable):
         if self.model is None:
             raise RuntimeError("call build_forward() before build_backward")
         self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
+        head_lr = {t.name: t.lr_multiplier for t in self.trainers if t.reuse_head_with is None}
+        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, head_lr)
         self.amp = Amp.create(use_amp, amp_dtype)
         for trainer in self.trainers:
             trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp
@@ -197,8 +198,12 @@ class MultiHeadTrainer(Resumable):
     def _resume_targets(self):
         return self.model, self.optimizer, self.trainers, self._schedule, True
 
+    def _run_settings(self) -> Dict[str, Any]:
+        return run_settings(self._optimizer_spec, self.trainers)
+
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
+        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers},
+                 "settings": self._run_settings()}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
