@@ -13,7 +13,7 @@ from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_update_schedule, task_budgets
 from paddlepalm.resume import Resumable
-from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task
+from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
 
 
 class MultiHeadTrainer(Resumable):
@@ -85,7 +85,8 @@ class MultiHeadTrainer(Resumable):
         if self.model is None:
             raise RuntimeError("call build_forward() before build_backward")
         self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
+        head_lr = {t.name: t.lr_multiplier for t in self.trainers if t.reuse_head_with is None}
+        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, head_lr)
         self.amp = Amp.create(use_amp, amp_dtype)
         for trainer in self.trainers:
             trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp
@@ -248,8 +249,16 @@ class MultiHeadTrainer(Resumable):
     def _resume_targets(self):
         return self.model, self.optimizer, self.trainers, self._plan, True
 
+    def _run_settings(self) -> Dict[str, Any]:
+        settings = run_settings(self._optimizer_spec, self.trainers)
+        if self._plan is not None:  # what an update holds (fit_readers_with_mixratio's joint / tasks_per_update)
+            settings["updates"] = {"units": [[self.trainers[i].name for i in unit] for unit in self._plan.units],
+                                   "units_per_update": int(self._plan.updates.shape[1])}
+        return settings
+
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
+        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers},
+                 "settings": self._run_settings()}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
@@ -312,7 +321,7 @@ class MultiHeadTrainer(Resumable):
         ids = tuple(names.index(t.name) for members, _ in work for t in members)
         if len(ids) == 1:
             return {"loss": float(losses[names[ids[0]]])}, ids[0]
-        weights = {t.name: getattr(t, "loss_weight", 1.0) for members, _ in work for t in members}
+        weights = {t.name: t.loss_weight for members, _ in work for t in members}
         return ({"loss": sum(weights[task] * float(loss) for task, loss in losses.items()),
                  "losses": {task: float(loss) for task, loss in losses.items()}}, ids)
 

@@ -8,7 +8,9 @@ rebuilt (a second ``fit_reader`` resets a task's position; a second
 generators are restored and the resume is done; training cannot start while a
 part is still waiting.
 """
+import json
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 
@@ -63,7 +65,8 @@ class Resumable:
     """``load_ckpt`` with its order-independent resume, and ``load_predict_model``, for ``Trainer``
     and ``MultiHeadTrainer``.
     A subclass names what a resume fills in: ``_resume_targets() -> (model, optimizer, trainers,
-    schedule, needs_schedule)`` (a multi-task position is checked against the task schedule)."""
+    schedule, needs_schedule)`` (a multi-task position is checked against the task schedule), and
+    ``_run_settings()``, the optimization settings compared with the checkpoint's."""
 
     def __init__(self):
         self._resume: Optional["Resume"] = None
@@ -105,6 +108,7 @@ class Resumable:
         """Before the first step of ``train`` or of a ``train_one_step`` loop."""
         if self._resume is not None:
             self._resume.start(self.model)
+            warn_changed_settings(self._resume.ckpt, self._run_settings())
             self._resumed_state, self._resume = self._resume.ckpt.trainer_state, None
 
     def _resumed_evaluation(self, loop):
@@ -112,6 +116,31 @@ class Resumable:
         if loop is not None and self._resumed_state and "evaluation" in self._resumed_state:
             loop.set_state(self._resumed_state["evaluation"])
         return loop
+
+
+def warn_changed_settings(ckpt: checkpoint.Checkpoint, current: Dict[str, Any]) -> None:
+    """Warn, naming each one, about the optimization settings (``trainer.json``'s ``settings``)
+    that differ from those the checkpoint was trained with. A warning, not an error: changing
+    them on resume is legitimate, but the run then no longer continues the one it resumes.
+    Checkpoints written before the settings were recorded are not compared."""
+    recorded = ckpt.trainer_state.get("settings")
+    if recorded is None:
+        return
+    old, new = _flatten(recorded), _flatten(json.loads(json.dumps(current)))
+    changed = [f"{key}: {old.get(key, 'unset')!r} -> {new.get(key, 'unset')!r}"
+               for key in sorted(set(old) | set(new)) if old.get(key, "unset") != new.get(key, "unset")]
+    if changed:
+        warnings.warn(f"resuming {ckpt.path} with optimization settings other than the ones it was trained with "
+                      f"({'; '.join(changed)}): training goes on with the new ones", stacklevel=3)
+
+
+def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: Dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 class Resume:

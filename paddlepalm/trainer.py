@@ -12,19 +12,28 @@ from paddlepalm.export import export_trainers
 from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_final, save_if_due, train_update
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
-from paddlepalm.optimizer.base_optimizer import Optimizer
+from paddlepalm.optimizer.base_optimizer import Optimizer, positive_finite
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resumable
 
 
 class Trainer(Resumable):
-    """One task: its reader, its head on a (possibly shared) backbone, and its training state."""
+    """One task: its reader, its head on a (possibly shared) backbone, and its training state.
+
+    Optimization settings of the task (positive finite numbers; see docs/optimization.md):
+    ``loss_weight`` scales its loss in every update; ``lr_multiplier`` scales the learning rate
+    of its own head's parameters (a head reused with ``reuse_head_with`` keeps its owner's);
+    ``clip_norm`` clips its gradient by its global norm before it joins other tasks' gradients
+    (None: no per-task clipping; the optimizer's ``grad_clip_norm`` clips the combined update);
+    ``micro_batches`` splits each training batch into this many forward/backward passes whose
+    gradients add up to the whole batch's (gradient accumulation: a large batch in small memory;
+    docs/multitask.md).
+    """
 
     def __init__(self, name: str, mix_ratio: float = 1.0, reuse_head_with: Optional[str] = None, *,
+                 loss_weight: float = 1.0, lr_multiplier: float = 1.0, clip_norm: Optional[float] = None,
                  micro_batches: int = 1):
-        """``micro_batches``: split each training batch into this many forward/backward passes whose
-        gradients add up to the whole batch's (gradient accumulation: a large batch in small memory)."""
         if mix_ratio <= 0:
             raise ValueError(f"mix_ratio must be positive, got {mix_ratio}")
         if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) or micro_batches < 1:
@@ -33,6 +42,12 @@ class Trainer(Resumable):
         self._name = name
         self._mix_ratio = float(mix_ratio)
         self.reuse_head_with = reuse_head_with
+        self.loss_weight = positive_finite("loss_weight", loss_weight)
+        self.lr_multiplier = positive_finite("lr_multiplier", lr_multiplier)
+        self.clip_norm = positive_finite("clip_norm", clip_norm, allow_none=True)
+        if reuse_head_with is not None and self.lr_multiplier != 1.0:
+            raise ValueError(f"task {name}: lr_multiplier belongs to the head's owner: set it on the Trainer of "
+                             f"{reuse_head_with!r}, whose head this task reuses")
         self.is_aux = False
         self.backbone: Optional[Backbone] = None
         self.head: Optional[Head] = None
@@ -95,7 +110,7 @@ class Trainer(Resumable):
         if self.model is None:
             raise RuntimeError("call build_forward(backbone, head) before build_backward")
         self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay)
+        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, {self.name: self.lr_multiplier})
         self.amp = Amp.create(use_amp, amp_dtype)
         self._apply_resume()
 
@@ -230,8 +245,17 @@ class Trainer(Resumable):
     def _resume_targets(self):
         return self.model, self.optimizer, [self], None, False
 
+    def settings(self) -> Dict[str, Any]:
+        """This task's optimization settings; every checkpoint's ``trainer.json`` records them."""
+        return {"loss_weight": self.loss_weight, "lr_multiplier": self.lr_multiplier, "clip_norm": self.clip_norm,
+                "micro_batches": self.micro_batches}
+
+    def _run_settings(self) -> Dict[str, Any]:
+        return run_settings(self._optimizer_spec, [self])
+
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        state = {"global_step": step, "tasks": {self.name: self._progress_state()}}
+        state = {"global_step": step, "tasks": {self.name: self._progress_state()},
+                 "settings": self._run_settings()}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
@@ -389,6 +413,12 @@ def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optiona
                                "give the model's inputs")
         batches[trainer.name] = next(reader.iter_epoch(0))
     return chosen, batches, weights
+
+
+def run_settings(spec: Optional[Optimizer], trainers) -> Dict[str, Any]:
+    """The optimization settings of a run: the optimizer's and each task's (``trainer.json``)."""
+    return {"optimizer": spec.settings() if spec is not None else None,
+            "tasks": {t.name: t.settings() for t in trainers}}
 
 
 def _cover_schedule(spec: Optional[Optimizer], total_steps: int) -> None:

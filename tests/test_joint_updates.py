@@ -191,8 +191,8 @@ def test_masked_lm_micro_batches_weigh_by_masked_tokens(joint_data):
 
 # --------------------------------------------------------------- weights and clipping
 def test_loss_weight_scales_the_task_gradient(joint_data):
-    trainer, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True)
-    trainer.trainers[1].loss_weight = 0.25
+    trainer, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True,
+                             intent_settings={"loss_weight": 0.25})
     work, batches = joint_work(trainer)
     slot = task_gradient(trainer.model, "slot", batches["slot"])
     intent = task_gradient(trainer.model, "intent", batches["intent"])
@@ -202,8 +202,8 @@ def test_loss_weight_scales_the_task_gradient(joint_data):
 
 
 def test_per_task_clip_clips_that_task_before_the_sum(joint_data):
-    trainer, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True)
-    trainer.trainers[0].clip_norm = 0.05
+    trainer, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True,
+                             slot_settings={"clip_norm": 0.05})
     work, batches = joint_work(trainer)
     slot = task_gradient(trainer.model, "slot", batches["slot"])
     intent = task_gradient(trainer.model, "intent", batches["intent"])
@@ -233,3 +233,21 @@ def test_resume_is_exact_in_every_update_mode(joint_data, tmp_path, mode):
     second.load_ckpt(str(tmp_path / f"ckpt.step{total // 2}"))
     second.train(print_steps=0)
     assert_same(params(second.model), params(full.model))
+
+
+def test_a_word_the_tokenizer_drops_keeps_its_place_in_both_readers(joint_data, tmp_path):
+    """SNIPS has a 'word' of U+FFFD characters: the tokenizer drops it, the sequence-label reader
+    needs a token for its tag ([UNK]); the classify reader must give the same ids, or the two
+    files of one data set could not train on joint batches."""
+    d = joint_data["dir"]
+    vocab = os.path.join(d, "vocab.txt")
+    (tmp_path / "intent.tsv").write_text("label\ttext_a\n0\tshow \ufffd\ufffd flights\n1\tfares\n", encoding="utf-8")
+    (tmp_path / "slot.tsv").write_text("text_a\tlabel\nshow\x02\ufffd\ufffd\x02flights\tO\x02O\x02O\nfares\tO\n",
+                                       encoding="utf-8")
+    intent = palm.reader.ClassifyReader(vocab, 32, seed=1)
+    intent.load_data(str(tmp_path / "intent.tsv"), batch_size=1)
+    slot = palm.reader.SequenceLabelReader(vocab, 32, os.path.join(d, "label_map.json"), seed=1)
+    slot.load_data(str(tmp_path / "slot.tsv"), batch_size=1)
+    ids = [f["token_ids"] for f in intent._features]
+    assert ids == [f["token_ids"] for f in slot._features]
+    assert len(ids[0]) == 5 and intent.tokenizer.convert_ids_to_tokens(ids[0])[2] == "[UNK]"

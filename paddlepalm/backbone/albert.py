@@ -41,3 +41,9 @@ class ALBERT(TransformerBackbone):
         model = AlbertModel(AlbertConfig(**albert_kwargs(config)))
         super().__init__(model, config, phase)
 
+    def layer_depth(self, param_name: str) -> int:
+        """Not defined: one group's parameters serve several depths (every depth in the released
+        models), so no learning rate per layer exists to decay."""
+        raise ValueError("layer-wise learning-rate decay is not defined for ALBERT: its layers share one set of "
+                         "parameters across depth; use backbone_lr_multiplier for the whole encoder instead")
+

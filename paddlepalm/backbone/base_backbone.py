@@ -53,6 +53,16 @@ class Backbone(nn.Layer):
     def forward(self, inputs: Dict[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
         raise NotImplementedError
 
+    # Layer-wise learning-rate decay (Optimizer(layerwise_lr_decay=...)) asks each backbone
+    # parameter's depth. A backbone that defines it also has ``num_layers``.
+    def layer_depth(self, param_name: str) -> int:
+        """Depth of the parameter ``param_name`` (its name in this backbone), counted as ELECTRA's
+        fine-tuning code counts it: 0 for the embeddings, ``i + 1`` for layer ``i`` (0-based from
+        the input), ``num_layers + 1`` for what sits on the top layer (a pooler, ELMo's scalar
+        mixes); the heads are at ``num_layers + 2``. Raises ``ValueError`` where depth is not
+        defined (the default, and ALBERT, whose layers share parameters)."""
+        raise ValueError(f"layer-wise learning-rate decay is not defined for the {self.kind} backbone")
+
     # Per-task parts of a shared backbone (ELMo's scalar mix). MultiTaskModel calls
     # add_task for every task when it is built and task_outputs after each forward.
     def add_task(self, task: str) -> None:

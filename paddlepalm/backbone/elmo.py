@@ -129,6 +129,19 @@ class ELMo(Backbone):
         """Width of ``encoder_outputs`` (both directions)."""
         return 2 * self.projection_size
 
+    def layer_depth(self, param_name: str) -> int:
+        """See :meth:`Backbone.layer_depth`: the token layer (word embedding or character CNN) 0,
+        ``lstm.<fw|bw>.<k>`` (both directions of layer ``k``) ``k + 1``, the per-task scalar
+        mixes ``num_layers + 1``."""
+        first, _, rest = param_name.partition(".")
+        if first in ("word_embedding", "char_cnn"):
+            return 0
+        if first == "lstm":
+            return int(rest.split(".")[1]) + 1
+        if first == "scalar_mix":
+            return self.num_layers + 1
+        raise ValueError(f"elmo backbone: parameter {param_name!r} belongs to no known layer")
+
     def freeze(self) -> None:
         """Stop training the biLM (feature mode); the per-task scalar mixes still learn."""
         self.frozen = True

@@ -1,8 +1,14 @@
 """Shared logic of the encoder-only transformer backbones (ERNIE, BERT, ALBERT, ELECTRA)."""
+import re
 from typing import Any, Dict, Mapping
 
 import paddle
 from paddlepalm.backbone.base_backbone import Attrs, Backbone
+
+# parameter names of paddlenlp's encoders (under ``model.``) and our pooler, by depth
+_EMBEDDINGS = re.compile(r"^model\.(embeddings|embeddings_project|encoder\.embedding_hidden_mapping_in)\.")
+_LAYER = re.compile(r"^model\.encoder\.layers\.(\d+)\.")
+_POOLER = re.compile(r"^(model\.)?pooler\.")
 
 TRANSFORMER_OUTPUTS: Attrs = {
     "word_embedding": ([-1, -1, -1], "float32"),
@@ -51,6 +57,23 @@ class TransformerBackbone(Backbone):
     @property
     def hidden_size(self) -> int:
         return int(self.config["hidden_size"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config["num_hidden_layers"])
+
+    def layer_depth(self, param_name: str) -> int:
+        """See :meth:`Backbone.layer_depth`: embeddings (and their projection to the hidden
+        size) 0, ``model.encoder.layers.<i>`` ``i + 1``, the pooler ``num_layers + 1``."""
+        if _EMBEDDINGS.match(param_name):
+            return 0
+        layer = _LAYER.match(param_name)
+        if layer:
+            return int(layer.group(1)) + 1
+        if _POOLER.match(param_name):
+            return self.num_layers + 1
+        raise ValueError(f"{self.kind} backbone: parameter {param_name!r} belongs to no known layer "
+                         "(layer-wise learning-rate decay needs the depth of every parameter)")
 
     @property
     def embedding_size(self) -> int:

@@ -1,5 +1,3 @@
-from typing import Optional
-
 import paddle
 
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -9,13 +7,10 @@ class Adam(Optimizer):
     """Adam; with ``weight_decay`` it decays weights decoupled (as PALM did), skipping
     bias and layer-norm parameters."""
 
-    default_weight_decay = 0.0
-
-    def _make(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
-        decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
+    def _make(self, model, weight_decay: float) -> paddle.optimizer.Optimizer:
         return paddle.optimizer.AdamW(
             learning_rate=self._learning_rate(), parameters=self._parameters(model),
-            weight_decay=decay, apply_decay_param_fun=self._decay_filter(model),
+            weight_decay=weight_decay, apply_decay_param_fun=self._decay_filter(model),
             grad_clip=self._grad_clip(), epsilon=1e-6)
 
 

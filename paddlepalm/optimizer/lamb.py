@@ -1,5 +1,3 @@
-from typing import Optional
-
 import paddle
 
 from paddlepalm.optimizer.base_optimizer import Optimizer, no_decay_names
@@ -14,10 +12,9 @@ class LAMB(Optimizer):
 
     default_weight_decay = 0.01
 
-    def _make(self, model, weight_decay: Optional[float] = None) -> paddle.optimizer.Optimizer:
-        decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
+    def _make(self, model, weight_decay: float) -> paddle.optimizer.Optimizer:
         exempt = no_decay_names(model)
         return paddle.optimizer.Lamb(
-            learning_rate=self._learning_rate(), lamb_weight_decay=decay, parameters=self._parameters(model),
+            learning_rate=self._learning_rate(), lamb_weight_decay=weight_decay, parameters=self._parameters(model),
             grad_clip=self._grad_clip(), epsilon=1e-6,
             exclude_from_weight_decay_fn=lambda param: param.name in exempt)
