@@ -6,7 +6,8 @@ Layout of ``ckpt.step{N}/`` (also ``best/`` and ``predict.step{N}/``)::
     optimizer.pdopt    the complete optimizer state (every parameter's moments, stepped
                        or not) and the learning-rate scheduler, keyed by structured names
     ema.pdparams       EMA shadow weights, when ``use_ema``
-    trainer.json       global step, per-task counters and reader positions, sampler seed
+    trainer.json       global step, per-task counters and reader positions, sampler seed, sampling
+                       schedule (and a dynamic one's decisions and observations)
     rng.json           every random generator's state (``utils/rng.py``)
     manifest.json      size and sha256 of every file above
     DONE               written last

@@ -143,6 +143,16 @@ def gather_objects(obj: Any) -> List[Any]:
     return gathered
 
 
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself in a single process): how a decision made on
+    rank 0 alone (a dynamic sampling schedule's) reaches the others."""
+    if not ensure_initialized():
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
 def barrier() -> None:
     if ensure_initialized():
         dist.barrier()

@@ -186,30 +186,65 @@ class Plan:
     """Which tasks train in each update. A *unit* is one task, or a joint group of tasks whose
     readers serve the same examples (one backbone pass, every member's loss); ``units[u]`` holds
     the trainer indices of unit ``u``. Row ``s`` of ``updates`` lists the units of update ``s+1``
-    (``-1`` pads rows with fewer units). Drawn up front from a seed: identical on every rank,
-    and resuming needs only the step number."""
+    (``-1`` pads rows with fewer units).
+
+    A static schedule's plan is drawn up front from a seed: identical on every rank, and resuming
+    needs only the step number. A dynamic schedule's (``blocks``, ``sampler.BlockDraws``) has
+    ``total`` updates of which ``updates`` holds those drawn so far; the next block is drawn
+    when an update beyond them is asked for, and its decisions are in ``state()``."""
 
     units: List[Tuple[int, ...]]
     updates: np.ndarray
+    schedule: Optional[object] = None  # the paddlepalm.sampling schedule it was drawn by (None: Fixed)
+    blocks: Optional[object] = None
+    total: Optional[int] = None
 
     @classmethod
     def single(cls, steps: int) -> "Plan":
         return cls([(0,)], np.zeros((steps, 1), dtype="int64"))
 
     def __len__(self) -> int:
-        return len(self.updates)
+        return len(self.updates) if self.total is None else self.total
+
+    def _draw_to(self, step: int) -> None:
+        while self.blocks is not None and len(self.updates) < min(step, len(self)):
+            self.updates = np.concatenate([self.updates, self.blocks.draw(len(self.updates) + 1)])
 
     def units_at(self, step: int) -> List[Tuple[int, ...]]:
+        self._draw_to(step)
         return [self.units[u] for u in self.updates[step - 1] if u >= 0]
 
     def steps_done(self, step: int, num_tasks: int) -> np.ndarray:
         """Updates each task took part in among the first ``step``."""
+        self._draw_to(step)
         drawn = self.updates[:step]
         per_unit = np.bincount(drawn[drawn >= 0], minlength=len(self.units))
         counts = np.zeros(num_tasks, dtype="int64")
         for unit, count in zip(self.units, per_unit):
             counts[list(unit)] += count
         return counts
+
+    def after_update(self, step: int, losses: Mapping[str, paddle.Tensor]) -> None:
+        """Hand the update's losses to a schedule that samples by them."""
+        if getattr(self.schedule, "uses_losses", False):
+            self.schedule.observe_losses(step, {task: float(loss) for task, loss in losses.items()})
+
+    @property
+    def config(self) -> Dict:
+        return self.schedule.config() if self.schedule is not None else {"name": "Fixed"}
+
+    def state(self) -> Dict:
+        """For the checkpoint: the schedule, and a dynamic plan's decisions and observations."""
+        return {"schedule": self.config, **(self.blocks.state() if self.blocks is not None else {})}
+
+    def restore(self, state: Optional[Dict], where: str) -> None:
+        """Take up the plan of the run that wrote ``state`` (a checkpoint without one is PALM's Fixed)."""
+        recorded = (state or {}).get("schedule", {"name": "Fixed"})
+        if recorded != self.config:
+            raise checkpoint.CheckpointError(f"{where}: the run resumed sampled its tasks with {recorded}, this "
+                                             f"run with {self.config}")
+        if self.blocks is not None:
+            self.updates = self.blocks.restore(state)
 
 
 Work = Sequence[Tuple[Sequence, Dict[str, Dict[str, np.ndarray]]]]  # (unit's trainers, {task: batch})
@@ -392,6 +427,7 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Pla
         units = [[trainers[i] for i in unit] for unit in plan.units_at(step)]
         work = [(members, unit_batches(members)) for members in units]
         losses = train_update(model, optimizer, work, amp, guard, step)
+        plan.after_update(step, losses)
         for members in units:
             for trainer in members:
                 trainer._steps_done += 1

@@ -197,6 +197,8 @@ class EvaluationLoop:
         self.stopped_early = False
         self._since_best = 0
         self._last_step: Optional[int] = None
+        # called after each evaluation with (step, {task: target score}): a dynamic sampling schedule
+        self.listeners: List[Callable[[int, Dict[str, float]], None]] = []
 
     def state(self) -> Dict[str, Any]:
         """What a checkpoint keeps so that a resumed run picks the same best checkpoint and
@@ -239,6 +241,8 @@ class EvaluationLoop:
         score = float(np.mean([record["tasks"][e.task][e.target] for e in self.evaluators]))
         record["score"] = score
         self.history.append(record)
+        for listener in self.listeners:
+            listener(step, {e.task: record["tasks"][e.task][e.target] for e in self.evaluators})
         self._last_step = step
         improved = score > self.best_score + self.min_delta
         if improved:

@@ -1,4 +1,5 @@
-"""``MultiHeadTrainer``: several tasks, one shared backbone, a task drawn per step by mix ratio."""
+"""``MultiHeadTrainer``: several tasks, one shared backbone, the tasks of each update drawn by a
+sampling schedule (default: PALM's mix ratios)."""
 import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -11,15 +12,20 @@ from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
-from paddlepalm.sampler import build_update_schedule, task_budgets
+from paddlepalm.sampler import BlockDraws, draw_static, units_per_update
+from paddlepalm.sampling import Fixed, Mixture, Schedule
 from paddlepalm.resume import Resumable
 from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
 
 
 class MultiHeadTrainer(Resumable):
-    """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling."""
+    """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling, ``schedule``
+    (a ``paddlepalm.sampling`` schedule) how the tasks are drawn: None is ``Fixed`` (PALM's mix
+    ratios and per-task budgets)."""
 
-    def __init__(self, trainers: Sequence[Trainer], seed: int = 0):
+    def __init__(self, trainers: Sequence[Trainer], seed: int = 0, schedule: Optional[Schedule] = None):
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a paddlepalm.sampling schedule or None, got {schedule!r}")
         if not trainers:
             raise ValueError("MultiHeadTrainer needs at least one Trainer")
         names = [t.name for t in trainers]
@@ -27,6 +33,7 @@ class MultiHeadTrainer(Resumable):
             raise ValueError(f"task names must be unique, got {names}")
         self.trainers: List[Trainer] = list(trainers)
         self.seed = int(seed)
+        self.schedule: Schedule = schedule if schedule is not None else Fixed()
         self.model: Optional[MultiTaskModel] = None
         self.pred_model: Optional[MultiTaskModel] = None
         self.optimizer = None
@@ -105,8 +112,13 @@ class MultiHeadTrainer(Resumable):
         one unit, with the mix ratio of its first task.
 
         ``tasks_per_update``: how many units (tasks or joint groups) each update draws, distinct,
-        by mix ratio (``'all'``: every unit); their gradients add up into one optimizer update.
-        1 (the default) is PALM's one task per step."""
+        by the schedule (``'all'``: every unit); their gradients add up into one optimizer update.
+        1 (the default) is PALM's one task per step.
+
+        The default schedule (``Fixed``) gives each unit PALM's budget (``num_epochs`` epochs of
+        ``sampling_reference``'s batches times its mix ratio); the others draw
+        ``floor(num_epochs * sum of the non-auxiliary units' batches per epoch / tasks_per_update)``
+        updates (UniMax: at most that many); see docs/multitask.md."""
         if len(readers) != len(self.trainers):
             raise ValueError(f"{len(readers)} readers for {len(self.trainers)} tasks")
         if phase == "train":
@@ -119,21 +131,39 @@ class MultiHeadTrainer(Resumable):
         for unit in units:
             if len(unit) > 1:
                 check_joint_group([self.trainers[i] for i in unit])
-        leaders = [self.trainers[unit[0]] for unit in units]
-        reference_task = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
-        reference = next(u for u, unit in enumerate(units) if reference_task in unit)
-        budgets = task_budgets(num_epochs, [t.mix_ratio for t in leaders], reference,
-                               leaders[reference].steps_pur_epoch)
-        for unit, budget in zip(units, budgets):
-            for i in unit:
-                self.trainers[i].budget = budget
-        updates = build_update_schedule([t.mix_ratio for t in leaders], budgets,
-                                        [all(self.trainers[i].is_aux for i in unit) for unit in units],
-                                        tasks_per_update, self.seed)
-        self._plan = Plan(units, updates)
+        self._plan = self._draw_plan(units, sampling_reference, num_epochs, tasks_per_update)
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
         self._apply_resume()
+
+    def _draw_plan(self, units: List[Tuple[int, ...]], sampling_reference: str, num_epochs: float,
+                   tasks_per_update: Union[int, str]) -> Plan:
+        leaders = [self.trainers[unit[0]] for unit in units]
+        reference_task = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
+        mix = Mixture(tuple(tuple(self.trainers[i].name for i in unit) for unit in units),
+                      np.asarray([t.steps_pur_epoch for t in leaders], dtype="int64"),
+                      np.asarray([t.mix_ratio for t in leaders], dtype="float64"),
+                      np.asarray([all(self.trainers[i].is_aux for i in unit) for unit in units], dtype=bool),
+                      next(u for u, unit in enumerate(units) if reference_task in unit), num_epochs,
+                      units_per_update(tasks_per_update, len(units)))
+        schedule = self.schedule
+        schedule.check(mix)
+        schedule.set_state({})  # a new plan: nothing observed yet (a resume puts the observations back)
+        if schedule.dynamic:
+            plan = Plan(units, np.zeros((0, mix.per_update), dtype="int64"), schedule,
+                        BlockDraws(schedule, mix, self.seed, mix.total_updates, schedule.every), mix.total_updates)
+        else:
+            plan = Plan(units, draw_static(schedule, mix, self.seed), schedule)
+        budgets = schedule.budgets(mix)
+        drawn = plan.steps_done(len(plan.updates), len(self.trainers))
+        for u, unit in enumerate(units):
+            for i in unit:  # the updates each task trains (a dynamic plan's are not known in advance)
+                self.trainers[i].budget = budgets[u] if budgets is not None else \
+                    None if schedule.dynamic else int(drawn[i])
+        if not isinstance(schedule, Fixed):
+            log(f"sampling schedule {schedule!r}: {len(plan)} updates over units "
+                f"{['+'.join(unit) for unit in mix.tasks]} of {mix.sizes.tolist()} batches per epoch")
+        return plan
 
     def _units(self, joint: Union[None, bool, Sequence[Sequence[str]]]) -> List[Tuple[int, ...]]:
         """Trainer indices of each unit the plan draws: joint groups, and every other task alone."""
@@ -259,6 +289,8 @@ class MultiHeadTrainer(Resumable):
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers},
                  "settings": self._run_settings()}
+        if self._plan is not None:
+            state["plan"] = self._plan.state()
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
@@ -271,6 +303,7 @@ class MultiHeadTrainer(Resumable):
         self.guard.skip = bool(skip_nonfinite)
         self._start_training()
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
+        self._connect_schedule(loop)
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
@@ -278,6 +311,19 @@ class MultiHeadTrainer(Resumable):
                                          amp=self.amp, after_step=after_step, guard=self.guard)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
+
+    def _connect_schedule(self, loop: Optional[evaluation.EvaluationLoop]) -> None:
+        """The evaluations hand their dev scores to the schedule; a dynamic one without ``every``
+        decides after each evaluation."""
+        eval_steps = loop.eval_steps if loop is not None else 0
+        if loop is not None:
+            loop.listeners.append(self.schedule.observe)
+        if not self.schedule.dynamic:
+            return
+        if self.schedule.uses_dev_scores and not eval_steps:
+            raise ValueError(f"{self.schedule!r} samples by dev scores: call set_evaluator(eval_steps=N) with an "
+                             "eval reader for each task (Trainer.fit_reader(reader, phase='eval'))")
+        self._plan.blocks.block = self.schedule.every or eval_steps
 
     def get_one_batch(self) -> Dict[str, Any]:
         """The batch of the next update the plan draws: one task's batch with ``__task_id`` naming
@@ -311,6 +357,8 @@ class MultiHeadTrainer(Resumable):
             work = [([trainer], {trainer.name: batch})]
         self._start_training()
         losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1)
+        if self._plan is not None:
+            self._plan.after_update(self._global_step + 1, losses)
         for members, batches in work:
             for trainer in members:
                 if trainer._sample_batch is None:

@@ -185,6 +185,7 @@ class Resume:
                     f"{trainer.steps_pur_epoch} batches: the checkpoint belongs to other data or batch size")
         step = self.ckpt.global_step
         if schedule is not None:
+            schedule.restore(state.get("plan"), where)  # the same schedule; a dynamic one's decisions replayed
             if step > len(schedule):
                 raise checkpoint.CheckpointError(f"{where}: global step {step} is beyond this run's "
                                                  f"{len(schedule)} steps")

@@ -6,8 +6,9 @@ the draw the uninterrupted run made. The draws come from Paddle's generator
 layer in ``utils/cpu_speed.py``), numpy's and Python's global generators (user
 code, third-party layers), and generators owned by components: a layer with
 ``random_state()`` / ``set_random_state(state)`` (the biLM head's sampled softmax)
-is saved under its structured name. Readers and the task sampler need no state:
-their draws are functions of (seed, epoch, position), which the checkpoint holds.
+is saved under its structured name. Readers and a static task schedule need no state:
+their draws are functions of (seed, epoch, position), which the checkpoint holds; a dynamic
+schedule's decisions and observations are in ``trainer.json`` (``engine.Plan.state``).
 """
 import random
 from typing import Any, Dict, List

@@ -23,6 +23,9 @@ p.add_argument("--resume", default=None)
 p.add_argument("--predict", default=None, help="checkpoint to predict from")
 p.add_argument("--fail_at_step", type=int, default=0, help="rank 1 raises at this step")
 p.add_argument("--evaluate", action="store_true", help="evaluate both tasks on the test split every 6 steps")
+p.add_argument("--schedule", default="fixed", choices=["fixed", "dynamic_loss", "dynamic_dev"],
+               help="dynamic_loss: Dynamic(by='loss', every=3); dynamic_dev: Dynamic by dev gap (with --evaluate); "
+                    "writes draws.rank{R}.json (each update's units, the decisions)")
 args = p.parse_args()
 
 d = args.data
@@ -67,7 +70,9 @@ if args.single_task:
 else:
     slot = palm.Trainer("slot")
     slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], 16, learning_rate=1.0))
-    trainer = palm.MultiHeadTrainer([slot, intent], seed=5)
+    schedule = {"fixed": None, "dynamic_loss": palm.sampling.Dynamic(by="loss", every=3, temperature=0.05),
+                "dynamic_dev": palm.sampling.Dynamic({"slot": 1.0, "intent": 1.0})}[args.schedule]
+    trainer = palm.MultiHeadTrainer([slot, intent], seed=5, schedule=schedule)
     loss_var = trainer.build_forward()
     trainer.build_backward(palm.optimizer.Adam(loss_var, 3e-3), weight_decay=0.01)
     per_update = args.tasks_per_update if args.tasks_per_update == "all" else int(args.tasks_per_update)
@@ -99,4 +104,8 @@ model = trainer.model
 if args.evaluate:
     with open(os.path.join(args.out, f"eval.rank{rank}.json"), "w") as f:
         json.dump(trainer.evaluation.history, f)
+if args.schedule != "fixed":
+    plan = trainer._plan
+    with open(os.path.join(args.out, f"draws.rank{rank}.json"), "w") as f:
+        json.dump({"updates": plan.updates[:len(plan)].tolist(), "decisions": plan.blocks.decisions}, f)
 np.savez(os.path.join(args.out, f"params.rank{rank}.npz"), **{k: v.numpy() for k, v in model.state_dict().items()})
