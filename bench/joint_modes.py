@@ -67,25 +67,39 @@ def main(argv=None) -> None:
     p.add_argument("--work_root", default="/tmp/joint_modes_runs")
     p.add_argument("--summary_only", action="store_true", help="print the table of --out and stop")
     args, extra = p.parse_known_args(argv)
-    rows = []
-    if os.path.exists(args.out):
-        with open(args.out, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
     if not args.summary_only:
-        done = {(r["data"], r["epochs"], r["mode"], r["seed"]) for r in rows}
         for spec in args.data:
             data, epochs = spec.split(":")
             for seed in args.seeds:
                 for mode in args.modes:
-                    if (data, float(epochs), mode, seed) in done:
-                        continue
                     work = os.path.join(args.work_root, f"{data}_{mode}_{seed}")
+                    if not claim(args.out, work, (data, float(epochs), mode, seed)):
+                        continue  # done, or another sweep on the same --out is running it
                     row = run_one(data, float(epochs), mode, seed, work, extra)
-                    rows.append(row)
                     with open(args.out, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
                     print(json.dumps({k: row.get(k) for k in ("data", "mode", "seed") + METRICS}), flush=True)
-    print(summarize(rows))
+    print(summarize(read_rows(args.out)))
+
+
+def read_rows(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def claim(out: str, work: str, key) -> bool:
+    """True if this sweep should run ``key``: not in ``out`` yet and not claimed by a parallel
+    sweep (a claim is a file created exclusively beside the run's work folder)."""
+    if key in {(r["data"], r["epochs"], r["mode"], r["seed"]) for r in read_rows(out)}:
+        return False
+    os.makedirs(os.path.dirname(work) or ".", exist_ok=True)
+    try:
+        os.close(os.open(work + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
     python examples/multi-task/run.py --data_dir ../shared/data/atis   # ATIS (or snips)
     python examples/multi-task/run.py --mode slot                      # one task alone
     python examples/multi-task/run.py --mode alternating               # PALM's one task per step
+                                                                       # (default: joint batches)
 
 The backbone is a small ERNIE trained from scratch (no pretrained weights are
 downloadable here); pass --pretrain DIR to start from a checkpoint instead.
 Prints intent accuracy and slot entity-level F1 on the test split, then exports the joint
-model (``outputs/export_joint``) and predicts a few raw test sentences with ``palm.Predictor``.
+model (``outputs/export_<mode>``) and predicts a few raw test sentences with ``palm.Predictor``.
 """
 import argparse
 import json
@@ -33,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--data_dir", default=None, help="folder with train/valid/test seq.in, seq.out, label "
                                                      "(default: a generated sample)")
     p.add_argument("--work_dir", default=os.path.join(HERE, "outputs"))
-    p.add_argument("--mode", choices=["jointbatch", "alternating", "joint", "slot", "intent"], default="alternating",
+    p.add_argument("--mode", choices=["jointbatch", "alternating", "joint", "slot", "intent"], default="jointbatch",
                    help="jointbatch: slot and intent losses on the same batch, one backbone pass per batch; "
                         "alternating (alias joint): PALM's one task per step, drawn 1:1")
     p.add_argument("--epochs", type=float, default=15)
