@@ -4,7 +4,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from paddlepalm import evaluation
+from paddlepalm import checkpoint, evaluation
+from paddlepalm.balancing import Balancer, Static
 from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_if_due, train_update, unit_batches
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
@@ -17,9 +18,14 @@ from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_
 
 
 class MultiHeadTrainer(Resumable):
-    """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling."""
+    """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling; ``balancer``
+    (``palm.balancing.*``, default ``Static()``: each task's ``loss_weight``) decides how the
+    tasks' losses of an update make its gradient (docs/multitask.md, "Loss balancing")."""
 
-    def __init__(self, trainers: Sequence[Trainer], seed: int = 0):
+    def __init__(self, trainers: Sequence[Trainer], seed: int = 0, balancer: Optional[Balancer] = None):
+        if balancer is not None and not isinstance(balancer, Balancer):
+            raise TypeError(f"balancer must be a palm.balancing method (Static, Uncertainty, DWA, FAMO, PCGrad, "
+                            f"GradNorm), got {type(balancer).__name__}")
         if not trainers:
             raise ValueError("MultiHeadTrainer needs at least one Trainer")
         names = [t.name for t in trainers]
@@ -27,6 +33,7 @@ class MultiHeadTrainer(Resumable):
             raise ValueError(f"task names must be unique, got {names}")
         self.trainers: List[Trainer] = list(trainers)
         self.seed = int(seed)
+        self.balancer: Balancer = balancer if balancer is not None else Static()
         self.model: Optional[MultiTaskModel] = None
         self.pred_model: Optional[MultiTaskModel] = None
         self.optimizer = None
@@ -69,6 +76,7 @@ class MultiHeadTrainer(Resumable):
         self.model = self._combine("backbone", "head")
         for trainer in self.trainers:
             trainer.model = self.model
+        self.balancer.bind([t.name for t in self.trainers], self.model)
         return self.model
 
     def build_predict_forward(self) -> MultiTaskModel:
@@ -130,9 +138,24 @@ class MultiHeadTrainer(Resumable):
                                         [all(self.trainers[i].is_aux for i in unit) for unit in units],
                                         tasks_per_update, self.seed)
         self._plan = Plan(units, updates)
+        self._check_balancer(self._plan)
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
         self._apply_resume()
+
+    def _check_balancer(self, plan: Plan) -> None:
+        """Refuse, before training, a plan with an update the balancer cannot make (one task for a
+        method that compares the tasks of an update)."""
+        micro_batches = {t.name: t.micro_batches for t in self.trainers}
+        checked = set()
+        for step, row in enumerate(plan.updates, 1):
+            if tuple(row) not in checked:
+                checked.add(tuple(row))
+                tasks = [self.trainers[i].name for unit in plan.units_at(step) for i in unit]
+                try:
+                    self.balancer.check_update(tasks, micro_batches)
+                except ValueError as error:
+                    raise ValueError(f"update {step} of {len(plan)}: {error}") from None
 
     def _units(self, joint: Union[None, bool, Sequence[Sequence[str]]]) -> List[Tuple[int, ...]]:
         """Trainer indices of each unit the plan draws: joint groups, and every other task alone."""
@@ -252,7 +275,16 @@ class MultiHeadTrainer(Resumable):
         state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers}}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
+        balancer = self.balancer.checkpoint_state()
+        if balancer is not None:
+            state["balancer"] = balancer
         return state
+
+    def _start_training(self) -> None:
+        resuming = self._resume.path if self._resume is not None else None
+        super()._start_training()
+        if resuming is not None:
+            self.balancer.restore(self._resumed_state.get("balancer"), os.path.join(resuming, checkpoint.STATE_FILE))
 
     # ------------------------------------------------------------------ training
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
@@ -266,7 +298,8 @@ class MultiHeadTrainer(Resumable):
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step, guard=self.guard)
+                                         amp=self.amp, after_step=after_step, guard=self.guard,
+                                         balancer=self.balancer)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
 
@@ -301,7 +334,8 @@ class MultiHeadTrainer(Resumable):
             trainer = self.trainers[int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])]
             work = [([trainer], {trainer.name: batch})]
         self._start_training()
-        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1)
+        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1,
+                              self.balancer)
         for members, batches in work:
             for trainer in members:
                 if trainer._sample_batch is None:
