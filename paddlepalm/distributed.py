@@ -119,19 +119,30 @@ def broadcast_parameters(model: paddle.nn.Layer) -> None:
 
 def average_gradients(parameters: Sequence[paddle.Tensor]) -> None:
     """Average the existing gradients over ranks in one all-reduce."""
-    if not ensure_initialized():
+    average_tensors([p.grad for p in parameters if p.grad is not None])
+
+
+def average_tensors(tensors: Sequence[paddle.Tensor]) -> None:
+    """Replace each tensor by its mean over ranks, in one all-reduce (no-op on one rank)."""
+    if not tensors or not ensure_initialized():
         return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = paddle.concat([g.reshape([-1]) for g in grads])
+    flat = paddle.concat([t.reshape([-1]) for t in tensors])
     dist.all_reduce(flat)
     flat = flat / world_size()
     offset = 0
-    for grad in grads:
-        size = grad.size
-        grad.set_value(flat[offset:offset + size].reshape(grad.shape))
+    for tensor in tensors:
+        size = tensor.size
+        tensor.set_value(flat[offset:offset + size].reshape(tensor.shape))
         offset += size
+
+
+def mean_over_ranks(values: Sequence[float]) -> List[float]:
+    """The mean of each value over ranks, in float64 (the values themselves on one rank)."""
+    if not ensure_initialized():
+        return [float(v) for v in values]
+    tensor = paddle.to_tensor([float(v) for v in values], dtype="float64")
+    dist.all_reduce(tensor)
+    return (tensor / world_size()).numpy().tolist()
 
 
 def gather_objects(obj: Any) -> List[Any]:

@@ -10,6 +10,8 @@ import numpy as np
 import paddle
 
 from paddlepalm import checkpoint, distributed
+from paddlepalm.balancing.base_balancer import Balancer
+from paddlepalm.balancing.static import Static
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.utils import rng
 
@@ -285,31 +287,65 @@ def _micro_batches(trainers: Sequence, batches: Dict[str, Dict[str, np.ndarray]]
 
 
 class GradientBank:
-    """Each task's gradient of one update, kept apart so it can be clipped on its own before the
-    tasks' gradients are summed (``Trainer(clip_norm=...)``)."""
+    """Each task's gradient of one update, kept apart: so that it can be clipped on its own
+    before the tasks' gradients are combined (``Trainer(clip_norm=...)``), and for the gradient
+    methods of loss balancing (PCGrad combines them; GradNorm reads the norms of those of one
+    layer). ``only``: keep the gradients of these parameters alone; the update's gradient then
+    comes from the ordinary backward (``partial``); ``boundary()`` gives the input of their layer
+    in the current pass, where the per-task backward stops."""
 
-    def __init__(self, parameters: Sequence[paddle.Tensor]):
-        self.params = [p for p in parameters if not p.stop_gradient]
+    def __init__(self, parameters: Sequence[paddle.Tensor], only: Optional[Sequence[paddle.Tensor]] = None,
+                 boundary: Optional[Callable[[], Optional[paddle.Tensor]]] = None):
+        trainable = [p for p in parameters if not p.stop_gradient]
+        self.params = trainable if only is None else list(only)
+        self.partial = only is not None
+        # paddle.grad runs the custom backward functions (utils/cpu_speed.py) between the loss and
+        # the tensors it is asked for; each returns the gradients of its inputs, which Paddle
+        # accepts only for tensors on the way to an asked one. A partial bank asks for every
+        # parameter from the first kept one on (in model order: the later layers and the heads) and
+        # for the layer's input, where the backward stops; without that input (a layer that runs
+        # more than once per pass, as ALBERT's shared one), for every parameter.
+        first = min(i for i, p in enumerate(trainable) if any(p is q for q in self.params)) if only else 0
+        self._trainable, self._downstream = trainable, trainable[first:]
+        self._boundary = boundary
         self.grads: Dict[str, Dict[int, paddle.Tensor]] = {}
 
     def add(self, task: str, loss: paddle.Tensor, retain_graph: bool) -> None:
         """Add the gradient of ``loss`` to ``task``'s account (``paddle.grad``: the parameters'
         ``.grad`` stay untouched until ``combine``)."""
         account = self.grads.setdefault(task, {})
-        grads = paddle.grad([loss], self.params, retain_graph=retain_graph, allow_unused=True)
-        for i, grad in enumerate(grads):
+        stop = self._boundary() if self._boundary is not None else None
+        if self.partial and stop is not None and not stop.stop_gradient:
+            asked = self._downstream + [stop]
+        else:
+            asked = self._trainable
+        grads = paddle.grad([loss], asked, retain_graph=retain_graph, allow_unused=True)
+        position = {id(p): j for j, p in enumerate(asked)}
+        for i, param in enumerate(self.params):
+            grad = grads[position[id(param)]]
             if grad is not None:
                 account[i] = account[i] + grad if i in account else grad
 
-    def combine(self, clip_norms: Mapping[str, Optional[float]]) -> None:
-        """Set every parameter's gradient to the sum of the tasks' (each clipped to its norm)."""
-        total: Dict[int, paddle.Tensor] = {}
+    def average_over_ranks(self) -> None:
+        """Data parallelism: every task's gradient becomes its mean over ranks (one all-reduce),
+        before any clipping or combination, so every rank combines the same gradients."""
+        distributed.average_tensors([grad for grads in self.grads.values() for grad in grads.values()])
+
+    def gradients_of(self, params: Sequence[paddle.Tensor]) -> Dict[str, List[paddle.Tensor]]:
+        """Each task's gradients of ``params`` (those it has)."""
+        where = {id(p): i for i, p in enumerate(self.params)}
+        return {task: [grads[where[id(p)]] for p in params if where.get(id(p)) in grads]
+                for task, grads in self.grads.items()}
+
+    def combine(self, clip_norms: Mapping[str, Optional[float]],
+                combine_fn: Callable[[Dict[str, Dict[int, paddle.Tensor]]], Dict[int, paddle.Tensor]]) -> None:
+        """Set every parameter's gradient to ``combine_fn`` (the balancer's: the sum, or PCGrad's
+        projection) of the tasks' gradients, each clipped to its norm first."""
+        clipped: Dict[str, Dict[int, paddle.Tensor]] = {}
         for task, grads in self.grads.items():
             scale = clip_scale(list(grads.values()), clip_norms.get(task))
-            for i, grad in grads.items():
-                grad = grad if scale is None else grad * scale
-                total[i] = total[i] + grad if i in total else grad
-        for i, grad in total.items():
+            clipped[task] = grads if scale is None else {i: grad * scale for i, grad in grads.items()}
+        for i, grad in combine_fn(clipped).items():
             self.params[i]._set_grad_ivar(grad)
 
 
@@ -336,39 +372,49 @@ def _backward(loss: paddle.Tensor, amp: Optional[Amp], retain_graph: bool = Fals
 
 
 def train_update(model: MultiTaskModel, optimizer, work: Work, amp: Optional[Amp] = None,
-                 guard: Optional[LossGuard] = None, step: int = 0) -> Dict[str, paddle.Tensor]:
+                 guard: Optional[LossGuard] = None, step: int = 0,
+                 balancer: Optional[Balancer] = None) -> Dict[str, paddle.Tensor]:
     """One optimizer update over ``work``: for each unit (one task, or a joint group on the same
     examples) and each of its micro-batches, one forward pass (the backbone once) and the backward
     of its tasks' weighted losses; the gradients add up; then one step. Returns each task's
     (unweighted, detached) loss. ``guard`` sees the weighted total before the step (non-finite:
-    stop, or skip the update)."""
+    stop, or skip the update).
+
+    A task's loss enters multiplied by its ``loss_weight`` and by the ``balancer``'s weight
+    (``paddlepalm.balancing``; None: static weights). The tasks' gradients are kept apart
+    (``GradientBank``) for per-task clipping and for the balancer's gradient methods."""
     model.train()
+    balancer = balancer if balancer is not None else _STATIC
     settings = {t.name: TaskSettings.of(t) for unit, _ in work for t in unit}
-    bank = None
-    if any(s.clip_norm is not None for s in settings.values()):
-        if amp is not None and amp.scaler is not None:
-            raise ValueError("a per-task clip_norm cannot be applied to fp16-scaled gradients: use "
-                             "amp_dtype='bfloat16' or the optimizer's global grad_clip_norm")
-        bank = GradientBank(model.parameters())
+    balancer.check_update(list(settings), {task: s.micro_batches for task, s in settings.items()})
+    bank = _gradient_bank(model, settings, amp, balancer)
+    weights = None if balancer.needs_losses_first else balancer.loss_weights(list(settings))
     losses: Dict[str, paddle.Tensor] = {}
+    held: List[Tuple[str, paddle.Tensor]] = []  # terms whose backward waits for every loss (FAMO)
     for unit, batches in work:
         for micro, weight in _micro_batches(unit, batches, settings[unit[0].name].micro_batches):
-            outputs = _forward(model, micro, amp)
             terms = []
-            for task, output in outputs.items():
+            for task, output in _forward(model, micro, amp).items():
                 loss = output["loss"] * weight if weight != 1.0 else output["loss"]
                 losses[task] = losses[task] + loss.detach() if task in losses else loss.detach()
-                terms.append((task, loss * settings[task].loss_weight if settings[task].loss_weight != 1.0 else loss))
-            if bank is None:
-                _backward(paddle.add_n([loss for _, loss in terms]) if len(terms) > 1 else terms[0][1], amp)
-                continue
-            for i, (task, loss) in enumerate(terms):
-                bank.add(task, loss, retain_graph=i < len(terms) - 1)
-    total = paddle.add_n([loss * settings[task].loss_weight for task, loss in losses.items()])
+                terms.append((task, _scaled(loss, settings[task].loss_weight)))
+            if weights is None:
+                held.extend(terms)
+            else:
+                _backward_terms(terms, weights, bank, amp)
+    weighed = {task: loss * settings[task].loss_weight for task, loss in losses.items()}  # what the balancer weighs
+    seen = _rank_mean(weighed) if balancer.reads_losses else {}
+    if weights is None:
+        weights = balancer.loss_weights(list(settings), seen)
+        _backward_terms(held, weights, bank, amp)
+    total = paddle.add_n([_scaled(loss, weights[task]) for task, loss in weighed.items()])
     if guard is None or guard.admit("+".join(losses), step, total):
         if bank is not None:
-            bank.combine({task: s.clip_norm for task, s in settings.items()})
-        distributed.average_gradients(model.parameters())
+            bank.average_over_ranks()
+        if bank is not None and not bank.partial:
+            bank.combine({task: s.clip_norm for task, s in settings.items()}, balancer.combine)
+        else:
+            distributed.average_gradients(model.parameters())
         if amp is not None and amp.scaler is not None:
             amp.scaler.step(optimizer)
             amp.scaler.update()
@@ -377,6 +423,8 @@ def train_update(model: MultiTaskModel, optimizer, work: Work, amp: Optional[Amp
         ema = getattr(optimizer, "palm_ema", None)
         if ema is not None:
             ema.update()
+        if balancer.reads_losses:
+            balancer.after_update(seen, bank, lambda: _losses_after_step(model, work, settings, amp))
     # set_to_zero=False leaves the grads of heads that did not run as None, so
     # the optimizer skips them: no momentum or decay update for inactive heads.
     optimizer.clear_grad(set_to_zero=False)
@@ -384,6 +432,57 @@ def train_update(model: MultiTaskModel, optimizer, work: Work, amp: Optional[Amp
     if isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
         scheduler.step()
     return losses
+
+
+_STATIC = Static()
+
+
+def _scaled(loss: paddle.Tensor, factor: float) -> paddle.Tensor:
+    return loss * factor if factor != 1.0 else loss
+
+
+def _gradient_bank(model: MultiTaskModel, settings: Mapping[str, TaskSettings], amp: Optional[Amp],
+                   balancer: Balancer) -> Optional[GradientBank]:
+    """The update's per-task gradients: every parameter's for per-task clipping and PCGrad, one
+    layer's for GradNorm; None when nothing needs them."""
+    clipping = any(s.clip_norm is not None for s in settings.values())
+    if not clipping and balancer.task_gradients is None:
+        return None
+    if amp is not None and amp.scaler is not None:
+        raise ValueError(f"per-task gradients ({'a per-task clip_norm' if clipping else balancer.name}) cannot be "
+                         "taken from fp16-scaled losses: use amp_dtype='bfloat16' (or the optimizer's global "
+                         "grad_clip_norm)")
+    if clipping or balancer.task_gradients == "all":
+        return GradientBank(model.parameters())
+    return GradientBank(model.parameters(), only=balancer.layer_parameters(model), boundary=balancer.layer_input)
+
+
+def _backward_terms(terms: Sequence[Tuple[str, paddle.Tensor]], weights: Mapping[str, float],
+                    bank: Optional[GradientBank], amp: Optional[Amp]) -> None:
+    """The backward of one pass's weighted task losses: into the bank task by task, and/or as one sum."""
+    terms = [(task, _scaled(loss, weights[task])) for task, loss in terms]
+    if bank is not None:
+        for i, (task, loss) in enumerate(terms):
+            bank.add(task, loss, retain_graph=bank.partial or i < len(terms) - 1)
+    if bank is None or bank.partial:
+        _backward(paddle.add_n([loss for _, loss in terms]) if len(terms) > 1 else terms[0][1], amp)
+
+
+def _rank_mean(losses: Mapping[str, paddle.Tensor]) -> Dict[str, float]:
+    return dict(zip(losses, distributed.mean_over_ranks([float(loss) for loss in losses.values()])))
+
+
+def _losses_after_step(model: MultiTaskModel, work: Work, settings: Mapping[str, TaskSettings],
+                       amp: Optional[Amp]) -> Dict[str, float]:
+    """The update's weighed task losses on the same batches after its step (forward only: FAMO)."""
+    losses: Dict[str, paddle.Tensor] = {}
+    with paddle.no_grad():
+        for unit, batches in work:
+            for micro, weight in _micro_batches(unit, batches, settings[unit[0].name].micro_batches):
+                for task, output in _forward(model, micro, amp).items():
+                    loss = output["loss"] * weight if weight != 1.0 else output["loss"]
+                    losses[task] = losses[task] + loss if task in losses else loss
+    return _rank_mean({task: loss * settings[task].loss_weight for task, loss in losses.items()})
 
 
 def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray],
@@ -404,11 +503,11 @@ class _Bare:
 def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Plan, start_step: int,
                  print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
                  amp: Optional[Amp] = None, after_step: Optional[Callable[[int], bool]] = None,
-                 guard: Optional[LossGuard] = None) -> int:
+                 guard: Optional[LossGuard] = None, balancer: Optional[Balancer] = None) -> int:
     """Train the updates ``plan`` holds after ``start_step``; return the final global step.
 
     ``after_step(step)`` runs after each update (evaluation); training stops when it returns True.
-    ``guard`` checks every loss (default: stop at a non-finite one)."""
+    ``guard`` checks every loss (default: stop at a non-finite one). ``balancer``: see ``train_update``."""
     if optimizer is None:
         raise RuntimeError("call build_backward(optimizer) before train()")
     if not 0 <= start_step <= len(plan):
@@ -426,7 +525,7 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Pla
     for step in range(start_step + 1, total + 1):
         units = [[trainers[i] for i in unit] for unit in plan.units_at(step)]
         work = [(members, unit_batches(members)) for members in units]
-        losses = train_update(model, optimizer, work, amp, guard, step)
+        losses = train_update(model, optimizer, work, amp, guard, step, balancer)
         plan.after_update(step, losses)
         for members in units:
             for trainer in members:

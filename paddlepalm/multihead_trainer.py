@@ -5,7 +5,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from paddlepalm import evaluation
+from paddlepalm import checkpoint, evaluation
+from paddlepalm.balancing import Balancer, Static
 from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_if_due, train_update, unit_batches
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
@@ -21,11 +22,17 @@ from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_
 class MultiHeadTrainer(Resumable):
     """Trains the tasks of ``trainers`` together; ``seed`` fixes the task sampling, ``schedule``
     (a ``paddlepalm.sampling`` schedule) how the tasks are drawn: None is ``Fixed`` (PALM's mix
-    ratios and per-task budgets)."""
+    ratios and per-task budgets); ``balancer`` (``palm.balancing.*``, default ``Static()``: each
+    task's ``loss_weight``) how the tasks' losses of an update make its gradient
+    (docs/multitask.md)."""
 
-    def __init__(self, trainers: Sequence[Trainer], seed: int = 0, schedule: Optional[Schedule] = None):
+    def __init__(self, trainers: Sequence[Trainer], seed: int = 0, schedule: Optional[Schedule] = None,
+                 balancer: Optional[Balancer] = None):
         if schedule is not None and not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a paddlepalm.sampling schedule or None, got {schedule!r}")
+        if balancer is not None and not isinstance(balancer, Balancer):
+            raise TypeError(f"balancer must be a palm.balancing method (Static, Uncertainty, DWA, FAMO, PCGrad, "
+                            f"GradNorm), got {type(balancer).__name__}")
         if not trainers:
             raise ValueError("MultiHeadTrainer needs at least one Trainer")
         names = [t.name for t in trainers]
@@ -34,6 +41,7 @@ class MultiHeadTrainer(Resumable):
         self.trainers: List[Trainer] = list(trainers)
         self.seed = int(seed)
         self.schedule: Schedule = schedule if schedule is not None else Fixed()
+        self.balancer: Balancer = balancer if balancer is not None else Static()
         self.model: Optional[MultiTaskModel] = None
         self.pred_model: Optional[MultiTaskModel] = None
         self.optimizer = None
@@ -76,6 +84,7 @@ class MultiHeadTrainer(Resumable):
         self.model = self._combine("backbone", "head")
         for trainer in self.trainers:
             trainer.model = self.model
+        self.balancer.bind([t.name for t in self.trainers], self.model)
         return self.model
 
     def build_predict_forward(self) -> MultiTaskModel:
@@ -132,6 +141,7 @@ class MultiHeadTrainer(Resumable):
             if len(unit) > 1:
                 check_joint_group([self.trainers[i] for i in unit])
         self._plan = self._draw_plan(units, sampling_reference, num_epochs, tasks_per_update)
+        self._check_balancer(self._plan)
         self._global_step = 0
         _cover_schedule(self._optimizer_spec, self.overall_train_steps)
         self._apply_resume()
@@ -164,6 +174,20 @@ class MultiHeadTrainer(Resumable):
             log(f"sampling schedule {schedule!r}: {len(plan)} updates over units "
                 f"{['+'.join(unit) for unit in mix.tasks]} of {mix.sizes.tolist()} batches per epoch")
         return plan
+
+    def _check_balancer(self, plan: Plan) -> None:
+        """Refuse, before training, a plan with an update the balancer cannot make (one task for a
+        method that compares the tasks of an update)."""
+        micro_batches = {t.name: t.micro_batches for t in self.trainers}
+        checked = set()
+        for step, row in enumerate(plan.updates, 1):
+            if tuple(row) not in checked:
+                checked.add(tuple(row))
+                tasks = [self.trainers[i].name for unit in plan.units_at(step) for i in unit]
+                try:
+                    self.balancer.check_update(tasks, micro_batches)
+                except ValueError as error:
+                    raise ValueError(f"update {step} of {len(plan)}: {error}") from None
 
     def _units(self, joint: Union[None, bool, Sequence[Sequence[str]]]) -> List[Tuple[int, ...]]:
         """Trainer indices of each unit the plan draws: joint groups, and every other task alone."""
@@ -293,7 +317,16 @@ class MultiHeadTrainer(Resumable):
             state["plan"] = self._plan.state()
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
+        balancer = self.balancer.checkpoint_state()
+        if balancer is not None:
+            state["balancer"] = balancer
         return state
+
+    def _start_training(self) -> None:
+        resuming = self._resume.path if self._resume is not None else None
+        super()._start_training()
+        if resuming is not None:
+            self.balancer.restore(self._resumed_state.get("balancer"), os.path.join(resuming, checkpoint.STATE_FILE))
 
     # ------------------------------------------------------------------ training
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
@@ -308,7 +341,8 @@ class MultiHeadTrainer(Resumable):
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
                                          self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step, guard=self.guard)
+                                         amp=self.amp, after_step=after_step, guard=self.guard,
+                                         balancer=self.balancer)
         if loop is not None:
             loop.finish(self._global_step, self.model, self._checkpoint_state)
 
@@ -356,7 +390,8 @@ class MultiHeadTrainer(Resumable):
             trainer = self.trainers[int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])]
             work = [([trainer], {trainer.name: batch})]
         self._start_training()
-        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1)
+        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1,
+                              self.balancer)
         if self._plan is not None:
             self._plan.after_update(self._global_step + 1, losses)
         for members, batches in work:

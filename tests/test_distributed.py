@@ -55,8 +55,11 @@ def assert_params_close(a, b, atol=1e-5):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=atol, err_msg=k)
 
 
-@pytest.mark.parametrize("mode", [[], ["--single_task"], ["--joint"], ["--tasks_per_update", "all"]],
-                         ids=["multi_task", "single_task", "joint_batches", "all_tasks_per_update"])
+@pytest.mark.parametrize("mode", [[], ["--single_task"], ["--joint"], ["--tasks_per_update", "all"],
+                                  ["--joint", "--balancer", "PCGrad"], ["--tasks_per_update", "all", "--balancer", "FAMO"],
+                                  ["--joint", "--balancer", "GradNorm"]],
+                         ids=["multi_task", "single_task", "joint_batches", "all_tasks_per_update", "joint_pcgrad",
+                              "all_tasks_famo", "joint_gradnorm"])
 def test_two_ranks_equal_one_process_on_the_same_global_batches(job_data, tmp_path, mode):
     flags = ["--data", job_data] + mode
     run(flags + ["--batch_size", "4"], str(tmp_path / "dp"), nproc=2)

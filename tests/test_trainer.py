@@ -11,9 +11,10 @@ from conftest import tiny_config
 
 
 def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16, intent_ratio=0.5, slot_settings=None,
-                intent_settings=None, **fit_options):
+                intent_settings=None, balancer=None, **fit_options):
     """The tiny slot + intent MultiHeadTrainer most tests use; ``fit_options`` go to
-    ``fit_readers_with_mixratio`` (``joint``, ``tasks_per_update``), ``*_settings`` to the Trainers."""
+    ``fit_readers_with_mixratio`` (``joint``, ``tasks_per_update``), ``*_settings`` to the Trainers,
+    ``balancer`` to the MultiHeadTrainer."""
     paddle.seed(seed)
     vocab = os.path.join(d, "vocab.txt")
     config = tiny_config(sum(1 for _ in open(vocab, encoding="utf-8")))
@@ -27,7 +28,7 @@ def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16, intent_ra
     intent = palm.Trainer("intent", mix_ratio=intent_ratio, **(intent_settings or {}))
     slot.build_forward(ernie, palm.head.SequenceLabel(sizes["slot_classes"], 32, dropout, learning_rate=1.0))
     intent.build_forward(ernie, palm.head.Classify(sizes["intent_classes"], 32, dropout))
-    trainer = palm.MultiHeadTrainer([slot, intent], seed=3)
+    trainer = palm.MultiHeadTrainer([slot, intent], seed=3, balancer=balancer)
     loss_var = trainer.build_forward()
     sched = palm.lr_sched.TriangularSchedualer(5, 40)
     trainer.build_backward(palm.optimizer.Adam(loss_var, lr, sched), weight_decay=0.01)

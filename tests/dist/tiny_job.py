@@ -18,6 +18,7 @@ p.add_argument("--epochs", type=float, default=1)
 p.add_argument("--single_task", action="store_true")
 p.add_argument("--joint", action="store_true", help="joint batches: both heads on the same examples")
 p.add_argument("--tasks_per_update", default="1")
+p.add_argument("--balancer", default=None, help="a palm.balancing class name (default: static weights)")
 p.add_argument("--save_steps", type=int, default=0)
 p.add_argument("--resume", default=None)
 p.add_argument("--predict", default=None, help="checkpoint to predict from")
@@ -72,7 +73,8 @@ else:
     slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], 16, learning_rate=1.0))
     schedule = {"fixed": None, "dynamic_loss": palm.sampling.Dynamic(by="loss", every=3, temperature=0.05),
                 "dynamic_dev": palm.sampling.Dynamic({"slot": 1.0, "intent": 1.0})}[args.schedule]
-    trainer = palm.MultiHeadTrainer([slot, intent], seed=5, schedule=schedule)
+    balancer = getattr(palm.balancing, args.balancer)() if args.balancer else None
+    trainer = palm.MultiHeadTrainer([slot, intent], seed=5, schedule=schedule, balancer=balancer)
     loss_var = trainer.build_forward()
     trainer.build_backward(palm.optimizer.Adam(loss_var, 3e-3), weight_decay=0.01)
     per_update = args.tasks_per_update if args.tasks_per_update == "all" else int(args.tasks_per_update)
