@@ -1,5 +1,6 @@
 """``MultiHeadTrainer``: several tasks, one shared backbone, a task drawn per step by mix ratio."""
 import os
+from contextlib import closing
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -13,6 +14,7 @@ from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import build_update_schedule, task_budgets
 from paddlepalm.resume import Resumable
+from paddlepalm.sinks import sinks_for
 from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task
 
 
@@ -255,8 +257,10 @@ class MultiHeadTrainer(Resumable):
         return state
 
     # ------------------------------------------------------------------ training
-    def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
-        """Train to the end of the plan (see ``Trainer.train`` for ``skip_nonfinite``)."""
+    def train(self, print_steps: int = 5, skip_nonfinite: bool = False, progress: bool = False,
+              sinks: Optional[Sequence] = None) -> None:
+        """Train to the end of the plan (see ``Trainer.train`` for ``skip_nonfinite``, ``progress``
+        and ``sinks``)."""
         if self._plan is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self.guard.skip = bool(skip_nonfinite)
@@ -264,11 +268,14 @@ class MultiHeadTrainer(Resumable):
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
-        self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
-                                         self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step, guard=self.guard)
-        if loop is not None:
-            loop.finish(self._global_step, self.model, self._checkpoint_state)
+        with closing(sinks_for(progress, sinks)) as all_sinks:
+            if loop is not None:
+                loop.sinks = all_sinks
+            self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
+                                             self._global_step, print_steps, self._saver, self._checkpoint_state,
+                                             amp=self.amp, after_step=after_step, guard=self.guard, sinks=all_sinks)
+            if loop is not None:
+                loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     def get_one_batch(self) -> Dict[str, Any]:
         """The batch of the next update the plan draws: one task's batch with ``__task_id`` naming
