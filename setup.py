@@ -10,6 +10,8 @@ RUNTIME = [
     "protobuf<7",
     "jieba",
     "tqdm",
+    "PyYAML>=5.1",  # palm's configs
+    "matplotlib",  # palm plot
 ]
 
 setup(
@@ -22,6 +24,7 @@ setup(
     package_data={"paddlepalm": ["downloader/*.json"]},
     python_requires=">=3.9",
     install_requires=RUNTIME,
+    entry_points={"console_scripts": ["palm = paddlepalm.cli:main"]},
     extras_require={"test": ["pytest"],
                     # export(format="onnx") and Predictor on ONNX models
                     "onnx": ["paddle2onnx==2.1.0", "onnxruntime>=1.17"],

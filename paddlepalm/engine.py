@@ -1,10 +1,11 @@
 """The training loop shared by ``Trainer`` (one task) and ``MultiHeadTrainer`` (several)."""
+import contextlib
 import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -13,6 +14,7 @@ from paddlepalm import checkpoint, distributed
 from paddlepalm.balancing.base_balancer import Balancer
 from paddlepalm.balancing.static import Static
 from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.sinks import Sinks
 from paddlepalm.utils import rng
 
 
@@ -79,10 +81,28 @@ class Saver:
         return [directory]
 
 
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+_echo: Callable[[str], None] = _print  # a progress bar swaps in tqdm.write while it is shown (see sinks.py)
+
+
 def log(message: str) -> None:
     """Print on rank 0 only."""
     if distributed.is_main():
-        print(message, flush=True)
+        _echo(message)
+
+
+@contextlib.contextmanager
+def echo_through(writer: Callable[[str], None]) -> Iterator[None]:
+    """Send :func:`log`'s lines through ``writer`` for a while (a progress bar keeps itself intact)."""
+    global _echo
+    previous, _echo = _echo, writer
+    try:
+        yield
+    finally:
+        _echo = previous
 
 
 @dataclass
@@ -107,9 +127,20 @@ class Amp:
 
 @dataclass
 class TrainStats:
+    """What the updates since the last log line did: each task's losses (one per update it took
+    part in) and the number of examples trained on."""
+
     losses: Dict[str, List[paddle.Tensor]] = field(default_factory=dict)
+    samples: int = 0
     last_time: float = field(default_factory=time.time)
     last_step: int = 0
+
+    def add(self, work: "Work", losses: Mapping[str, paddle.Tensor]) -> None:
+        for task, loss in losses.items():
+            self.losses.setdefault(task, []).append(loss)
+        for _, batches in work:  # a joint group's tasks share their examples: count them once
+            batch = next(iter(batches.values()))
+            self.samples += len(batch["example_ids"] if "example_ids" in batch else next(iter(batch.values())))
 
 
 def check_finite_parameters(model: MultiTaskModel, step: int, last_checkpoint: Optional[str]) -> None:
@@ -503,11 +534,14 @@ class _Bare:
 def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Plan, start_step: int,
                  print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
                  amp: Optional[Amp] = None, after_step: Optional[Callable[[int], bool]] = None,
-                 guard: Optional[LossGuard] = None, balancer: Optional[Balancer] = None) -> int:
+                 guard: Optional[LossGuard] = None, balancer: Optional[Balancer] = None,
+                 sinks: Optional[Sinks] = None) -> int:
     """Train the updates ``plan`` holds after ``start_step``; return the final global step.
 
     ``after_step(step)`` runs after each update (evaluation); training stops when it returns True.
-    ``guard`` checks every loss (default: stop at a non-finite one). ``balancer``: see ``train_update``."""
+    ``guard`` checks every loss (default: stop at a non-finite one). ``balancer``: see ``train_update``.
+    ``sinks`` (paddlepalm/sinks.py) see a ``start`` record, an ``update`` record per step and, with
+    each log line, its ``train`` record (:func:`train_record`)."""
     if optimizer is None:
         raise RuntimeError("call build_backward(optimizer) before train()")
     if not 0 <= start_step <= len(plan):
@@ -522,6 +556,8 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Pla
     stats = TrainStats(last_step=start_step)
     step = start_step
     total = len(plan)
+    sinks = sinks if sinks is not None else Sinks()
+    sinks.log(start_step, {"event": "start", "start_step": start_step, "total_steps": total})
     for step in range(start_step + 1, total + 1):
         units = [[trainers[i] for i in unit] for unit in plan.units_at(step)]
         work = [(members, unit_batches(members)) for members in units]
@@ -530,11 +566,13 @@ def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Pla
         for members in units:
             for trainer in members:
                 trainer._steps_done += 1
-        for task, loss in losses.items():
-            stats.losses.setdefault(task, []).append(loss)
+        stats.add(work, losses)
+        sinks.log(step, UPDATE)
         if print_steps > 0 and (step % print_steps == 0 or step == total):
             guard.flush()
-            _print_progress(step, [t for members in units for t in members], stats)
+            record = train_record(step, total, trainers, stats, optimizer)
+            _print_progress(record, [t.name for members in units for t in members])
+            sinks.log(step, record)
         stop = after_step is not None and after_step(step)  # evaluate first: the checkpoint then holds it
         save_if_due(saver, step, model, optimizer, state_fn, guard)
         if stop:
@@ -567,17 +605,37 @@ def _save(saver: Saver, step: int, model, optimizer, state_fn, guard: Optional[L
         log(f"checkpoint saved to {path}")
 
 
-def _print_progress(step: int, trainers: Sequence, stats: TrainStats) -> None:
-    """PALM's log line for the tasks of the last update (each task's mean loss since the last line)."""
+def train_record(step: int, total: int, trainers: Sequence, stats: TrainStats, optimizer) -> Dict[str, Any]:
+    """The ``train`` record of a log line (then ``stats`` restart): per task, the mean loss of its
+    updates since the last line (skipped, non-finite losses left out), how many of the window's
+    updates it took part in (``share``: the realized sampling proportion) and its epoch position;
+    the learning rate of the next update, steps and examples per second."""
     now = time.time()
-    speed = (step - stats.last_step) / max(now - stats.last_time, 1e-9)
-    parts = []
+    window = max(step - stats.last_step, 1)
+    seconds = max(now - stats.last_time, 1e-9)
+    tasks = {}
     for trainer in trainers:
         losses = [float(v) for v in stats.losses.get(trainer.name) or []]
-        finite = [v for v in losses if math.isfinite(v)]  # skipped batches (LossGuard.skip) are left out
-        loss = sum(finite) / len(finite) if finite else float("nan")
-        parts.append(f"{trainer.name}: step {trainer._batch_in_epoch}/{trainer.steps_pur_epoch} "
-                     f"(epoch {trainer._epoch}), loss: {loss:.3f}")
-    log(f"global step: {step}, {', '.join(parts)}, speed: {speed:.2f} steps/s")
-    stats.losses = {}
+        finite = [v for v in losses if math.isfinite(v)]
+        tasks[trainer.name] = {"loss": sum(finite) / len(finite) if finite else None, "updates": len(losses),
+                               "share": len(losses) / window, "epoch": trainer._epoch,
+                               "batch": trainer._batch_in_epoch, "steps_per_epoch": trainer.steps_pur_epoch}
+    record = {"event": "train", "step": step, "total_steps": total, "lr": float(optimizer.get_lr()),
+              "steps_per_s": (step - stats.last_step) / seconds, "samples_per_s": stats.samples / seconds,
+              "tasks": tasks}
+    stats.losses, stats.samples = {}, 0
     stats.last_time, stats.last_step = now, step
+    return record
+
+
+def _print_progress(record: Dict[str, Any], names: Sequence[str]) -> None:
+    """PALM's log line for the tasks of the last update (each task's mean loss since the last line)."""
+    parts = []
+    for name in names:
+        task = record["tasks"][name]
+        loss = float("nan") if task["loss"] is None else task["loss"]
+        parts.append(f"{name}: step {task['batch']}/{task['steps_per_epoch']} (epoch {task['epoch']}), loss: {loss:.3f}")
+    log(f"global step: {record['step']}, {', '.join(parts)}, speed: {record['steps_per_s']:.2f} steps/s")
+
+
+UPDATE: Dict[str, Any] = {"event": "update"}  # the record sinks see after every update

@@ -27,9 +27,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint, distributed, metrics as palm_metrics
+from paddlepalm import checkpoint, distributed, engine, metrics as palm_metrics
 from paddlepalm.metrics.mrc import mrc_scores
 from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.sinks import Sinks
 
 Results = List[Dict[str, Any]]
 
@@ -154,11 +155,15 @@ class TaskEvaluator:
             raise ValueError(f"task {task}: target metric {target!r} is not among the metrics' outputs {known}")
         self.task, self.reader, self.metrics, self.target = task, reader, list(metric_list), target
 
-    def evaluate(self, model: MultiTaskModel) -> Dict[str, float]:
+    def evaluate(self, model: MultiTaskModel, wrap: Optional[Callable] = None) -> Dict[str, float]:
+        """``wrap(batches, total, description)``, when given, wraps the pass's batches (a bar)."""
         head = model.head_of(self.task)
+        batches = self.reader.iter_epoch(0)
+        if wrap is not None:
+            batches = wrap(batches, math.ceil(self.reader.num_examples / self.reader.batch_size), f"eval {self.task}")
         with prediction_mode(model, self.task):
             head.reset()
-            for batch in self.reader.iter_epoch(0):
+            for batch in batches:
                 head.batch_postprocess(model(self.task, to_tensors(batch)))
             if distributed.world_size() > 1:  # each rank saw its shard: score all of them, everywhere
                 head._results = [r for part in distributed.gather_objects(head._results) for r in part]
@@ -199,6 +204,7 @@ class EvaluationLoop:
         self._last_step: Optional[int] = None
         # called after each evaluation with (step, {task: target score}): a dynamic sampling schedule
         self.listeners: List[Callable[[int, Dict[str, float]], None]] = []
+        self.sinks = Sinks()  # train(sinks=...) sets them: each evaluation is an 'eval' record
 
     def state(self) -> Dict[str, Any]:
         """What a checkpoint keeps so that a resumed run picks the same best checkpoint and
@@ -234,7 +240,7 @@ class EvaluationLoop:
         started = time.time()
         record: Dict[str, Any] = {"step": step, "tasks": {}}
         for evaluator in self.evaluators:
-            scores = evaluator.evaluate(model)
+            scores = evaluator.evaluate(model, self.sinks.wrap)
             record["tasks"][evaluator.task] = scores
             shown = ", ".join(f"{k}: {v:.4f}" for k, v in scores.items())
             _log(f"global step: {step}, eval {evaluator.task}: {shown}")
@@ -257,6 +263,9 @@ class EvaluationLoop:
         note = f", saved to {self.best_dir}" if improved and self.best_dir else ""
         _log(f"global step: {step}, eval {self.aggregate_name}: {score:.4f} "
              f"(best {self.best_score:.4f} at step {self.best_step}{note}), time: {time.time() - started:.1f} s")
+        self.sinks.log(step, {"event": "eval", "step": step, "tasks": record["tasks"], "score": score,
+                              "best_score": self.best_score, "best_step": self.best_step, "improved": improved,
+                              "target": self.aggregate_name})
         if self.patience is not None and self._since_best >= self.patience:
             self.stopped_early = True
             _log(f"early stopping at global step {step}: no better {self.aggregate_name} "
@@ -275,5 +284,4 @@ def best_dir_for(best_dir: Optional[str], saver, save_best: bool) -> Optional[st
 
 
 def _log(message: str) -> None:
-    if distributed.is_main():
-        print(message, flush=True)
+    engine.log(message)

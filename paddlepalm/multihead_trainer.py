@@ -1,6 +1,7 @@
 """``MultiHeadTrainer``: several tasks, one shared backbone, the tasks of each update drawn by a
 sampling schedule (default: PALM's mix ratios)."""
 import os
+from contextlib import closing
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,6 +17,7 @@ from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import BlockDraws, draw_static, units_per_update
 from paddlepalm.sampling import Fixed, Mixture, Schedule
 from paddlepalm.resume import Resumable
+from paddlepalm.sinks import sinks_for
 from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
 
 
@@ -329,8 +331,10 @@ class MultiHeadTrainer(Resumable):
             self.balancer.restore(self._resumed_state.get("balancer"), os.path.join(resuming, checkpoint.STATE_FILE))
 
     # ------------------------------------------------------------------ training
-    def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
-        """Train to the end of the plan (see ``Trainer.train`` for ``skip_nonfinite``)."""
+    def train(self, print_steps: int = 5, skip_nonfinite: bool = False, progress: bool = False,
+              sinks: Optional[Sequence] = None) -> None:
+        """Train to the end of the plan (see ``Trainer.train`` for ``skip_nonfinite``, ``progress``
+        and ``sinks``)."""
         if self._plan is None:
             raise RuntimeError("call fit_readers_with_mixratio(...) before train()")
         self.guard.skip = bool(skip_nonfinite)
@@ -339,12 +343,15 @@ class MultiHeadTrainer(Resumable):
         self._connect_schedule(loop)
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
-        self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
-                                         self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step, guard=self.guard,
-                                         balancer=self.balancer)
-        if loop is not None:
-            loop.finish(self._global_step, self.model, self._checkpoint_state)
+        with closing(sinks_for(progress, sinks)) as all_sinks:
+            if loop is not None:
+                loop.sinks = all_sinks
+            self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
+                                             self._global_step, print_steps, self._saver, self._checkpoint_state,
+                                             amp=self.amp, after_step=after_step, guard=self.guard,
+                                             balancer=self.balancer, sinks=all_sinks)
+            if loop is not None:
+                loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     def _connect_schedule(self, loop: Optional[evaluation.EvaluationLoop]) -> None:
         """The evaluations hand their dev scores to the schedule; a dynamic one without ``every``

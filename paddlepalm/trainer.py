@@ -1,6 +1,7 @@
 """``Trainer``: trains, evaluates, saves and predicts one task (PALM's contract)."""
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from contextlib import closing
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -16,6 +17,7 @@ from paddlepalm.optimizer.base_optimizer import Optimizer, positive_finite
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resumable
+from paddlepalm.sinks import sinks_for
 
 
 class Trainer(Resumable):
@@ -327,10 +329,13 @@ class Trainer(Resumable):
         epochs = self.train_reader.num_epochs
         return int((1 if epochs is None else epochs) * self.steps_pur_epoch)
 
-    def train(self, print_steps: int = 5, skip_nonfinite: bool = False) -> None:
+    def train(self, print_steps: int = 5, skip_nonfinite: bool = False, progress: bool = False,
+              sinks: Optional[Sequence] = None) -> None:
         """Train to the task's budget. A non-finite loss stops training with an error naming the
         task, the step and the last checkpoint; with ``skip_nonfinite`` such a batch makes no
-        update and is counted (``trainer.guard.skipped``) instead."""
+        update and is counted (``trainer.guard.skipped``) instead. ``progress``: a tqdm bar over
+        the steps (PALM's log lines still printed, above it). ``sinks``: objects that see the
+        training and evaluation records (paddlepalm/sinks.py: ``MetricsFile``, ``VisualDLWriter``)."""
         if self.train_reader is None:
             raise RuntimeError("call fit_reader(reader) before train()")
         self.guard.skip = bool(skip_nonfinite)
@@ -340,11 +345,14 @@ class Trainer(Resumable):
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         after_step = None if loop is None else (
             lambda step: loop.after_step(step, self.model, self._checkpoint_state))
-        self._global_step = run_training(self.model, self.optimizer, [self], Plan.single(budget), self._global_step,
-                                         print_steps, self._saver, self._checkpoint_state,
-                                         amp=self.amp, after_step=after_step, guard=self.guard)
-        if loop is not None:
-            loop.finish(self._global_step, self.model, self._checkpoint_state)
+        with closing(sinks_for(progress, sinks)) as all_sinks:
+            if loop is not None:
+                loop.sinks = all_sinks
+            self._global_step = run_training(self.model, self.optimizer, [self], Plan.single(budget),
+                                             self._global_step, print_steps, self._saver, self._checkpoint_state,
+                                             amp=self.amp, after_step=after_step, guard=self.guard, sinks=all_sinks)
+            if loop is not None:
+                loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> List[Dict[str, Any]]:

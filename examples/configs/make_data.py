@@ -1,0 +1,158 @@
+"""Write an example's data in the files its config names, with the example's own preparation code.
+
+    python examples/configs/make_data.py EXAMPLE --out DIR [--source RAW_DIR] [--max_train N]
+
+``palm train examples/configs/EXAMPLE.yaml -s RUN_DIR`` runs this once (its ``prepare`` key),
+into ``RUN_DIR/data``: the generated sample by default, or the real data set in ``--source``
+(``-o prepare.source=../shared/data/atis``). Each example converts its data as its ``run.py``
+does (``prepare()``, ``prepare_data.convert``...), so the config trains on the same files.
+"""
+import argparse
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from types import SimpleNamespace
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.dirname(HERE)
+REPO = os.path.dirname(EXAMPLES)
+
+
+def module(relative: str):
+    """An example's module by path; its folder (and examples/) come first on sys.path, and the
+    helper modules of another example (``common``, ``make_sample``...) are forgotten first."""
+    path = os.path.join(EXAMPLES, relative)
+    for name in ("common", "make_sample", "prepare_data", "make_corpus_sample", "prepare_corpus"):
+        sys.modules.pop(name, None)
+    for folder in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(f"example_{relative.replace('/', '_')[:-3]}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _moved(work: str, out: str) -> None:
+    """``work/data/*`` (where the examples' ``prepare`` writes) into ``out``."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(os.path.join(work, "data")):
+        shutil.move(os.path.join(work, "data", name), os.path.join(out, name))
+
+
+def classification(a, work, out):
+    module("classification/run.py").prepare(SimpleNamespace(data_dir=a.source, dev_size=800, max_train=a.max_train),
+                                            work)
+    _moved(work, out)
+
+
+def matching(a, work, out):
+    module("matching/run.py").prepare(SimpleNamespace(data_dir=a.source, ood_dir=None, dev_size=2000,
+                                                      max_train=a.max_train), work)
+    _moved(work, out)
+
+
+def tagging(a, work, out):
+    run = module("tagging/run.py")
+    run.prepare(SimpleNamespace(data_dir=a.source, dev_size=1000 if a.source else 150, max_train=a.max_train), work)
+    _moved(work, out)
+    _write_json(os.path.join(out, "label_map.json"), {tag: i for i, tag in enumerate(run.LABELS)})
+
+
+def _write_json(path, value):
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, ensure_ascii=False, indent=1)
+
+
+def mrc(a, work, out):
+    module("mrc/run.py").prepare(SimpleNamespace(data_dir=a.source, train_part=0.5, eval_part=0.1,
+                                                 max_train=a.max_train), work)
+    _moved(work, out)
+
+
+def multi_task(a, work, out):
+    """ATIS/SNIPS layout -> slot/ and intent/ TSV files, label_map.json, intent_map.json, vocab.txt."""
+    convert = module("multi-task/prepare_data.py").convert
+    raw = a.source or module("multi-task/make_sample.py").make_sample(os.path.join(work, "sample_raw"))
+    convert(raw, out)
+
+
+def multi_task_aux(a, work, out):
+    module("multi-task-aux/run.py").prepare(SimpleNamespace(data_dir=a.source, dev_size=800, max_train=a.max_train,
+                                                            aux_unlabeled=False), work)
+    _moved(work, out)
+
+
+def elmo_transfer(a, work, out):
+    module("elmo-transfer/run.py").prepare(SimpleNamespace(work_dir=work, data_root=a.source))
+    _moved(work, out)  # the tagger reads characters with the ELMo package's vocabulary
+    shutil.copyfile(os.path.join(REPO, "pretrain_models", "elmo-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
+
+
+def palm_scripts(a, work, out):
+    """PALM's layout: data/atis/atis_{slot,intent}/ and a released-format pretrain/ERNIE-tiny/."""
+    module("palm-scripts/make_sample.py").prepare(out)
+
+
+def pretrain_corpus(a, work, out):
+    """A one-sentence-per-line corpus (documents between blank lines) and its character vocabulary."""
+    common = module("pretrain/common.py")
+    args = SimpleNamespace(data_dir=a.source, with_rmrb=False)
+    corpus = common.corpus_for(args, out)
+    common.corpus_vocab(corpus, os.path.join(out, "vocab.txt"), 5000)
+    os.replace(corpus, os.path.join(out, "corpus.txt"))
+
+
+def pretrain_elmo(a, work, out):
+    """Train/dev sentences and the word (character) vocabulary of examples/pretrain/elmo."""
+    import paddlepalm as palm
+
+    os.makedirs(out, exist_ok=True)
+    if a.source:
+        paths = module("pretrain/elmo/prepare_corpus.py").prepare_corpus(a.source, os.path.join(out, "corpus"))
+        for split in ("train", "dev"):
+            os.replace(paths[split], os.path.join(out, f"{split}.txt"))
+    else:
+        sample = module("pretrain/elmo/make_corpus_sample.py").make_sample
+        sample(os.path.join(out, "train.txt"), 3000, seed=1)
+        sample(os.path.join(out, "dev.txt"), 200, seed=2)
+    tokens = palm.reader.build_vocab_from_corpus(os.path.join(out, "train.txt"), split="char", min_freq=2,
+                                                 max_size=5000)
+    palm.reader.write_word_vocab(tokens, os.path.join(out, "vocab.txt"))
+
+
+def finetune(a, work, out):
+    """examples/pretrain/finetune.py's sentiment sample: train.tsv and dev.tsv."""
+    mod = module("pretrain/finetune.py")
+    data = a.source or mod.make_sample(os.path.join(work, "sample"))
+    os.makedirs(out, exist_ok=True)
+    mod.train_subset(data, os.path.join(out, "train.tsv"), a.max_train or 4000, seed=1)
+    shutil.copyfile(os.path.join(data, "dev.tsv"), os.path.join(out, "dev.tsv"))
+    shutil.copyfile(os.path.join(REPO, "pretrain_models", "electra-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
+
+
+MAKERS = {"classification": classification, "matching": matching, "tagging": tagging, "mrc": mrc,
+          "multi-task": multi_task, "multi-task-aux": multi_task_aux, "elmo-transfer": elmo_transfer,
+          "palm-scripts": palm_scripts, "pretrain-albert": pretrain_corpus, "pretrain-electra": pretrain_corpus,
+          "pretrain-elmo": pretrain_elmo, "finetune": finetune}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("example", choices=sorted(MAKERS))
+    p.add_argument("--out", required=True, help="the folder the config's data paths are relative to")
+    p.add_argument("--source", default=None, help="the real data set (default: the example's generated sample)")
+    p.add_argument("--max_train", type=int, default=None, help="use only the first N training examples")
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as work:
+        MAKERS[a.example](a, work, os.path.abspath(a.out))
+    print(f"{a.example}: data written to {a.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""``palm``: train, evaluate, predict, export and plot from one YAML file per run.
+
+A thin layer over the script API: ``palm train`` builds the readers, backbone, heads,
+``Trainer`` / ``MultiHeadTrainer``, optimizer and saver a script would (paddlepalm/cli/build.py)
+and calls ``train()``. See docs/cli.md for every subcommand and config key.
+"""
+import argparse
+import os
+import runpy
+import shutil
+import sys
+from typing import List, Optional, Sequence
+
+EPILOG = """examples:
+  palm train examples/configs/multi-task.yaml -s runs/joint
+  palm train examples/configs/multi-task.yaml -s runs/joint -o train.epochs=2 -o defaults.batch_size=16
+  palm train examples/configs/multi-task.yaml -s runs/joint --resume      # after an interruption
+  palm eval runs/joint --split test
+  palm export runs/joint --joint
+  palm predict runs/joint --input sentences.txt --output predictions.jsonl
+  palm plot runs/joint
+  palm ls pretrain; palm download pretrain ERNIE-v2-en-base --path models
+
+Exit status: 0 on success, 2 for a config or usage error, 1 for any other failure, 130 when
+interrupted. Errors are one line; --debug shows the traceback. Full reference: docs/cli.md."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="palm", description="paddlepalm's command line: one YAML config per run, "
+                                "a run directory per training run.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train from a config into a run directory",
+                       description="Build the objects of CONFIG (readers, backbone, heads, Trainer or "
+                                   "MultiHeadTrainer, optimizer, saver) and train them; RUN_DIR receives "
+                                   "config.yaml, env.json, metrics.jsonl, checkpoints/ and best/.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="precedence: built-in default < defaults < the task's own block < -o "
+                              "(-o edits the file before defaults are merged into the tasks)")
+    t.add_argument("config", nargs="?", metavar="CONFIG", help="the YAML config (optional with --resume: "
+                                                               "RUN_DIR/config.yaml is used)")
+    t.add_argument("-s", "--serialization-dir", "--run-dir", dest="run_dir", required=True, metavar="RUN_DIR",
+                   help="the run directory (created; must be empty unless --resume or --force)")
+    t.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="set a config key (YAML value; repeatable), e.g. -o tasks.slot.reader.max_len=32; "
+                        "relative paths here are relative to the current directory")
+    mode = t.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its newest "
+                                                            "checkpoint (exactly: the same result as uninterrupted)")
+    mode.add_argument("--force", action="store_true", help="clear RUN_DIR (a run directory) and start over")
+    t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar when stderr is a "
+                                                              "terminal; PALM's log lines are printed either way)")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run's checkpoint on its dev or test files",
+                       description="Score the run's best checkpoint (or --checkpoint) with each task's metrics; "
+                                   "prints one JSON line per task.")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--task", help="only this task")
+    e.add_argument("--split", choices=["dev", "test"], default="dev", help="the tasks' dev_file or test_file")
+    e.add_argument("--data", metavar="FILE", help="evaluate on this labelled file instead (needs --task when "
+                                                  "the run has several tasks)")
+    e.add_argument("--checkpoint", metavar="DIR", help="default: RUN_DIR/best, else the newest checkpoint")
+    e.add_argument("--output", metavar="FILE", help="also write the JSON lines here")
+    e.set_defaults(run=cmd_eval)
+
+    pr = sub.add_parser("predict", help="predict raw text with an exported model",
+                        description="Run a Predictor (paddlepalm.Predictor) on raw inputs: a text file with one "
+                                    "input per line (a TAB between the two texts of a pair, e.g. matching or "
+                                    "question<TAB>context for MRC), or a TSV file with a header naming text_a "
+                                    "(and text_b) columns. Writes one JSON object per input.")
+    pr.add_argument("source", metavar="RUN_DIR|EXPORT_DIR", help="an export folder, or a run directory (its "
+                                                                 "export/, exported first when missing)")
+    pr.add_argument("--input", required=True, metavar="FILE", help="raw text lines or a TSV with a header")
+    pr.add_argument("--task", help="keep only this task's results")
+    pr.add_argument("--output", metavar="FILE", help="JSON lines (default: standard output)")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.set_defaults(run=cmd_predict)
+
+    x = sub.add_parser("export", help="export a run's checkpoint as an inference model",
+                       description="Write RUN_DIR/export/<joint|task> (or --output): a Paddle inference model "
+                                   "with palm_meta.json, loaded by palm predict and paddlepalm.Predictor.")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    which = x.add_mutually_exclusive_group()
+    which.add_argument("--task", help="export this task alone")
+    which.add_argument("--joint", action="store_true", help="one model of every task (one backbone pass; the "
+                                                            "default when the run has several tasks)")
+    x.add_argument("--format", choices=["paddle", "onnx"], default="paddle")
+    x.add_argument("--checkpoint", metavar="DIR", help="default: RUN_DIR/best, else the newest checkpoint")
+    x.add_argument("--output", metavar="DIR", help="default: RUN_DIR/export/<joint|TASK>")
+    x.set_defaults(run=cmd_export)
+
+    pl = sub.add_parser("plot", help="plot a run's metrics.jsonl as PNG files",
+                        description="Write RUN_DIR/plots/: loss.png (per-task training loss, smoothed), eval.png "
+                                    "(dev metrics, best checkpoint marked), lr.png (learning rate and throughput), "
+                                    "mix.png (realized task mix).")
+    pl.add_argument("run_dir", metavar="RUN_DIR")
+    pl.add_argument("--output", metavar="DIR", help="default: RUN_DIR/plots")
+    pl.add_argument("--smooth", type=float, default=0.6, help="exponential smoothing of the loss curves (0: none)")
+    pl.set_defaults(run=cmd_plot)
+
+    ls = sub.add_parser("ls", help="list the downloadable models (paddlepalm.downloader.ls)")
+    ls.add_argument("item", nargs="?", default="all", help="'pretrain' or 'all'")
+    ls.add_argument("scope", nargs="?", default="all", help="an entry name or 'all'")
+    ls.set_defaults(run=cmd_ls)
+
+    d = sub.add_parser("download", help="download a model (paddlepalm.downloader.download)")
+    d.add_argument("item", help="'pretrain'")
+    d.add_argument("scope", nargs="?", default="all", help="an entry name (see palm ls) or 'all'")
+    d.add_argument("--path", default=None, help="target folder (default: $PALM_HOME or the current directory)")
+    d.set_defaults(run=cmd_download)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:  # `palm ls | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("palm: interrupted" + (" (continue with --resume)" if args.command == "train" else ""), file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 (one line for any failure, the traceback with --debug)
+        if args.debug:
+            raise
+        from paddlepalm.cli.config import ConfigError
+
+        from paddlepalm.cli.run_dir import RunDirError
+
+        text = " ".join(str(error).split()) or type(error).__name__
+        if not isinstance(error, (ConfigError, CliError, RunDirError)):
+            text = f"{type(error).__name__}: {text}"
+        print(f"palm {args.command}: error: {text}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError) else 1
+
+
+class CliError(RuntimeError):
+    """A usage problem found after parsing (shown without its type)."""
+
+
+# ------------------------------------------------------------------ train
+def cmd_train(args) -> int:
+    from paddlepalm.cli import config as config_mod, run_dir as rd
+
+    run = os.path.abspath(args.run_dir)
+    if args.config is None and not args.resume:
+        raise CliError("give CONFIG (a YAML file), or --resume to continue RUN_DIR's run")
+    if args.config is None:
+        cfg = config_mod.load(rd.config_path(run), args.override, run)
+    else:
+        cfg = config_mod.load(args.config, args.override, run)
+    if args.print_config:
+        sys.stdout.write(cfg.to_yaml())
+        return 0
+    resuming = rd.open_for_training(run, args.resume, args.force)
+    stored = None
+    if resuming:
+        stored = config_mod.parse_yaml(open(rd.config_path(run), encoding="utf-8").read(), rd.config_path(run))[0]
+        changed = rd.differences(cfg.data, stored)
+        if changed:
+            raise CliError(f"the config differs from the run's {rd.config_path(run)} at {', '.join(changed[:6])}: "
+                           "--resume continues the same run (--force starts it over)")
+    elif args.resume:
+        print(f"palm train: {run} holds no run yet: starting it", file=sys.stderr)
+
+    from paddlepalm import engine
+    from paddlepalm.cli import build
+    from paddlepalm.sinks import MetricsFile, VisualDLWriter
+
+    prepare_data(cfg)
+    built = build.for_training(cfg, run)
+    checkpoint = rd.newest_checkpoint(run) if resuming else None
+    if resuming:
+        changed = rd.differences(cfg.data, stored)  # the sizes derived from the data, too
+        if changed:
+            raise CliError(f"the data of the run changed: {', '.join(changed[:6])} differ from {rd.config_path(run)}")
+    else:
+        rd.write_config(run, cfg.to_yaml())
+    rd.write_env(run, args.argv, checkpoint)
+    if checkpoint is not None:
+        built.top.load_ckpt(checkpoint)
+        rd.truncate_metrics(run, checkpoint)
+    elif resuming:
+        engine.log(f"no checkpoint in {rd.checkpoints_dir(run)} yet: training from the start")
+        rd.truncate_metrics(run, None)
+    sinks = [MetricsFile(rd.metrics_path(run))]
+    if "visualdl" in cfg["train"]["report_to"]:
+        sinks.append(VisualDLWriter(os.path.join(run, "visualdl")))
+    progress = not args.no_progress and sys.stderr.isatty()
+    engine.log(f"palm train: {len(cfg.tasks)} task(s), {built.total_steps} steps, run directory {run}")
+    built.top.train(print_steps=cfg["train"]["print_steps"], skip_nonfinite=cfg["train"]["skip_nonfinite"],
+                    progress=progress, sinks=sinks)
+    evaluation = built.top.evaluation
+    best = f", best {evaluation.aggregate_name} {evaluation.best_score:.4f} at step {evaluation.best_step} " \
+           f"in {os.path.join(run, 'best')}" if evaluation is not None and evaluation.best_step is not None else ""
+    engine.log(f"palm train: done at global step {built.top._global_step}{best}; next: palm eval {args.run_dir}")
+    if "visualdl" in cfg["train"]["report_to"]:
+        engine.log(f"palm train: VisualDL: visualdl --logdir {os.path.join(run, 'visualdl')} --disable-telemetry")
+    return 0
+
+
+def prepare_data(cfg) -> None:
+    """Run the config's ``prepare`` script once (in this process), into ``data_dir``."""
+    from paddlepalm import engine
+
+    spec, data_dir = cfg["prepare"], cfg["data_dir"]
+    if spec is None or os.path.isdir(data_dir):
+        return
+    tmp = data_dir + ".tmp"
+    if os.path.isdir(tmp):
+        shutil.rmtree(tmp)
+    argv = [spec["script"], *spec["args"], "--out", tmp] + (["--source", spec["source"]] if spec["source"] else [])
+    engine.log(f"palm train: preparing the data: python {' '.join(argv)}")
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        runpy.run_path(spec["script"], run_name="__main__")
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise CliError(f"the prepare script {spec['script']} exited with {exit_.code}") from None
+    finally:
+        sys.argv = saved
+    os.replace(tmp, data_dir)
+
+
+# ------------------------------------------------------------------ eval / export / predict
+def _run_config(run: str):
+    from paddlepalm.cli import config as config_mod, run_dir as rd
+
+    return config_mod.load(rd.config_path(run), run_dir=run)
+
+
+def _check_task(cfg, task: Optional[str]) -> None:
+    if task is not None and task not in cfg.tasks:
+        raise CliError(f"no task {task!r} in this run; tasks: {list(cfg.tasks)}")
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from paddlepalm.cli import build, run_dir as rd
+
+    run = os.path.abspath(args.run_dir)
+    cfg = _run_config(run)
+    _check_task(cfg, args.task)
+    tasks = [args.task] if args.task else [n for n, t in cfg.tasks.items() if not t["aux"]]
+    if args.data:
+        if len(tasks) != 1:
+            raise CliError("--data needs --task (the run has several tasks)")
+        files = {tasks[0]: os.path.abspath(args.data)}
+    else:
+        key = f"{args.split}_file"
+        files = {n: cfg.tasks[n][key] for n in tasks if cfg.tasks[n][key]}
+        if not files:
+            raise CliError(f"no task has a {key} (give --data FILE --task T)")
+    weights = rd.weights_for(run, args.checkpoint)
+    built = build.for_checkpoint(cfg, weights, files)
+    lines = []
+    for task, scores in build.evaluate(built).items():
+        lines.append(json.dumps({"task": task, "data": files[task], "checkpoint": weights,
+                                 **{k: round(v, 6) for k, v in scores.items()}}, ensure_ascii=False))
+    print("\n".join(lines), flush=True)
+    if args.output:
+        from paddlepalm.utils.fileio import write_text
+
+        write_text(args.output, "\n".join(lines) + "\n")
+    return 0
+
+
+def _export(run: str, task: Optional[str], joint: bool, format: str, checkpoint: Optional[str],
+            output: Optional[str]) -> str:
+    from paddlepalm.cli import build, run_dir as rd
+
+    cfg = _run_config(run)
+    _check_task(cfg, task)
+    candidates = build.exportable(cfg)
+    if task is not None:
+        if task not in candidates:
+            raise CliError(f"task {task} cannot be exported (auxiliary, sharing another head, or a pretraining head); "
+                           f"exportable: {candidates}")
+        tasks = [task]
+    else:
+        tasks = candidates
+        if not tasks:
+            raise CliError("no task of this run can be exported (pretraining heads have no Predictor)")
+        if len(tasks) > 1 and any(cfg.tasks[t]["head"]["kind"] == "MRC" for t in tasks) and not joint:
+            raise CliError(f"an MRC task is exported alone: give --task (one of {tasks})")
+    name = tasks[0] if len(tasks) == 1 and not joint else "joint"
+    path = os.path.abspath(output) if output else os.path.join(run, "export", name)
+    weights = rd.weights_for(run, checkpoint)
+    files = {t: next(f for f in (cfg.tasks[t]["dev_file"], cfg.tasks[t]["test_file"], cfg.tasks[t]["train_file"]) if f)
+             for t in tasks}  # the first batch of a file gives the model's inputs
+    built = build.for_checkpoint(cfg, weights, files)
+    build.export(built, tasks, path, format)
+    return path
+
+
+def cmd_export(args) -> int:
+    path = _export(os.path.abspath(args.run_dir), args.task, args.joint, args.format, args.checkpoint, args.output)
+    print(f"palm export: {path}", flush=True)
+    return 0
+
+
+def read_inputs(path: str) -> List:
+    """Raw lines (``a<TAB>b`` is a pair) or a TSV with a header naming ``text_a`` (``text_b``, or
+    ``question``/``context``)."""
+    from paddlepalm.reader.errors import DataFormatError
+    from paddlepalm.utils.fileio import read_lines
+
+    lines = read_lines(path)
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    columns = None
+    if "text_a" in header:
+        columns = [header.index("text_a")] + ([header.index("text_b")] if "text_b" in header else [])
+    elif "question" in header and "context" in header:
+        columns = [header.index("question"), header.index("context")]
+    inputs = []
+    for number, line in enumerate(lines[1:] if columns else lines, start=2 if columns else 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if columns:
+            if len(fields) != len(header):
+                raise DataFormatError(path, number, f"{len(fields)} fields, the header has {len(header)}")
+            picked = [fields[i] for i in columns]
+        else:
+            picked = fields
+        if len(picked) > 2:
+            raise DataFormatError(path, number, f"{len(picked)} tab-separated texts; one text or a pair expected")
+        inputs.append(picked[0] if len(picked) == 1 else tuple(picked))
+    return inputs
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from paddlepalm.inference import META_FILE
+
+    source = os.path.abspath(args.source)
+    if os.path.isfile(os.path.join(source, META_FILE)):
+        export_dir = source
+    elif os.path.isfile(os.path.join(source, "config.yaml")):
+        export_dir = _predict_export(source, args.task)
+    else:
+        raise CliError(f"{args.source} is neither an export folder ({META_FILE}) nor a run directory (config.yaml)")
+    import paddlepalm
+
+    inputs = read_inputs(args.input)
+    predictor = paddlepalm.Predictor(export_dir, batch_size=args.batch_size)
+    if args.task is not None and args.task not in predictor.tasks:
+        raise CliError(f"the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}")
+    records = predictor.predict(inputs)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for given, record in zip(inputs, records):
+            if args.task is not None:
+                record = {args.task: record[args.task]}
+            out.write(json.dumps({"input": given, **record}, ensure_ascii=False, default=_plain_value) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.output:
+        print(f"palm predict: {len(records)} predictions written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _plain_value(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _predict_export(run: str, task: Optional[str]) -> str:
+    """The run's export for ``task`` (its own, or the joint one holding it); exported when missing."""
+    from paddlepalm.inference import META_FILE
+    from paddlepalm.utils.fileio import read_json
+
+    for name in ([task] if task else []) + ["joint"] + ([] if task else sorted(os.listdir(os.path.join(run, "export")))
+                                                      if os.path.isdir(os.path.join(run, "export")) else []):
+        path = os.path.join(run, "export", name)
+        if os.path.isfile(os.path.join(path, META_FILE)):
+            if task is None or task in [t["name"] for t in read_json(os.path.join(path, META_FILE))["tasks"]]:
+                return path
+    return _export(run, task, False, "paddle", None, None)
+
+
+# ------------------------------------------------------------------ plot / downloader
+def cmd_plot(args) -> int:
+    from paddlepalm.cli import plot
+
+    run = os.path.abspath(args.run_dir)
+    for path in plot.plot_run(run, args.output or os.path.join(run, "plots"), args.smooth):
+        print(path)
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from paddlepalm import downloader
+
+    downloader.ls(args.item, args.scope)
+    return 0
+
+
+def cmd_download(args) -> int:
+    from paddlepalm import downloader
+
+    print(downloader.download(args.item, args.scope, args.path))
+    return 0
