@@ -22,6 +22,18 @@ def task_budgets(num_epochs: float, mix_ratios: Sequence[float], reference: int,
     return [int(unit * ratio) for ratio in mix_ratios]
 
 
+def _budget_arrays(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool]):
+    """Validated ``(ratios, remaining budgets, non-auxiliary mask)`` for drawing a plan."""
+    ratios = np.asarray(mix_ratios, dtype="float64")
+    if (ratios <= 0).any():
+        raise ValueError(f"mix ratios must be positive, got {list(mix_ratios)}")
+    remaining = np.asarray(budgets, dtype="int64").copy()
+    main = ~np.asarray(is_aux, dtype=bool)
+    if not main.any():
+        raise ValueError("at least one task must not be auxiliary")
+    return ratios, remaining, main
+
+
 def build_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
                    seed: int = 0) -> np.ndarray:
     """Task index per step.
@@ -30,13 +42,7 @@ def build_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: 
     the tasks whose budget is not spent. The run ends when every non-auxiliary
     task has spent its budget; auxiliary tasks never hold it up.
     """
-    ratios = np.asarray(mix_ratios, dtype="float64")
-    if (ratios <= 0).any():
-        raise ValueError(f"mix ratios must be positive, got {list(mix_ratios)}")
-    remaining = np.asarray(budgets, dtype="int64").copy()
-    main = ~np.asarray(is_aux, dtype=bool)
-    if not main.any():
-        raise ValueError("at least one task must not be auxiliary")
+    ratios, remaining, main = _budget_arrays(mix_ratios, budgets, is_aux)
     rng = np.random.RandomState(seed)
     schedule = []
     while (remaining[main] > 0).any():
@@ -65,13 +71,7 @@ def build_update_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], i
     k = units_per_update(per_update, len(mix_ratios))
     if k == 1:
         return build_schedule(mix_ratios, budgets, is_aux, seed)[:, None]
-    ratios = np.asarray(mix_ratios, dtype="float64")
-    if (ratios <= 0).any():
-        raise ValueError(f"mix ratios must be positive, got {list(mix_ratios)}")
-    remaining = np.asarray(budgets, dtype="int64").copy()
-    main = ~np.asarray(is_aux, dtype=bool)
-    if not main.any():
-        raise ValueError("at least one task must not be auxiliary")
+    ratios, remaining, main = _budget_arrays(mix_ratios, budgets, is_aux)
     rng = np.random.RandomState(seed)
     rows = []
     while (remaining[main] > 0).any():
