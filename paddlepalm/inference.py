@@ -101,6 +101,7 @@ class _OnnxRunner:
                               "(or pip install onnxruntime)") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: paddle2onnx leaves unused initializers that ORT warns about
         providers = ["CPUExecutionProvider"]
         if use_gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
