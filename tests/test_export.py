@@ -263,6 +263,26 @@ def test_multi_task_predict_saves_load_per_task_in_the_predictor(atis, tmp_path)
         check(records, expected, task, *([sentences] if task == "slot" else []))
 
 
+def test_small_batches_run_on_a_one_thread_predictor_with_the_same_results(atis, tmp_path):
+    trainer, _, sentences = _single(atis, "intent", tmp_path)
+    path = str(tmp_path / "model")
+    trainer.export(path)
+    split = palm.Predictor(path, threads=2, use_gpu=False)
+    whole = palm.Predictor(path, threads=2, use_gpu=False, small_batch_threads=None)
+    reader = split._readers["intent"]
+    one, many = (split._merge({"intent": reader.collate(reader.features_of(texts))})
+                 for texts in (sentences[:1], sentences[:32]))
+    assert many["token_ids"].size > palm.inference.SMALL_BATCH_TOKENS >= one["token_ids"].size
+    runner = split._runner
+    assert runner.small_predictor is None  # created on the first small batch only
+    assert runner._predictor_for(many) is runner.predictor
+    assert runner._predictor_for(one) is runner.small_predictor is not None
+    assert whole._runner._predictor_for(one) is whole._runner.predictor and whole._runner.small_predictor is None
+    for texts in (sentences[:1], sentences[:5], sentences):
+        expected = [r["intent"] for r in whole.predict(texts, batch_size=len(texts))]
+        _check_classes(split.predict(texts, batch_size=len(texts)), expected, "intent")
+
+
 def test_bad_exports_and_bad_inputs_are_refused_clearly(atis, tmp_path):
     d = atis["dir"]
     untrained = palm.Trainer("intent")
