@@ -1,20 +1,29 @@
-"""Inference speed of an exported model on raw ATIS sentences: dynamic-graph prediction vs the
-Predictor on Paddle Inference (oneDNN) vs the Predictor on onnxruntime, side by side in one run
-(and PyTorch + transformers eager on a BERT of the same size when torch is installed).
+"""Inference speed of an exported model on raw ATIS sentences, side by side in one run:
+dynamic-graph prediction, the Predictor on Paddle Inference (oneDNN), the Predictor on
+onnxruntime, and PyTorch + transformers eager on a BERT of the same size (``pip install
+paddlepalm[bench]``; its rows are left out without torch).
 
 Two models on one small ERNIE (4 layers, hidden 256, 4 heads, ATIS vocabulary; weights after one
 training step: speed does not depend on them): the joint slot (CRF) + intent model and the intent
-classifier alone. Every path does the whole work from raw text to records (tokenization by the
-reader, padding, forward, post-processing, CRF decoding). Batch 1: the first N test sentences
-one at a time; batch 32: the test set in batches of 32. The backends alternate round by round.
+classifier alone. Every path does the whole work from raw text to records: tokenization,
+padding, forward, post-processing (softmax, argmax, CRF Viterbi decoding in numpy, slot spans).
+Batch 1: the first N test sentences one at a time; batch 32: the test set in batches of 32. The
+paths alternate round by round.
 
-    MKL_DEBUG_CPU_TYPE=5 python bench/inference.py [--rounds 3] [--write]
+``--options`` instead compares Paddle Inference settings on prebuilt reader arrays (oneDNN shape
+cache, lengths padded to buckets, IR passes off, oneDNN off, one thread), interleaved call by
+call, with where the time of a batch-1 ``predict`` goes.
+
+    MKL_DEBUG_CPU_TYPE=5 python bench/inference.py [--rounds 3] [--single 100] [--write]
+    MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --options [--write]
 """
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -83,24 +92,54 @@ def dygraph_predict(model, readers):
     return predict
 
 
-def torch_predict(num_labels: int):
+def torch_predict(vocab: str, num_intents: int, num_slots: Optional[int], transitions=None,
+                  slot_names=None, threads: Optional[int] = None):
+    """BERT of the same size in PyTorch eager (transformers), raw text to records as the Predictor
+    does: fast WordPiece tokenization over the same vocabulary, one encoder pass, softmax and
+    argmax for the intent, and for the joint model the emissions of each word's first piece
+    decoded by the same numpy Viterbi with its spans. Weights are random (speed only)."""
     try:
         import torch
-        from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+        from transformers import BertConfig, BertModel, BertTokenizerFast
     except ImportError:
         return None
-    config = BertConfig(vocab_size=1000, max_position_embeddings=128, num_labels=num_labels, **SIZE)
-    model = BertForSequenceClassification(config).eval()
-    torch.set_num_threads(int(os.environ.get("MKL_NUM_THREADS", os.cpu_count())))
-    vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    with open(vocab, "w") as f:
-        f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(995)]))
-    tokenizer = BertTokenizerFast(vocab)
+    from paddlepalm.inference import entity_spans
+    from paddlepalm.utils.crf import viterbi_decode_numpy
+
+    torch.manual_seed(0)
+    size = sum(1 for _ in open(vocab, encoding="utf-8"))
+    config = BertConfig(vocab_size=size, max_position_embeddings=128, **SIZE)
+    encoder = BertModel(config).eval()
+    intent = torch.nn.Linear(SIZE["hidden_size"], num_intents).eval()
+    slot = torch.nn.Linear(SIZE["hidden_size"], num_slots).eval() if num_slots else None
+    tokenizer = BertTokenizerFast(vocab, do_lower_case=False, clean_up_tokenization_spaces=False)
+    count = threads or int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
 
     def predict(texts):
+        torch.set_num_threads(count)
+        words = [text.split() for text in texts]
+        encoded = tokenizer(words, is_split_into_words=True, padding=True, truncation=True, max_length=64,
+                            return_tensors="pt")
         with torch.no_grad():
-            encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=64, return_tensors="pt")
-            return model(**encoded).logits.softmax(-1).numpy()
+            out = encoder(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                          token_type_ids=encoded["token_type_ids"])
+            probs = intent(out.pooler_output).softmax(-1).numpy()
+            records = [{"intent": {"label": int(p.argmax()), "probs": p.tolist()}} for p in probs]
+            if slot is None:
+                return records
+            hidden = out.last_hidden_state
+            starts = [[i for i, w in enumerate(encoded.word_ids(row)) if w is not None and
+                       (i == 0 or encoded.word_ids(row)[i - 1] != w)] for row in range(len(texts))]
+            width = max(len(s) for s in starts)
+            index = torch.tensor([s + [0] * (width - len(s)) for s in starts])
+            gathered = hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+            emissions = slot(gathered).numpy()
+        tags = viterbi_decode_numpy(emissions, np.array([max(len(s), 1) for s in starts]), transitions)
+        for row, (record, text) in enumerate(zip(records, texts)):
+            names = [slot_names[t] for t in tags[row][:len(starts[row])]]
+            spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+            record["slot"] = {"tags": names, "spans": entity_spans(names, spans, text)}
+        return records
     return predict
 
 
@@ -115,32 +154,50 @@ def measure(predict, sentences, batch_size):
     return len(sentences) / total, latencies
 
 
+def export_paths(trainer, readers, work: str, name: str):
+    """The paths of one model: dygraph, the Predictor on both formats, PyTorch eager."""
+    threads = int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
+    paths = {"dygraph": dygraph_predict(trainer.model, readers)}
+    target = os.path.join(work, f"{name[:5]}-paddle")
+    meta = trainer.export(target)
+    paths["Predictor, Paddle Inference (oneDNN)"] = palm.Predictor(target, batch_size=32).predict
+    paths[f"Predictor, Paddle Inference (oneDNN), {threads} threads for every batch"] = palm.Predictor(
+        target, batch_size=32, small_batch_threads=None).predict
+    try:
+        target = os.path.join(work, f"{name[:5]}-onnx")
+        trainer.export(target, format="onnx")
+        paths["Predictor, onnxruntime"] = palm.Predictor(target, batch_size=32).predict
+    except (ImportError, RuntimeError) as error:  # no onnxruntime / paddle2onnx (ExportError)
+        print(f"skipping onnx: {error}")
+    tasks = {t["name"]: t for t in meta["tasks"]}
+    slot = tasks.get("slot")
+    args = (readers["intent"].vocab_path, trainer.model.head_of("intent").num_classes,
+            slot["head"]["args"]["num_classes"] if slot else None, slot["transitions"] if slot else None,
+            slot["label_names"] if slot else None)
+    for label, count in ((f"PyTorch + transformers BERT, eager, {threads} threads", threads),
+                         ("PyTorch + transformers BERT, eager, 1 thread", 1)):
+        torch_path = torch_predict(*args, threads=count)
+        if torch_path is not None:
+            paths[label] = torch_path
+    return paths
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", type=int, default=100, help="sentences predicted one at a time")
+    parser.add_argument("--options", action="store_true", help="compare Paddle Inference settings instead")
     parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
     args = parser.parse_args(argv)
     sentences = [line.strip() for line in open(os.path.join(DATA, "atis", "test", "seq.in"), encoding="utf-8")]
     work = tempfile.mkdtemp(prefix="palm-bench-inference.")
+    if args.options:
+        return options(work, sentences, args)
     rows = []
     for name, joint in (("joint slot + intent", True), ("intent classifier", False)):
         trainer, readers = build(work, joint)
-        paths = {"dygraph": dygraph_predict(trainer.model, readers)}
-        for fmt in ("paddle", "onnx"):
-            target = os.path.join(work, f"{name[:5]}-{fmt}")
-            trainer.export(target, format=fmt)
-            try:
-                predictor = palm.Predictor(target, batch_size=32)
-            except ImportError as error:
-                print(f"skipping {fmt}: {error}")
-                continue
-            paths["Predictor, Paddle Inference (oneDNN)" if fmt == "paddle" else "Predictor, onnxruntime"] = \
-                predictor.predict
-        if not joint:
-            torch_path = torch_predict(len(readers["intent"].__dict__.get("label_names") or []) or 26)
-            if torch_path is not None:
-                paths["PyTorch + transformers BERT, eager"] = torch_path
+        paths = export_paths(trainer, readers, work, name)
         for path in paths.values():  # warm-up: first runs build oneDNN kernels and caches
             path(sentences[:32])
             path(sentences[:1])
@@ -164,15 +221,15 @@ def main(argv=None):
     torch_note = "" if any("PyTorch" in r for r in rows) else (
         "\nPyTorch + transformers was not installed in this run (`pip install paddlepalm[bench]`), so it "
         "has no row.\n")
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    body = (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; load average at the end {load} (other jobs shared "
-            f"the cores: figures of separate runs differ by up to 2x, the ratios less); MKL_DEBUG_CPU_TYPE="
-            f"{os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}. ERNIE 4 layers x 256 hidden, ATIS vocabulary, "
-            f"max_len 64; raw text in, records out. Batch 1: the first {args.single} ATIS test sentences one at a "
-            f"time; batch 32: the {len(sentences)} test sentences. Medians of {args.rounds} alternating rounds; "
-            "latency percentiles over every call of every round; ratios against the dynamic graph of the same "
-            "model in the same run. The dynamic-graph joint path runs the backbone once per task (it has no "
-            "joint forward); the export runs it once.\n\n"
+    body = (f"{_conditions()} ERNIE 4 layers x 256 hidden, ATIS vocabulary, max_len 64; raw text in, records "
+            f"out. Batch 1: the first {args.single} ATIS test sentences one at a time; batch 32: the "
+            f"{len(sentences)} test sentences. Medians of {args.rounds} alternating rounds; latency percentiles "
+            "over every call of every round; ratios against the dynamic graph of the same model in the same run. "
+            "The dynamic-graph joint path runs the backbone once per task (MultiTaskModel has no joint forward "
+            "yet); the export and the PyTorch model run it once. The Predictor's default runs batches of up to "
+            "256 token positions on a second, one-thread predictor (`small_batch_threads=1`); the row "
+            "\"N threads for every batch\" is `small_batch_threads=None`. PyTorch: the same vocabulary "
+            "(fast WordPiece), random weights, the same numpy Viterbi and span code.\n\n"
             "| model | path | batch 1 sent/s | vs dygraph | p50 ms | p99 ms | batch 32 sent/s | vs dygraph | "
             "p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n" + torch_note +
             "\nCommand: `MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --write`.")
@@ -180,6 +237,148 @@ def main(argv=None):
     if args.write:
         from report import update_section
         update_section("Inference: exported models and the Predictor (bench/inference.py)", body)
+
+
+def _conditions() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; load average at the end {load} (other jobs shared "
+            f"the cores: figures of separate runs differ by up to 2x, the ratios less); MKL_DEBUG_CPU_TYPE="
+            f"{os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}.")
+
+
+# ------------------------------------------------------------------ --options
+def options(work: str, sentences, args) -> None:
+    """Paddle Inference settings side by side on the intent classifier's exported model: the same
+    reader arrays through each predictor, interleaved call by call (each call rotates the order),
+    so that the load of other processes falls on all of them alike."""
+    import paddle.inference as inference
+
+    trainer, readers = build(work, False)
+    target = os.path.join(work, "intent-paddle")
+    trainer.export(target)
+    predictor = palm.Predictor(target, small_batch_threads=None)
+    threads = int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
+    single = sentences[:args.single]
+    split = {"tokenize (features_of)": 0.0, "collate": 0.0, "run": 0.0, "post-process": 0.0}
+    for repeat in range(2):  # the first pass warms up
+        for text in single:
+            t0 = time.perf_counter()
+            features = {k: r.features_of([text]) for k, r in predictor._readers.items()}
+            t1 = time.perf_counter()
+            batches = {k: predictor._collate(k, features[k]) for k in predictor.tasks}
+            feed = predictor._merge(batches)
+            t2 = time.perf_counter()
+            outputs = predictor.run(feed)
+            t3 = time.perf_counter()
+            for k in predictor.tasks:
+                predictor._results(k, batches[k], outputs[k], features[k], [text])
+            t4 = time.perf_counter()
+            if repeat:
+                for key, seconds in zip(split, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    split[key] += seconds
+    names = [i["name"] for i in predictor.meta["inputs"]]
+    fetch = [o["fetch_name"] for o in predictor.meta["outputs"]]
+
+    def make(onednn=True, count=threads, cache=None, ir=True):
+        config = inference.Config(os.path.join(target, "inference.json"), os.path.join(target, "inference.pdiparams"))
+        config.disable_gpu()
+        if onednn:
+            config.enable_mkldnn()
+            if cache:
+                config.set_mkldnn_cache_capacity(cache)
+        else:
+            config.disable_mkldnn()
+        config.set_cpu_math_library_num_threads(count)
+        config.switch_ir_optim(ir)
+        config.disable_glog_info()
+        made = inference.create_predictor(config)
+
+        def run(feed):
+            for n in names:
+                handle = made.get_input_handle(n)
+                handle.reshape(list(feed[n].shape))
+                handle.copy_from_cpu(np.ascontiguousarray(feed[n]))
+            made.run()
+            return [made.get_output_handle(f).copy_to_cpu() for f in fetch]
+        return run
+
+    variants = {
+        f"oneDNN, {threads} threads (before)": (make(), 0),
+        f"oneDNN, {threads} threads, set_mkldnn_cache_capacity(64)": (make(cache=64), 0),
+        f"oneDNN, {threads} threads, lengths padded to multiples of 8": (make(), 8),
+        f"oneDNN, {threads} threads, lengths padded to multiples of 16": (make(), 16),
+        f"oneDNN, {threads} threads, switch_ir_optim(False)": (make(ir=False), 0),
+        f"oneDNN off, {threads} threads": (make(onednn=False), 0),
+        "oneDNN, 1 thread (the Predictor's small batches now)": (make(count=1), 0),
+        "oneDNN off, 1 thread": (make(onednn=False, count=1), 0),
+    }
+    model = trainer.model
+
+    def dygraph(feed):
+        with prediction_mode(model, "intent"):
+            return [v.numpy() for v in model("intent", to_tensors(feed)).values()]
+    variants[f"dynamic graph forward, {threads} threads"] = (dygraph, 0)
+
+    def feeds_of(size):
+        features = predictor._readers["intent"].features_of(sentences[:max(args.single, 320)] if size > 1 else single)
+        order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
+        return [predictor._readers["intent"].collate([features[i] for i in order[s:s + size]])
+                for s in range(0, len(order), size)] if size > 1 else \
+            [predictor._readers["intent"].collate([f]) for f in features]
+
+    table = []
+    for size in (1, 32):
+        feeds = feeds_of(size)
+        padded = {m: [_pad_to(f, m, predictor._readers["intent"].max_len) for f in feeds] for m in (0, 8, 16)}
+        for run, m in variants.values():
+            for f in padded[m][:3]:
+                run(f)
+        wall = {v: [] for v in variants}
+        order = list(variants)
+        for _ in range(args.rounds):
+            for i in range(len(feeds)):
+                order = order[1:] + order[:1]
+                for v in order:
+                    run, m = variants[v]
+                    t = time.perf_counter()
+                    run(padded[m][i])
+                    wall[v].append(1000 * (time.perf_counter() - t))
+        table.append((size, {v: (np.percentile(x, 50), np.mean(x)) for v, x in wall.items()}))
+    first = next(iter(variants))
+    lines = ["| setting | batch 1 p50 ms | mean ms | vs before (mean) | batch 32 p50 ms | mean ms | vs before (mean) |",
+             "|---|---|---|---|---|---|---|"]
+    for v in variants:
+        cells = []
+        for _, result in table:
+            p50, mean = result[v]
+            cells += [f"{p50:.2f}", f"{mean:.2f}", f"{result[first][1] / mean:.2f}x"]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    n = len(single)
+    breakdown = ", ".join(f"{k} {1000 * t / n:.2f} ms" for k, t in split.items())
+    body = (f"{_conditions()} The intent classifier of the section below (ERNIE 4 x 256), its exported model; "
+            f"prebuilt reader arrays of the first {n} ATIS test sentences one at a time (batch 1) and of "
+            f"{len(feeds_of(32)) * 32} sentences in length-sorted batches of 32; every call of every setting "
+            f"interleaved, {args.rounds} rounds. A batch-1 `predict` of the Predictor ({threads} threads) spent: "
+            f"{breakdown} per sentence.\n\n" + "\n".join(lines) +
+            "\n\nCommand: `MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --options --write`.")
+    print(body)
+    if args.write:
+        from report import update_section
+        update_section("Inference: Paddle Inference settings (bench/inference.py --options)", body)
+
+
+def _pad_to(batch, multiple: int, max_len: int):
+    """``batch`` with its length padded up to a multiple of ``multiple`` (at most ``max_len``)."""
+    if not multiple:
+        return batch
+    length = batch["token_ids"].shape[1]
+    width = min(-(-length // multiple) * multiple, max(max_len, length))
+    out = dict(batch)
+    for key in ("token_ids", "segment_ids", "input_mask", "task_ids"):
+        value = batch[key]
+        out[key] = np.pad(value, [(0, 0), (0, width - length)] + [(0, 0)] * (value.ndim - 2))
+    out["position_ids"] = np.tile(np.arange(width, dtype="int64"), (value.shape[0], 1))
+    return out
 
 
 def _machine():

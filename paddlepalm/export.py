@@ -284,9 +284,9 @@ def _to_onnx(directory: str) -> List[str]:
 def export_in_child(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
                     weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
                     fixed_length: Optional[int] = None, timeout: int = 1800) -> Dict[str, Any]:
-    """:func:`export_model` in a child process (``python -m paddlepalm.export``) that rebuilds the
-    model from its backbone config, head arguments and weights: an export that aborts the process
-    (tracing ELMo's LSTMs with a dynamic length does) becomes an :class:`ExportError` here."""
+    """:func:`export_model` in a child process (:func:`_child_main`) that rebuilds the model from its
+    backbone config, head arguments and weights: an export that aborts the process (tracing ELMo's
+    LSTMs with a dynamic length does) becomes an :class:`ExportError` here."""
     import subprocess
 
     heads = {task: head_spec(head) for task, head in model.heads.items()}
@@ -310,14 +310,15 @@ def export_in_child(model: MultiTaskModel, tasks: Sequence[TaskExport], director
             "backbone": {"class": type(model.backbone).__name__, "config": model.backbone.config},
             "heads": heads, "aliases": model.head_aliases, "tasks": entries, "directory": os.path.abspath(directory),
             "format": format, "fixed_length": fixed_length})
-        done = subprocess.run([sys.executable, "-m", "paddlepalm.export", work], capture_output=True, text=True,
-                              timeout=timeout)
+        # -c, not -m paddlepalm.export: runpy warns when the package has imported the module already
+        child = "import sys; from paddlepalm.export import _child_main; _child_main(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", child, work], capture_output=True, text=True, timeout=timeout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if done.returncode != 0:
         how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited with {done.returncode}"
-        lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
-        where = next((line.strip() for line in lines if "Error" in line), lines[0] if lines else "")
+        lines = [line.strip() for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
+        where = next((line for line in lines if "Error" in line), lines[-1] if lines else "no output")
         raise ExportError(f"the export process {how} ({where[:300]})")
     from paddlepalm.utils.fileio import read_json
     return read_json(os.path.join(directory, META_FILE))
@@ -356,9 +357,10 @@ def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: s
     """Export the tasks of ``trainers`` (``Trainer`` objects) on ``model``: their readers and label
     names come from the trainers; ``sample_batches`` (by task) default to each trainer's first
     training batch; ``label_names`` (by task) override the heads' (a ``ClassifyReader`` reads
-    class ids only: give the names here for the Predictor to return them). An ELMo backbone is exported in a child process, with a dynamic length when
-    that works and else at the reader's ``max_len`` (logged): tracing its LSTMs with a dynamic length
-    aborts the process (Paddle 3.3.1)."""
+    class ids only: give the names here for the Predictor to return them). An ELMo backbone is
+    exported in a child process, with a dynamic length when that works and else at the reader's
+    ``max_len`` (logged): tracing its LSTMs with a dynamic length aborts the process (Paddle 3.3.1).
+    After one such failure the process's later ELMo exports go straight to the fixed length."""
     tasks = []
     for trainer in trainers:
         batch = (sample_batches or {}).get(trainer.name, trainer._sample_batch)
@@ -368,16 +370,22 @@ def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: s
         head = trainer.head or trainer.pred_head
         names = (label_names or {}).get(trainer.name, getattr(head, "label_names", None))
         tasks.append(TaskExport(trainer.name, batch, reader, names))
-    if getattr(model.backbone, "kind", None) != "elmo":
+    kind = getattr(model.backbone, "kind", None)
+    if kind != "elmo":
         return export_model(model, tasks, directory, weights, format)
+    length = max(t.reader.max_len for t in tasks if t.reader is not None)
+    if kind in _FIXED_LENGTH_ONLY:
+        return export_in_child(model, tasks, directory, weights, format, fixed_length=length)
     try:
         return export_in_child(model, tasks, directory, weights, format)
     except ExportError as error:
-        length = max(t.reader.max_len for t in tasks if t.reader is not None)
         print(f"ELMo export with a dynamic sequence length failed: {error}; exporting with a fixed length "
               f"of {length} (the Predictor pads every batch to it)", file=sys.stderr, flush=True)
-        return export_in_child(model, tasks, directory, weights, format, fixed_length=length)
+        meta = export_in_child(model, tasks, directory, weights, format, fixed_length=length)
+        _FIXED_LENGTH_ONLY.add(kind)
+        return meta
 
 
-if __name__ == "__main__":
-    _child_main(sys.argv[1])
+# backbone kinds whose dynamic-length export failed and whose fixed-length one worked in this
+# process: later exports (every pred.step{N} of a run) skip the doomed child process
+_FIXED_LENGTH_ONLY: set = set()

@@ -61,19 +61,19 @@ def read_meta(path: str) -> Dict[str, Any]:
     return meta
 
 
-class _PaddleRunner:
-    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool):
-        import paddle.inference as inference
+# Batches of at most this many token positions (rows x length) run on a one-thread predictor when
+# ``threads`` > 1: every oneDNN op of a short batch is a parallel region of a few microseconds of
+# work, and with two threads on two cores that other processes also use, a batch of one ATIS
+# sentence took 1.6-2.8x longer than on one thread (bench/inference.py --options, docs/benchmarks.md).
+SMALL_BATCH_TOKENS = 256
+_TOKEN_INPUTS = ("token_ids", "char_ids", "position_ids", "input_mask")
 
-        config = inference.Config(os.path.join(path, meta["model_file"]), os.path.join(path, meta["params_file"]))
-        if use_gpu:
-            config.enable_use_gpu(256, 0)
-        else:
-            config.disable_gpu()
-            config.enable_mkldnn()
-            config.set_cpu_math_library_num_threads(threads)
-        config.disable_glog_info()  # never enable_memory_optim(): it breaks PIR predictors
-        self.predictor = inference.create_predictor(config)
+
+class _PaddleRunner:
+    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool,
+                 small_batch_threads: Optional[int] = 1):
+        self.path, self.meta, self.use_gpu = path, meta, use_gpu
+        self.predictor = self._create(threads)
         names = list(self.predictor.get_input_names())
         expected = [i["name"] for i in meta["inputs"]]
         if sorted(names) != sorted(expected):
@@ -82,18 +82,47 @@ class _PaddleRunner:
         missing = [o["fetch_name"] for o in meta["outputs"] if o["fetch_name"] not in outputs]
         if missing:
             raise ModelFolderError(f"{path}: the model has no outputs {missing} that {META_FILE} maps")
+        small = not use_gpu and small_batch_threads is not None and 0 < small_batch_threads < threads
+        self.small_batch_threads = small_batch_threads if small else None
+        self.small_predictor = None  # created on the first small batch (it loads the weights again)
+
+    def _create(self, threads: int):
+        import paddle.inference as inference
+
+        config = inference.Config(os.path.join(self.path, self.meta["model_file"]),
+                                  os.path.join(self.path, self.meta["params_file"]))
+        if self.use_gpu:
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            config.enable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads)
+        config.disable_glog_info()  # never enable_memory_optim(): it breaks PIR predictors
+        return inference.create_predictor(config)
+
+    def _predictor_for(self, feed: Dict[str, np.ndarray]):
+        if self.small_batch_threads is None:
+            return self.predictor
+        array = next((feed[n] for n in _TOKEN_INPUTS if n in feed), None)
+        if array is None or array.ndim < 2 or array.shape[0] * array.shape[1] > SMALL_BATCH_TOKENS:
+            return self.predictor
+        if self.small_predictor is None:
+            self.small_predictor = self._create(self.small_batch_threads)
+        return self.small_predictor
 
     def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
+        predictor = self._predictor_for(feed)
         for name, array in feed.items():
-            handle = self.predictor.get_input_handle(name)
+            handle = predictor.get_input_handle(name)
             handle.reshape(list(array.shape))
             handle.copy_from_cpu(np.ascontiguousarray(array))
-        self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu() for name in fetch]
+        predictor.run()
+        return [predictor.get_output_handle(name).copy_to_cpu() for name in fetch]
 
 
 class _OnnxRunner:
-    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool):
+    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool,
+                 small_batch_threads: Optional[int] = None):
         try:
             import onnxruntime
         except ImportError:
@@ -101,6 +130,7 @@ class _OnnxRunner:
                               "(or pip install onnxruntime)") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # errors only: paddle2onnx leaves unused initializers that ORT warns about
         providers = ["CPUExecutionProvider"]
         if use_gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -130,11 +160,14 @@ class Predictor:
     ``{task: result}`` for every task of the model.
 
     ``threads``: CPU threads (default ``MKL_NUM_THREADS``, else every core). ``use_gpu``: default
-    when Paddle sees a GPU. ``batch_size``: inputs per run.
+    when Paddle sees a GPU. ``batch_size``: inputs per run. ``small_batch_threads``: on CPU, a
+    Paddle model runs batches of at most ``SMALL_BATCH_TOKENS`` token positions (one or a few
+    sentences) on a second predictor with this many threads (created on first use; it holds the
+    weights once more); ``None``: every batch on ``threads``. onnxruntime needs no such split.
     """
 
     def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
-                 batch_size: int = 32):
+                 batch_size: int = 32, small_batch_threads: Optional[int] = 1):
         import paddlepalm.head as heads
         import paddlepalm.reader as readers
 
@@ -150,7 +183,7 @@ class Predictor:
         threads = threads or _default_threads()
         use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
         runner = _OnnxRunner if meta["format"] == "onnx" else _PaddleRunner
-        self._runner = runner(path, meta, threads, use_gpu)
+        self._runner = runner(path, meta, threads, use_gpu, small_batch_threads)
         self._fetch = [o["fetch_name"] for o in meta["outputs"]]
         self._input_names = [i["name"] for i in meta["inputs"]]
         self._readers, self._heads = {}, {}

@@ -23,6 +23,7 @@ class MultiTaskModel(nn.Layer):
         self.backbone = backbone
         self.heads = nn.LayerDict(dict(heads))
         self.head_aliases = dict(head_aliases or {})
+        check_head_inputs(backbone, heads)
         for task in heads:
             backbone.add_task(task)
         accelerate(self)  # CPU only: GEMM-only linear gradients, faster dropout (docs/benchmarks.md)
@@ -53,6 +54,25 @@ class MultiTaskModel(nn.Layer):
             batch = shared if task == tasks[0] else dict(batches[task])
             results[task] = self.heads[head_task](batch, self.backbone.task_outputs(head_task, encoded))
         return results
+
+
+def check_head_inputs(backbone: Backbone, heads: Mapping[str, Head]) -> None:
+    """Every head's backbone inputs are among the backbone's outputs: else an error naming them when
+    the model is built (a ``Match`` head on ELMo, which has no ``sentence_pair_embedding``), not a
+    ``KeyError`` at the first step. Backbones or heads that declare no attributes are not checked."""
+    try:
+        given = set(backbone.outputs_attr)
+    except NotImplementedError:
+        return
+    for task, head in heads.items():
+        try:
+            needed = head.inputs_attrs.get("backbone", {})
+        except NotImplementedError:
+            continue
+        missing = sorted(set(needed) - given)
+        if missing:
+            raise ValueError(f"task {task}: the {type(head).__name__} head needs backbone outputs {missing} that "
+                             f"{type(backbone).__name__} does not give (it gives {sorted(given)})")
 
 
 def share_parameters(source: nn.Layer, target: nn.Layer) -> int:

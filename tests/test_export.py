@@ -61,8 +61,9 @@ def _train_reader(kind, d, batch_size=8):
     return reader
 
 
-def _joint(atis, kind="ernie", steps=4):
-    """A tiny slot + intent model on one backbone, trained a few steps on ATIS."""
+def _joint(atis, kind="ernie", steps=4, save_path=None):
+    """A tiny slot + intent model on one backbone, trained a few steps on ATIS (with ``save_path``,
+    writing ``pred.step{steps}`` there)."""
     d = atis["dir"]
     paddle.seed(0)
     backbone = BACKBONES[kind].from_config(_config(kind, d))
@@ -72,6 +73,8 @@ def _joint(atis, kind="ernie", steps=4):
     trainer = palm.MultiHeadTrainer([slot, intent], seed=2)
     trainer.build_backward(palm.optimizer.Adam(trainer.build_forward(), 5e-3))
     trainer.fit_readers_with_mixratio([_train_reader("slot", d), _train_reader("intent", d)], "slot", 1)
+    if save_path is not None:
+        trainer.set_saver(save_path, save_steps=steps, save_type="predict")
     for _ in range(steps):
         trainer.train_one_step(trainer.get_one_batch())
     return trainer
@@ -145,12 +148,12 @@ def test_joint_onnx_export_decodes_the_crf_outside_and_matches(atis, tmp_path, k
 
 
 # -------------------------------------------------------------------- single task, every head
-def _single(atis, head_kind, tmp_path):
-    """A tiny ERNIE with one head, trained 3 steps; returns (trainer, reader, raw inputs)."""
+def _single(atis, head_kind, tmp_path, kind="ernie"):
+    """A tiny ``kind`` backbone with one head, trained 3 steps; returns (trainer, reader, raw inputs)."""
     d = atis["dir"]
     paddle.seed(1)
     sentences = atis["sentences"]
-    backbone = palm.backbone.ERNIE.from_config(_config("ernie", d))
+    backbone = BACKBONES[kind].from_config(_config(kind, d))
     if head_kind in ("pointwise", "pairwise"):
         pairs = [(a, b) for a, b in zip(sentences, sentences[1:] + sentences[:1])]
         path = tmp_path / "match.tsv"
@@ -206,8 +209,9 @@ def _mrc_dygraph(trainer, reader, inputs):
 
 @pytest.mark.parametrize("fmt", ["paddle", pytest.param("onnx", marks=needs_ort)])
 @pytest.mark.parametrize("head_kind", ["intent", "slot", "pointwise", "pairwise", "mrc"])
-def test_single_task_export_matches_the_dygraph_model(atis, tmp_path, head_kind, fmt):
-    trainer, reader, inputs = _single(atis, head_kind, tmp_path)
+@pytest.mark.parametrize("kind", sorted(BACKBONES))
+def test_single_task_export_matches_the_dygraph_model(atis, tmp_path, kind, head_kind, fmt):
+    trainer, reader, inputs = _single(atis, head_kind, tmp_path, kind)
     trainer.export(str(tmp_path / "model"), format=fmt)
     records = palm.Predictor(str(tmp_path / "model"), batch_size=6).predict(inputs)
     assert len(records) == len(inputs)
@@ -217,7 +221,7 @@ def test_single_task_export_matches_the_dygraph_model(atis, tmp_path, head_kind,
         for record, reference in zip(records, expected):
             assert record[task]["answer"] == reference["answer"]
             assert record[task]["answer"] in inputs[reference["index"]][1]
-            np.testing.assert_allclose(record[task]["score"], reference["score"], rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(record[task]["score"], reference["score"], rtol=1e-5, atol=1e-5)
         return
     expected, _ = dygraph(trainer.model, task, reader, inputs)
     if head_kind == "slot":
@@ -244,6 +248,39 @@ def test_predict_saves_load_in_the_predictor(atis, tmp_path):
     records = palm.Predictor(str(tmp_path / "pred.step3")).predict(atis["sentences"][:5])
     expected, _ = dygraph(trainer.model, "intent", reader, atis["sentences"][:5])
     _check_classes(records, expected, "intent")
+
+
+def test_multi_task_predict_saves_load_per_task_in_the_predictor(atis, tmp_path):
+    trainer = _joint(atis, steps=3, save_path=str(tmp_path))
+    saved = tmp_path / "pred.step3"
+    assert sorted(os.listdir(saved)) == ["intent", "slot"]  # PALM's pred.step{N}/<task>/
+    sentences = atis["sentences"]
+    for task, check in (("slot", _check_tags), ("intent", _check_classes)):
+        predictor = palm.Predictor(str(saved / task), batch_size=8)
+        assert predictor.tasks == [task]
+        records = predictor.predict(sentences)
+        expected, _ = dygraph(trainer.model, task, trainer._trainer(task).train_reader, sentences)
+        check(records, expected, task, *([sentences] if task == "slot" else []))
+
+
+def test_small_batches_run_on_a_one_thread_predictor_with_the_same_results(atis, tmp_path):
+    trainer, _, sentences = _single(atis, "intent", tmp_path)
+    path = str(tmp_path / "model")
+    trainer.export(path)
+    split = palm.Predictor(path, threads=2, use_gpu=False)
+    whole = palm.Predictor(path, threads=2, use_gpu=False, small_batch_threads=None)
+    reader = split._readers["intent"]
+    one, many = (split._merge({"intent": reader.collate(reader.features_of(texts))})
+                 for texts in (sentences[:1], sentences[:32]))
+    assert many["token_ids"].size > palm.inference.SMALL_BATCH_TOKENS >= one["token_ids"].size
+    runner = split._runner
+    assert runner.small_predictor is None  # created on the first small batch only
+    assert runner._predictor_for(many) is runner.predictor
+    assert runner._predictor_for(one) is runner.small_predictor is not None
+    assert whole._runner._predictor_for(one) is whole._runner.predictor and whole._runner.small_predictor is None
+    for texts in (sentences[:1], sentences[:5], sentences):
+        expected = [r["intent"] for r in whole.predict(texts, batch_size=len(texts))]
+        _check_classes(split.predict(texts, batch_size=len(texts)), expected, "intent")
 
 
 def test_bad_exports_and_bad_inputs_are_refused_clearly(atis, tmp_path):
@@ -290,13 +327,20 @@ ELMO = {"cell_size": 24, "projection_size": 16, "dropout": 0.0, "char_embedding_
         "char_filters": [[1, 8], [2, 8], [3, 16]], "num_highway": 1}
 
 
-@pytest.mark.parametrize("input_type", ["word", "char"])
-def test_elmo_exports_in_a_child_process_and_matches_the_dygraph_model(atis, tmp_path, capfd, input_type):
-    d = atis["dir"]
-    texts = [line.split("\t")[1] for line in open(os.path.join(d, "intent", "dev.tsv"), encoding="utf-8")][1:]
+def _elmo_vocab(atis, tmp_path):
+    texts = [line.split("\t")[1] for line in open(os.path.join(atis["dir"], "intent", "dev.tsv"), encoding="utf-8")][1:]
     vocab, corpus = str(tmp_path / "elmo_vocab.txt"), tmp_path / "corpus.txt"
     corpus.write_text("".join(texts), encoding="utf-8")
     palm.reader.write_word_vocab(palm.reader.build_vocab_from_corpus(str(corpus)), vocab)
+    return vocab
+
+
+@pytest.mark.parametrize("input_type", ["word", "char"])
+def test_elmo_exports_in_a_child_process_and_matches_the_dygraph_model(atis, tmp_path, capfd, monkeypatch,
+                                                                        input_type):
+    monkeypatch.setattr(palm.export, "_FIXED_LENGTH_ONLY", set())  # no earlier test's failed attempt
+    d = atis["dir"]
+    vocab = _elmo_vocab(atis, tmp_path)
     paddle.seed(0)
     elmo = palm.backbone.ELMo.from_config(dict(ELMO, vocab_size=sum(1 for _ in open(vocab, encoding="utf-8")),
                                                input_type=input_type))
@@ -313,16 +357,38 @@ def test_elmo_exports_in_a_child_process_and_matches_the_dygraph_model(atis, tmp
     trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", 1)
     for _ in range(2):
         trainer.train_one_step(trainer.get_one_batch())
+    sentences = atis["sentences"][:16]
+    slot_ref, _ = dygraph(trainer.model, "slot", slot_reader, sentences)
+    intent_ref, _ = dygraph(trainer.model, "intent", intent_reader, sentences)
+    capfd.readouterr()
     meta = trainer.export(str(tmp_path / "elmo"))
     # tracing ELMo's LSTMs with a dynamic length aborts the (child) process in Paddle 3.3.1: reported,
     # then exported at the readers' max_len
     assert meta["fixed_length"] == 40
     err = capfd.readouterr().err
     assert "export process was killed by signal 6" in err and "exporting with a fixed length of 40" in err
+    assert "RuntimeWarning" not in err  # the child's own failure is reported, not runpy's warning
     assert {i["name"]: i["shape"] for i in meta["inputs"]}["seq_lens"] == [-1]
-    sentences = atis["sentences"][:16]
     records = palm.Predictor(str(tmp_path / "elmo"), batch_size=5).predict(sentences)
-    slot_ref, _ = dygraph(trainer.model, "slot", slot_reader, sentences)
-    intent_ref, _ = dygraph(trainer.model, "intent", intent_reader, sentences)
     _check_tags(records, slot_ref, "slot", sentences)
     _check_classes(records, intent_ref, "intent")
+    if not HAVE_ORT:
+        return
+    # ONNX at the same fixed length; the process knows the dynamic length fails and does not retry
+    meta = trainer.export(str(tmp_path / "elmo-onnx"), format="onnx")
+    assert meta["format"] == "onnx" and meta["fixed_length"] == 40
+    assert "killed by signal" not in capfd.readouterr().err
+    records = palm.Predictor(str(tmp_path / "elmo-onnx"), batch_size=5).predict(sentences)
+    _check_tags(records, slot_ref, "slot", sentences)
+    _check_classes(records, intent_ref, "intent")
+
+
+def test_elmo_takes_no_match_or_mrc_head(atis, tmp_path):
+    """ELMo exports what it trains, Classify and SequenceLabel (above). A Match head needs the pooled
+    pair embedding that ELMo has not, MRC windows need WordPiece offsets: both refused when built."""
+    vocab = _elmo_vocab(atis, tmp_path)
+    elmo = palm.backbone.ELMo.from_config(dict(ELMO, vocab_size=sum(1 for _ in open(vocab, encoding="utf-8"))))
+    with pytest.raises(ValueError, match=r"Match head needs backbone outputs \['sentence_pair_embedding'\] that ELMo"):
+        palm.Trainer("match").build_forward(elmo, palm.head.Match(2, elmo.hidden_size))
+    with pytest.raises(ValueError, match="MRCReader needs tokenizer='wordpiece'"):
+        palm.reader.MRCReader(vocab, 24, max_query_len=8, doc_stride=6, tokenizer="whitespace")

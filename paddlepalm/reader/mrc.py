@@ -43,6 +43,10 @@ class MRCReader(Reader):
                  tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
                  do_lower_case: bool = False, remove_noanswer: bool = True, phase: str = "train",
                  strict: bool = False):
+        if tokenizer != "wordpiece":
+            raise ValueError(f"MRCReader needs tokenizer='wordpiece' ([CLS] question [SEP] context windows, with the "
+                             f"character offsets of every sub-word token), got {tokenizer!r}: the word-level "
+                             "tokenizers are for ELMo, on which MRC does not run")
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
         if max_query_len < 1 or max_query_len > max_len - 4:
             raise ValueError(f"max_query_len must be in [1, max_len - 4], got {max_query_len} (max_len {max_len})")
