@@ -191,3 +191,13 @@ def test_example_config_trains(name, example_runs):
     assert steps >= 1
     assert os.path.isdir(run / "checkpoints" / f"ckpt.step{steps}")
     assert os.path.isfile(run / "config.yaml") and os.path.getsize(run / "metrics.jsonl") > 0
+
+
+def test_install_puts_palm_on_the_path():
+    """``pip install -e .`` (the README's install) writes the ``palm`` console script beside the
+    interpreter; it runs the same CLI as ``python -m paddlepalm.cli``."""
+    script = os.path.join(os.path.dirname(sys.executable), "palm")
+    assert os.path.isfile(script), f"{script} missing: install paddlepalm with pip install -e . (setup.py entry_points)"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(name in result.stdout for name in ("train", "eval", "predict", "export", "plot", "ls", "download"))
