@@ -64,7 +64,7 @@ def read_meta(path: str) -> Dict[str, Any]:
 # Batches of at most this many token positions (rows x length) run on a one-thread predictor when
 # ``threads`` > 1: every oneDNN op of a short batch is a parallel region of a few microseconds of
 # work, and with two threads on two cores that other processes also use, a batch of one ATIS
-# sentence took 1.6-2.8x longer than on one thread (bench/inference.py --options, docs/benchmarks.md).
+# sentence took 1.7-3.9x longer than on one thread (bench/inference.py --options, docs/benchmarks.md).
 SMALL_BATCH_TOKENS = 256
 _TOKEN_INPUTS = ("token_ids", "char_ids", "position_ids", "input_mask")
 
