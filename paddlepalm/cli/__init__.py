@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its newest "
                                                             "checkpoint (exactly: the same result as uninterrupted)")
     mode.add_argument("--force", action="store_true", help="clear RUN_DIR (a run directory) and start over")
+    t.add_argument("--tasks", nargs="+", metavar="TASK", help="train only these tasks of CONFIG (one: alone, "
+                                                              "as its single-task baseline)")
     t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar when stderr is a "
                                                               "terminal; PALM's log lines are printed either way)")
@@ -158,7 +160,7 @@ def cmd_train(args) -> int:
     if args.config is None:
         cfg = config_mod.load(rd.config_path(run), args.override, run)
     else:
-        cfg = config_mod.load(args.config, args.override, run)
+        cfg = config_mod.load(args.config, args.override, run, only=args.tasks)
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
         return 0

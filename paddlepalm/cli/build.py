@@ -212,7 +212,9 @@ def for_training(cfg: Config, run_dir: str) -> Built:
         top = trainers[names[0]]
         loss_var = top.model
         top.fit_reader(readers[names[0]])
-        total = int(train["epochs"] * readers[names[0]].steps_per_epoch)
+        total = train["steps"] or int(train["epochs"] * readers[names[0]].steps_per_epoch)
+        if train["steps"]:
+            top.budget = train["steps"]
     if total < 1:
         raise cfg.error(("train", "epochs"), f"{train['epochs']:g} epochs of {readers[names[0]].steps_per_epoch} "
                                              "batches make no training step")

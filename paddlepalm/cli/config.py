@@ -293,6 +293,7 @@ SCHEDULE: Section = {
 }
 TRAIN: Section = {
     "epochs": Key(Float(positive=True), 1.0, "epochs of the sampling reference task (one task: of it)"),
+    "steps": Key(Optional_(Int(minimum=1)), None, "one task: train this many updates instead of `epochs`"),
     "sampling_reference": Key(Optional_(Str()), None, "task whose epochs count (null: the first non-aux task)"),
     "seed": Key(Int(), 1, "seeds paddle, numpy, the readers (unless a reader sets its own) and the task sampling"),
     "print_steps": Key(Int(minimum=0), 10, "a log line and a metrics record every N steps (0: none)"),
@@ -403,19 +404,19 @@ def where(origins: Dict[Path, str], path: Path, source: str) -> str:
 
 
 def load(path: str, overrides: Sequence[str] = (), run_dir: Optional[str] = None,
-         cwd: Optional[str] = None) -> Config:
-    """Read, override, validate and resolve the config file ``path``."""
+         cwd: Optional[str] = None, only: Optional[Sequence[str]] = None) -> Config:
+    """Read, override, validate and resolve the config file ``path``; ``only``: keep these tasks."""
     from paddlepalm.utils.fileio import read_text
 
     try:
         text = read_text(path)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config: {error.strerror or error}") from None
-    return resolve(text, path, overrides, run_dir, cwd)
+    return resolve(text, path, overrides, run_dir, cwd, only)
 
 
 def resolve(text: str, source: str, overrides: Sequence[str] = (), run_dir: Optional[str] = None,
-            cwd: Optional[str] = None) -> Config:
+            cwd: Optional[str] = None, only: Optional[Sequence[str]] = None) -> Config:
     doc, lines = parse_yaml(text, source)
     if doc is None:
         doc = {}
@@ -428,6 +429,8 @@ def resolve(text: str, source: str, overrides: Sequence[str] = (), run_dir: Opti
         _set(doc, key_path, value, item)
         origins[key_path] = f"{CLI} {item}"
         from_cli.add(key_path)
+    if only:
+        keep_tasks(doc, only)
     base = os.path.dirname(os.path.abspath(source))
     cwd = os.path.abspath(cwd or os.getcwd())
     checker = _Checker(origins, source, from_cli, base, cwd)
@@ -435,6 +438,33 @@ def resolve(text: str, source: str, overrides: Sequence[str] = (), run_dir: Opti
     merged = merge_defaults(data, origins, checker)
     finish(merged, origins, checker, run_dir)
     return Config(merged, origins, source)
+
+
+MULTI_TASK_KEYS = ("sampling_reference", "joint", "tasks_per_update", "schedule", "balancer")
+
+
+def keep_tasks(doc: Dict[str, Any], only: Sequence[str]) -> None:
+    """``palm train --tasks``: drop the other tasks of ``doc``. One task left trains alone, so
+    the multi-task settings (``train.joint``, ``schedule``, ..., its ``mix_ratio`` and ``aux``)
+    go; several keep the joint groups of theirs that still have two members."""
+    tasks = doc.get("tasks") if isinstance(doc.get("tasks"), dict) else {}
+    missing = [name for name in only if name not in tasks]
+    if missing or len(set(only)) != len(only):
+        raise ConfigError(f"{CLI} --tasks {' '.join(only)}: " + (f"no task named {missing[0]!r}; tasks: {list(tasks)}"
+                                                                if missing else "a task is named twice"))
+    doc["tasks"] = {name: tasks[name] for name in only}
+    train = doc.get("train") if isinstance(doc.get("train"), dict) else {}
+    if len(only) == 1:
+        for key in MULTI_TASK_KEYS:
+            train.pop(key, None)
+        if isinstance(tasks[only[0]], dict):
+            for key in ("mix_ratio", "aux"):
+                tasks[only[0]].pop(key, None)
+    elif isinstance(train.get("joint"), list):
+        groups = [[m for m in group if m in only] for group in train["joint"] if isinstance(group, list)]
+        train["joint"] = [g for g in groups if len(g) > 1] or False
+    if train.get("sampling_reference") not in (None, *only):
+        train.pop("sampling_reference")
 
 
 def parse_override(item: str) -> Tuple[Path, Any]:
@@ -599,6 +629,9 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
         for key in ("mix_ratio", "aux"):
             if data["tasks"][names[0]][key] != TASK[key].default:
                 raise checker.fail(("tasks", names[0], key), "needs two or more tasks")
+    if train["steps"] is not None and len(names) > 1:
+        raise checker.fail(("train", "steps"), "one task only (a multi-task run lasts `epochs` of the sampling "
+                                               "reference; `palm train --tasks T` trains one task of a config)")
     if train["sampling_reference"] is not None and train["sampling_reference"] not in names:
         raise checker.fail(("train", "sampling_reference"), f"no task named {train['sampling_reference']!r}; "
                                                             f"tasks: {names}")
