@@ -136,10 +136,17 @@ def finetune(a, work, out):
     shutil.copyfile(os.path.join(REPO, "pretrain_models", "electra-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
 
 
+def zh_mixture(a, work, out):
+    """TNEWS, AFQMC, ChnSentiCorp and Weibo NER (``--source``: the data root holding their folders)."""
+    mod = module("multi-task-zh/make_data.py")
+    mod.convert(mod.read_sources(a.source or mod.sample_source(work)), out, max_train=a.max_train)
+
+
 MAKERS = {"classification": classification, "matching": matching, "tagging": tagging, "mrc": mrc,
           "multi-task": multi_task, "multi-task-aux": multi_task_aux, "elmo-transfer": elmo_transfer,
           "palm-scripts": palm_scripts, "pretrain-albert": pretrain_corpus, "pretrain-electra": pretrain_corpus,
-          "pretrain-elmo": pretrain_elmo, "finetune": finetune}
+          "pretrain-elmo": pretrain_elmo, "finetune": finetune,
+          "zh-mixture": zh_mixture}
 
 
 def main(argv=None):
