@@ -6,7 +6,7 @@ A protocol file names a multi-task ``palm`` config, the seeds, and the multi-tas
 (*variants*) to compare, each a set of config overrides::
 
     config: ../../examples/configs/multi-task.yaml     # relative to the protocol file
-    overrides: {prepare.source: "{data_root}/atis"}     # every run; {data_root}: PALM_DATA_ROOT
+    overrides: {prepare.source: "{data_root}/atis"}     # every run; {data_root}: PALM_DATA_ROOT, {work}: --work
     seeds: [1, 2, 3, 4, 5]
     match: [updates]                                    # the single-task baselines (see below)
     variants:
@@ -34,7 +34,8 @@ task alone}`` over the seeds (the reference scores of ``Dynamic(by='dev_gap')``)
 run after the single-task baselines.
 
 The report (``WORK/summary.md``, and ``--plot``) gives each task's test metric as mean ± sample
-std over the seeds per setting, each variant's difference to the single-task baseline, whether
+std over the seeds per setting, each variant's difference to the single-task baselines and to the
+``compare_to`` variant, whether
 that difference is **beyond the seed spread** (|difference| > std of the variant + std of the
 baseline: the mean ± std intervals do not overlap), and the worst task (the largest loss
 against its baseline).
@@ -134,11 +135,11 @@ def _needs_singles(overrides: Mapping[str, Any]) -> bool:
     return SINGLE_DEV in json.dumps(overrides)
 
 
-def _override_args(overrides: Mapping[str, Any]) -> List[str]:
+def _override_args(overrides: Mapping[str, Any], work: str) -> List[str]:
     out = []
     for key, value in overrides.items():
         text = json.dumps(value) if not isinstance(value, str) else value
-        out += ["-o", f"{key}={text.replace('{data_root}', data_root())}"]
+        out += ["-o", f"{key}={text.replace('{data_root}', data_root()).replace('{work}', work)}"]
     return out
 
 
@@ -265,12 +266,12 @@ class Runner:
             overrides[key] = json.loads(json.dumps(value).replace(json.dumps(SINGLE_DEV), json.dumps(single_dev))) \
                 if single_dev is not None else value
         key = self.multi_key(variant, seed)
-        args = [self.protocol.config, *_override_args(overrides), "-o", f"train.seed={seed}"]
+        args = [self.protocol.config, *_override_args(overrides, self.work), "-o", f"train.seed={seed}"]
         return key, Run("multi", variant, seed, os.path.join(self.work, key), args)
 
     def _single_run(self, task: str, steps: int, seed: int) -> Tuple[str, Run]:
         key = self.single_key(task, steps, seed)
-        args = [self.protocol.config, "--tasks", task, *_override_args(self.protocol.overrides),
+        args = [self.protocol.config, "--tasks", task, *_override_args(self.protocol.overrides, self.work),
                 "-o", f"train.steps={steps}", "-o", f"train.seed={seed}"]
         return key, Run("single", task, seed, os.path.join(self.work, key), args, steps)
 
@@ -287,6 +288,8 @@ class Runner:
             print(f"protocol: {key}: {record['cpu_minutes']:.2f} CPU min, test "
                   + ", ".join(f"{t}={self.score(record, t):.4f}" for t in record["test"]), file=sys.stderr, flush=True)
 
+        if not self.records:  # the first run alone: it may prepare data the others share (data_dir)
+            one(todo.pop(0))
         with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
             for future in [pool.submit(one, item) for item in todo]:
                 future.result()
@@ -385,6 +388,10 @@ class Runner:
                 if name in baselines:
                     continue
                 lines.append(self._difference_line(name, per_task, base_name, base, tasks))
+        reference = dict(settings).get(self.protocol.reference, {})
+        for name, per_task in settings:
+            if name not in baselines and name != self.protocol.reference:
+                lines.append(self._difference_line(name, per_task, self.protocol.reference, reference, tasks))
         lines.append("")
         lines.append(f"Beyond the seed spread: |difference| > std(variant) + std(baseline). Machine: {cpu_flags()}.")
         return "\n".join(lines)
@@ -396,7 +403,7 @@ class Runner:
         return "?"
 
     def _difference_line(self, name, per_task, base_name, base, tasks) -> str:
-        parts, worst = [], None
+        parts, worst, diffs = [], None, []
         for task in tasks:
             a = [100 * self.score(r, task) for r in per_task.get(task, [])]
             b = [100 * self.score(r, task) for r in base.get(task, [])]
@@ -406,11 +413,13 @@ class Runner:
             spread = _std(a) + _std(b)
             verdict = "beyond spread" if len(a) > 1 and len(b) > 1 and abs(diff) > spread else "within spread"
             parts.append(f"{task} {diff:+.2f} ({verdict})")
+            diffs.append(diff)
             if worst is None or diff < worst[1]:
                 worst = (task, diff)
         if not parts:
             return f"- {name} vs {base_name}: no common tasks yet"
-        return f"- {name} vs {base_name}: " + "; ".join(parts) + f"; worst task: {worst[0]} ({worst[1]:+.2f})"
+        return (f"- {name} vs {base_name}: " + "; ".join(parts) + f"; worst task: {worst[0]} ({worst[1]:+.2f}); "
+                f"mean {statistics.mean(diffs):+.2f}")
 
     def plot(self, path: str) -> None:
         import matplotlib
