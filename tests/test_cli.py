@@ -157,6 +157,8 @@ EXAMPLE_RUNS = {
                       "-o", "tasks.bilm.head.input_dim=16", "-o", "backbone.config.static_graph=false",
                       "-o", "train.epochs=0.02"],
     "finetune": ["-o", "prepare.args=[finetune, --max_train, 64]"],
+    "bilstm-crf": ["-o", "prepare.args=[tagging, --max_train, 64]", "-o", "backbone.config.hidden_size=32",
+                   "-o", "backbone.config.embedding_size=16", "-o", "train.epochs=1"],
 }
 
 
@@ -167,7 +169,7 @@ def test_every_example_has_a_config():
                 if os.path.isfile(os.path.join(REPO, "examples", name, "run.py"))}
     examples |= {"pretrain-" + name for name in os.listdir(os.path.join(REPO, "examples", "pretrain"))
                  if os.path.isfile(os.path.join(REPO, "examples", "pretrain", name, "run.py"))}
-    assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval"} == configs
+    assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "bilstm-crf"} == configs
 
 
 @pytest.fixture(scope="module")
