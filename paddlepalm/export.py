@@ -154,8 +154,7 @@ def export_model(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: 
     instead of the model's own (EMA averages); the model is left as it was. ``fixed_length``: the
     sequence length every input is padded to (ELMo's LSTMs do not export with a dynamic length;
     the Predictor pads)."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    check_exportable(model, format)
     if not tasks:
         raise ValueError("nothing to export: no task given")
     names = [t.name for t in tasks]
@@ -350,6 +349,15 @@ def _child_main(work: str) -> None:
     export_model(model, tasks, spec["directory"], None, spec["format"], spec["fixed_length"])
 
 
+def check_exportable(model: MultiTaskModel, format: str) -> None:
+    """Refuse, before anything is written, a format the backbone cannot be exported to."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    refusal = getattr(model.backbone, "onnx_refusal", None)
+    if format == "onnx" and refusal:
+        raise ExportError(f"the {type(model.backbone).__name__} backbone cannot be exported to ONNX: {refusal}")
+
+
 def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: str,
                     weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
                     sample_batches: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
@@ -357,7 +365,8 @@ def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: s
     """Export the tasks of ``trainers`` (``Trainer`` objects) on ``model``: their readers and label
     names come from the trainers; ``sample_batches`` (by task) default to each trainer's first
     training batch; ``label_names`` (by task) override the heads' (a ``ClassifyReader`` reads
-    class ids only: give the names here for the Predictor to return them). An ELMo backbone is
+    class ids only: give the names here for the Predictor to return them). A backbone with an
+    ELMo (``fragile_export``: ELMo itself, a recurrent backbone with ELMo features) is
     exported in a child process, with a dynamic length when that works and else at the reader's
     ``max_len`` (logged): tracing its LSTMs with a dynamic length aborts the process (Paddle 3.3.1).
     After one such failure the process's later ELMo exports go straight to the fixed length."""
@@ -370,8 +379,9 @@ def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: s
         head = trainer.head or trainer.pred_head
         names = (label_names or {}).get(trainer.name, getattr(head, "label_names", None))
         tasks.append(TaskExport(trainer.name, batch, reader, names))
-    kind = getattr(model.backbone, "kind", None)
-    if kind != "elmo":
+    check_exportable(model, format)
+    kind = getattr(model.backbone, "fragile_export", None)
+    if kind is None:
         return export_model(model, tasks, directory, weights, format)
     length = max(t.reader.max_len for t in tasks if t.reader is not None)
     if kind in _FIXED_LENGTH_ONLY:

@@ -158,6 +158,8 @@ EXAMPLE_RUNS = {
                       "-o", "train.epochs=0.02"],
     "finetune": ["-o", "prepare.args=[finetune, --max_train, 64]"],
     "zh-mixture": [*TINY_ERNIE, "-o", "train.epochs=1"],
+    "bilstm-crf": ["-o", "prepare.args=[tagging, --max_train, 64]", "-o", "backbone.config.hidden_size=32",
+                   "-o", "backbone.config.embedding_size=16", "-o", "train.epochs=1"],
 }
 
 
@@ -168,7 +170,8 @@ def test_every_example_has_a_config():
                 if os.path.isfile(os.path.join(REPO, "examples", name, "run.py"))}
     examples |= {"pretrain-" + name for name in os.listdir(os.path.join(REPO, "examples", "pretrain"))
                  if os.path.isfile(os.path.join(REPO, "examples", "pretrain", name, "run.py"))}
-    assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture"} == configs
+    assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture",
+                       "bilstm-crf"} == configs
 
 
 @pytest.fixture(scope="module")

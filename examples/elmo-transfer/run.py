@@ -7,11 +7,11 @@ character embedding, with or without frozen ELMo features concatenated to it.
 Data: Weibo NER, revised release (``<data_root>/weibo_ner/weiboNER_2nd_conll.{train,test}``:
 one character, its jieba-position digit and its BIO tag per line, blank lines
 between sentences; the original release has bytes that are not UTF-8), converted to
-PALM's sequence-labeling TSV. ELMo: the package written by
-``examples/pretrain/elmo/run.py --save_to`` (default: the shipped
-``pretrain_models/elmo-zh-tiny``), loaded with ``load_pretrained_backbone`` into an
-``ELMo`` in feature mode (``frozen``: the biLM is fixed, the tagger learns its
-scalar mix). Both taggers use the ELMo vocabulary for their own embeddings
+PALM's sequence-labeling TSV. The tagger is ``palm.backbone.BiGRU``; with ELMo, its
+``elmo`` config key names the package written by ``examples/pretrain/elmo/run.py --save_to``
+(default: the shipped ``pretrain_models/elmo-zh-tiny``), loaded by ``ELMo.from_pretrained``
+in feature mode (``elmo_frozen``: the biLM is fixed, the tagger learns its scalar mix).
+Both taggers use the ELMo vocabulary for their own embeddings
 (characters outside it are ``<UNK>``), the same sizes, epochs and seeds.
 Prints the entity F1 (``paddlepalm.metrics.chunk_f1``) of every run and the
 mean and standard deviation per setting.
@@ -30,11 +30,8 @@ sys.path.insert(0, REPO)
 import paddlepalm as palm  # noqa: E402  (first: sets threads and quiet flags before paddle loads)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
-from paddle import nn  # noqa: E402
 
 from paddlepalm import metrics  # noqa: E402
-from paddlepalm.backbone.base_backbone import Backbone  # noqa: E402
-from paddlepalm.pretrained import load_pretrained_backbone  # noqa: E402
 from paddlepalm.reader.errors import DataFormatError  # noqa: E402
 
 
@@ -110,66 +107,29 @@ def prepare(args):
 
 
 # ------------------------------------------------------------------ model
-class BiGRUTagger(Backbone):
-    """Own embedding (+ ELMo features) -> dropout -> BiGRU; ``encoder_outputs`` feed the CRF head."""
-
-    kind = "bigru"
-
-    def __init__(self, vocab_size, embedding_dim, hidden, dropout, elmo=None, task="ner", phase="train"):
-        super().__init__(phase)
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.elmo, self.task = elmo, task
-        width = embedding_dim + (elmo.hidden_size if elmo is not None else 0)
-        if elmo is not None:
-            elmo.add_task(task)
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(width, hidden, direction="bidirect")
-        self.hidden_size = 2 * hidden
-
-    @property
-    def inputs_attr(self):
-        return {"token_ids": ([-1, -1], "int64"), "seq_lens": ([-1], "int64")}
-
-    @property
-    def outputs_attr(self):
-        return {"encoder_outputs": ([-1, -1, self.hidden_size], "float32")}
-
-    def forward(self, inputs):
-        x = self.embedding(inputs["token_ids"])
-        if self.elmo is not None:
-            x = paddle.concat([x, self.elmo.features(inputs, self.task)], axis=-1)
-        hidden, _ = self.gru(self.dropout(x), sequence_length=inputs["seq_lens"])
-        return {"encoder_outputs": hidden}
-
-
-def build_elmo(package):
-    config = json.load(open(os.path.join(package, "elmo_config.json"), encoding="utf-8"))
-    return palm.backbone.ELMo.from_config(dict(config, frozen=True)), config
+def tagger_config(args, vocab_size, use_elmo):
+    """The BiGRU tagger (``palm.backbone.BiGRU``): own embedding (+ the frozen ELMo features of the
+    package, the task's scalar mix) -> dropout -> BiGRU; ``encoder_outputs`` feed the CRF head."""
+    config = {"vocab_size": vocab_size, "embedding_size": args.embedding_dim, "hidden_size": 2 * args.hidden,
+              "dropout": args.dropout}
+    if use_elmo:
+        config.update(elmo=args.elmo, elmo_frozen=True)  # ELMo.from_pretrained(args.elmo): config, ckpt/
+    return config
 
 
 def run_once(args, data_dir, label_map, gold, use_elmo, seed):
     paddle.seed(seed)
     np.random.seed(seed)
     vocab = os.path.join(args.elmo, "vocab.txt")
-    vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-
-    def tagger(phase):
-        elmo = build_elmo(args.elmo)[0] if use_elmo else None
-        return BiGRUTagger(vocab_size, args.embedding_dim, args.hidden, args.dropout, elmo, phase=phase)
-
+    config = tagger_config(args, sum(1 for _ in open(vocab, encoding="utf-8")), use_elmo)
     reader = palm.reader.SequenceLabelReader(vocab, args.max_len, os.path.join(data_dir, "label_map.json"),
                                              tokenizer="char", seed=seed)
     reader.load_data(os.path.join(data_dir, "train.tsv"), batch_size=args.batch_size, num_epochs=args.epochs)
     trainer = palm.Trainer("ner")
-    backbone = tagger("train")
+    backbone = palm.backbone.BiGRU.from_config(config)
     model = trainer.build_forward(backbone, palm.head.SequenceLabel(len(label_map), backbone.hidden_size,
                                                                     learning_rate=1.0))
     trainer.build_backward(palm.optimizer.Adam(model, args.lr))
-    if use_elmo:  # the pretrained weights go into the tagger's ELMo (names without the tagger's prefix)
-        report = load_pretrained_backbone(backbone.elmo, os.path.join(args.elmo, "ckpt"))
-        not_loaded = [n for n in report.missing if not n.startswith("scalar_mix.")]
-        if not_loaded or report.mismatched:
-            raise ValueError(f"ELMo package {args.elmo} does not fit: {report.summary()}")
     trainer.fit_reader(reader)
     start = time.time()
     trainer.train(print_steps=0)
@@ -177,7 +137,7 @@ def run_once(args, data_dir, label_map, gold, use_elmo, seed):
     pred_reader = palm.reader.SequenceLabelReader(vocab, args.max_len, os.path.join(data_dir, "label_map.json"),
                                                   tokenizer="char", phase="predict")
     pred_reader.load_data(os.path.join(data_dir, "test.tsv"), batch_size=64)
-    pred_backbone = tagger("predict")
+    pred_backbone = palm.backbone.BiGRU.from_config(config, phase="predict")
     trainer.build_predict_forward(pred_backbone, palm.head.SequenceLabel(len(label_map), pred_backbone.hidden_size,
                                                                          phase="predict"))
     trainer.pred_model.set_state_dict(trainer.model.state_dict())

@@ -5,7 +5,7 @@ dict of named outputs. Readers look at :attr:`inputs_attr` (via
 ``reader.register_with(backbone)``) to know which arrays to yield; heads ask for
 outputs by the names in :attr:`outputs_attr`.
 """
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import paddle
 from paddle import nn
@@ -22,6 +22,12 @@ class Backbone(nn.Layer):
     """
 
     kind: str = "backbone"
+    # Export (paddlepalm.export): why format='onnx' cannot represent this backbone (None: it can),
+    # and the name of a part whose trace with a dynamic sequence length can abort the process
+    # (ELMo's LSTMP layers): such a backbone is exported in a child process, at a fixed length
+    # once a dynamic-length export of that part has failed.
+    onnx_refusal: Optional[str] = None
+    fragile_export: Optional[str] = None
 
     def __init__(self, phase: str = "train"):
         super().__init__()

@@ -1,17 +1,22 @@
 """ELMo backbone: a character- or word-input bidirectional LSTMP language model
 whose layers are mixed per task with learned scalar weights.
 """
-from typing import Any, Dict, Mapping, Optional
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.backbone.base_backbone import Attrs, Backbone
-from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH
+from paddlepalm.reader.elmo_chars import BOS_TOKEN, EOS_TOKEN, MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.utils.char_cnn import ELMO_FILTERS, CharCNN
 from paddlepalm.utils.lstmp import BiLSTMP
 from paddlepalm.utils.scalar_mix import ScalarMix
+
+# An ELMo package (what examples/pretrain/elmo/run.py --save_to writes, e.g. pretrain_models/elmo-zh-tiny)
+PACKAGE_CONFIG, PACKAGE_VOCAB, PACKAGE_WEIGHTS = "elmo_config.json", "vocab.txt", "ckpt"
 
 # The released Paddle Chinese ELMo (baike): word input, 4096 cells, 512 projection.
 PADDLE_ELMO_ZH = {"input_type": "word", "vocab_size": 52445, "cell_size": 4096, "projection_size": 512,
@@ -96,6 +101,7 @@ class ELMo(Backbone):
     """
 
     kind = "elmo"
+    fragile_export = "elmo"
 
     def __init__(self, config: Mapping[str, Any], phase: str = "train"):
         super().__init__(phase)
@@ -234,6 +240,97 @@ class ELMo(Backbone):
     def features(self, inputs: Mapping[str, paddle.Tensor], task: str) -> paddle.Tensor:
         """``task``'s ELMo vectors ``[B, L, 2P]``, to concatenate with a model's own embeddings."""
         return self.task_outputs(task, self(dict(inputs)))["encoder_outputs"]
+
+    # ------------------------------------------------------------ a package
+    @classmethod
+    def from_pretrained(cls, path: str, phase: str = "predict", **overrides: Any) -> "ELMo":
+        """The ELMo of a package directory: ``elmo_config.json`` (its keys, updated by
+        ``overrides``, e.g. ``frozen=True``), ``ckpt/`` (the weights, any format
+        ``load_pretrained_backbone`` reads) and ``vocab.txt`` (word ids, and how
+        :meth:`embed_sentences` tokenizes raw text: the config's ``tokenizer``, ``'char'`` for
+        the Chinese package). Raises when a biLM weight is missing from ``ckpt/`` or has
+        another shape (the per-task scalar mixes are created fresh)."""
+        from paddlepalm.pretrained import load_pretrained_backbone
+        from paddlepalm.utils.fileio import read_json
+
+        config_file = os.path.join(path, PACKAGE_CONFIG)
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"{path} is not an ELMo package: no {PACKAGE_CONFIG} (expected "
+                                    f"{PACKAGE_CONFIG}, {PACKAGE_VOCAB} and {PACKAGE_WEIGHTS}/)")
+        config = dict(read_json(config_file), **overrides)
+        elmo = cls.from_config(config, phase=phase)
+        report = load_pretrained_backbone(elmo, os.path.join(path, PACKAGE_WEIGHTS))
+        not_loaded = [n for n in report.missing if not n.startswith("scalar_mix.")]
+        if not_loaded or report.mismatched:
+            raise ValueError(f"ELMo package {path} does not fit its own config: {report.summary()}")
+        vocab = os.path.join(path, PACKAGE_VOCAB)
+        elmo.vocab_path = vocab if os.path.isfile(vocab) else None
+        return elmo
+
+    vocab_path: Optional[str] = None  # set by from_pretrained; embed_sentences needs it for word input
+
+    def embed_sentences(self, sentences: Sequence[Union[str, Sequence[str]]], batch_size: int = 32,
+                        mix: bool = False, task: Optional[str] = None) -> List[np.ndarray]:
+        """ELMo vectors of ``sentences`` (lists of tokens, or raw strings split by the package's
+        tokenizer: ``config['tokenizer']``, whitespace by default), as AllenNLP's ``ElmoEmbedder``
+        gives them: per sentence of ``n`` tokens a float32 array ``[num_layers + 1, n, 2P]``
+        (layer 0 the token layer ``[x ; x]``, then each biLSTM layer ``[fw ; bw]``; the
+        ``<S>``/``</S>`` markers the model reads are cut off). ``mix=True``: the scalar mix
+        ``[n, 2P]`` instead, ``task``'s learned one, or without ``task`` the equal-weight mix
+        (the layers' mean). Runs without dropout or gradient, ``batch_size`` sentences at a
+        time, shortest first; results are in input order."""
+        from paddlepalm.reader.word_tokenizer import WordTokenizer, split_text
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if task is not None and task not in self.scalar_mix:
+            raise KeyError(f"no scalar mix for task {task!r}; this ELMo has mixes for {sorted(self.scalar_mix)}")
+        split = self.config.get("tokenizer", "whitespace")
+        tokens = []
+        for index, sentence in enumerate(sentences):
+            words = split_text(sentence, split) if isinstance(sentence, str) else list(sentence)
+            if not all(isinstance(w, str) for w in words):
+                raise TypeError(f"sentence {index} must be a string or a list of strings, got {sentence!r:.80}")
+            tokens.append(words)
+        vocab = None
+        if self.input_type == "word":
+            if self.vocab_path is None:
+                raise ValueError("a word-input ELMo needs its vocabulary to embed sentences: load it with "
+                                 "ELMo.from_pretrained(package) or set elmo.vocab_path")
+            vocab = WordTokenizer(self.vocab_path)
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+        results: List[Optional[np.ndarray]] = [None] * len(tokens)
+        was_training = self.training
+        self.eval()
+        try:
+            with paddle.no_grad():
+                for start in range(0, len(order), batch_size):
+                    rows = order[start:start + batch_size]
+                    for row, vectors in zip(rows, self._embed_batch([tokens[i] for i in rows], vocab, mix, task)):
+                        results[row] = vectors
+        finally:
+            self.train(was_training)
+        return results
+
+    def _embed_batch(self, batch: List[List[str]], vocab, mix: bool, task: Optional[str]) -> List[np.ndarray]:
+        words = [[BOS_TOKEN] + sentence + [EOS_TOKEN] for sentence in batch]
+        width = max(len(w) for w in words)
+        inputs = {"seq_lens": paddle.to_tensor(np.array([len(w) for w in words], dtype="int64"))}
+        if vocab is not None:
+            ids = np.full((len(words), width), vocab.vocab[vocab.pad_token], dtype="int64")
+            for row, sentence in enumerate(words):
+                ids[row, :len(sentence)] = vocab.convert_tokens_to_ids(sentence)
+            inputs["token_ids"] = paddle.to_tensor(ids)
+        else:
+            inputs["char_ids"] = paddle.to_tensor(batch_to_char_ids(words, width))
+        outputs = self._encode(inputs)
+        layers = outputs["layer_outputs"]  # [K, B, L, 2P]
+        if mix:
+            layers = (self.scalar_mix[task](layers, outputs["_mask"]) if task is not None
+                      else layers.mean(axis=0))  # [B, L, 2P]
+            return [vectors[1:len(sentence) + 1] for vectors, sentence in zip(layers.numpy(), batch)]
+        array = layers.numpy()
+        return [array[:, row, 1:len(sentence) + 1] for row, sentence in enumerate(batch)]
 
 
 def _masked_mean(x: paddle.Tensor, mask: Optional[paddle.Tensor]) -> paddle.Tensor:

@@ -255,7 +255,7 @@ class Key:
 
 Section = Dict[str, Any]  # name -> Key or nested Section
 
-BACKBONES = ("ERNIE", "BERT", "ALBERT", "ELECTRA", "ELMo")
+BACKBONES = ("ERNIE", "BERT", "ALBERT", "ELECTRA", "ELMo", "BiLSTM", "BiGRU")
 OPTIMIZERS = ("Adam", "AdamW", "LAMB")
 
 PREPARE: Section = {
@@ -691,6 +691,10 @@ BACKBONE_KEYS = {
              "proj_clip", "residual", "dropout", "char_embedding_dim", "char_filters", "num_highway",
              "scalar_mix_layer_norm", "frozen", "static_graph", "lstm", "char_cnn", "tokenizer", "max_len"],
 }
+# paddlepalm.backbone.rnn.RNN_KEYS but `cell`, which the class fixes (tests/test_recurrent.py checks)
+BACKBONE_KEYS["BiLSTM"] = BACKBONE_KEYS["BiGRU"] = [
+    "vocab_size", "embedding_size", "hidden_size", "num_layers", "dropout", "char_size", "char_embedding_dim",
+    "char_filters", "num_highway", "attention_heads", "elmo", "elmo_frozen"]
 
 
 def check_backbone_keys(backbone: Dict[str, Any], checker: _Checker) -> None:
@@ -700,6 +704,9 @@ def check_backbone_keys(backbone: Dict[str, Any], checker: _Checker) -> None:
             raise checker.unknown(("backbone", "config"), key, known, f"{backbone['kind']} config key")
     if backbone["config_file"] is None and not backbone["config"]:
         raise checker.fail(("backbone",), "give `config_file` or `config` (the backbone's sizes)")
+    elmo = backbone["config"].get("elmo")
+    if isinstance(elmo, str):  # a recurrent backbone's ELMo package: a path, relative to the config file
+        backbone["config"]["elmo"] = checker.path(elmo, ("backbone", "config", "elmo"))
 
 
 # ------------------------------------------------------------------ reader / head arguments
