@@ -112,8 +112,7 @@ def build_trainer(args, data, backbone):
 
     trainer = palm.MultiHeadTrainer(trainers, seed=args.seed)
     loss_var = trainer.build_forward()
-    per_update = args.tasks_per_update if args.tasks_per_update == "all" else int(args.tasks_per_update)
-    trainer.fit_readers_with_mixratio(readers, TARGET, args.epochs, tasks_per_update=per_update)
+    trainer.fit_readers_with_mixratio(readers, TARGET, args.epochs)
     total = trainer.overall_train_steps  # target steps plus the auxiliary steps drawn in between
     sched = palm.lr_sched.TriangularSchedualer(max(1, int(0.1 * total)), total)
     trainer.build_backward(palm.optimizer.Adam(loss_var, args.lr, sched), weight_decay=args.weight_decay)
@@ -135,8 +134,6 @@ def parse_args(argv=None):
     parser.add_argument("--mlm_output", choices=["untied", "tied"], default="untied",
                         help="the masked LM's output layer: its own weight (default), or the shared token "
                              "embeddings (PALM's; stalls the target here: docs/results.md)")
-    parser.add_argument("--tasks_per_update", default="1",
-                        help="'1': each update one task's batch (PALM's); 'all': both tasks' losses in every update")
     return parser.parse_args(argv)
 
 
@@ -165,7 +162,6 @@ def main(argv=None):
                "aux_examples": data["aux_examples"] if args.mode == "aux" else 0,
                "aux_ratio": args.aux_ratio if args.mode == "aux" else 0, "lr": args.lr,
                "aux_loss_weight": args.aux_loss_weight if args.mode == "aux" else 0,
-               "tasks_per_update": args.tasks_per_update if args.mode == "aux" else "1",
                "mlm_output": args.mlm_output if args.mode == "aux" else None,
                "seed": args.seed, "target_steps": target.cur_train_step,
                "aux_steps": trainer.trainers[-1].cur_train_step if args.mode == "aux" else 0, "best_step": evaluation.best_step,

@@ -28,9 +28,8 @@ def setting(result):
         return "target alone" + lr
     ratio = f", aux ratio {result['aux_ratio']}" if "aux_ratio" in result else ""
     weight = f", MLM loss weight {result['aux_loss_weight']}" if result.get("aux_loss_weight", 1.0) != 1.0 else ""
-    joint = ", both tasks in every update" if result.get("tasks_per_update", "1") == "all" else ""
-    joint += ", MLM output untied" if result.get("mlm_output", "tied") == "untied" else ""
-    return ("target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "") + ratio + weight + joint
+    untied = f", MLM output {result['mlm_output']}" if result.get("mlm_output") else ""  # older runs: tied
+    return ("target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "") + ratio + weight + untied
             + lr)
 
 
