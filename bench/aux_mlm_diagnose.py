@@ -1,9 +1,12 @@
 """Why does the auxiliary masked LM stall the target in examples/multi-task-aux? (docs/results.md)
 
     MKL_NUM_THREADS=1 python bench/aux_mlm_diagnose.py --data_dir /work/shared/data/chnsenticorp \\
-        --max_train 2000 --epochs 4 --steps 120 --out bench/results/aux_mlm_diagnose.json
+        --max_train 2000 --epochs 4 --steps 100 --probe_every 25 \\
+        --variants "--mode target;--mode aux --mlm_output tied;--mode aux --mlm_output untied"
     python bench/aux_mlm_diagnose.py --plot bench/results/aux_mlm_diagnose.json --runs 'RUN_DIR/*.log' \\
         --png docs/results-aux-mlm.png
+
+(docs/results.md, "Auxiliary masked LM alongside a target task", has the commands of its figures.)
 
 The same setup as ``examples/multi-task-aux/run.py`` (its own functions build it), then:
 
@@ -19,7 +22,7 @@ The same setup as ``examples/multi-task-aux/run.py`` (its own functions build it
    each setting of ``--variants`` (run.py arguments); and the mean cosine of two rows of the
    word-embedding table (how far the token embeddings have collapsed onto one direction).
 
-``--plot`` draws the gradient ratios and the test accuracy per setting of the runs' logs.
+``--plot`` draws a report's probes and the dev and test accuracy of run.py logs (docs/results-aux-mlm.png).
 """
 import argparse
 import glob
@@ -28,6 +31,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 
 import numpy as np
 
@@ -58,7 +62,7 @@ def group_of(name):
 
 def build(argv):
     args = example.parse_args(argv)
-    work = args.work_dir or os.path.join(HERE, "results", "aux_diag_work")
+    work = args.work_dir or os.path.join(tempfile.gettempdir(), "aux_mlm_diagnose")
     data = example.prepare(args, work)
     paddle.seed(args.seed)
     backbone = palm.backbone.ERNIE.from_config(common.backbone_config(args, data["vocab_size"]))
