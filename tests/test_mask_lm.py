@@ -188,3 +188,27 @@ def test_mask_lm_rejects_a_mismatched_embedding_table(zh_data):
     head = palm.head.MaskLM(32, zh_data["vocab_size"], "gelu")  # no projection to 16
     with pytest.raises(ValueError, match="embedding_size"):
         head(batch, backbone(batch))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_untied_mask_lm_leaves_unseen_token_embeddings_alone(zh_data, tied):
+    """Tied, the vocabulary softmax moves every row of the shared embedding table (the rows of
+    tokens absent from the batch too); untied, the head has its own output weight and the table
+    gets gradient only at the batch's input tokens."""
+    paddle.seed(3)
+    backbone = palm.backbone.ERNIE.from_config(tiny_config(zh_data["vocab_size"]))
+    reader = palm.reader.MaskLMReader(zh_data["vocab"], 64, lang="cn", seed=1)
+    reader.load_data(zh_data["train"], batch_size=8)
+    reader.register_with(backbone)
+    head = palm.head.MaskLM(32, zh_data["vocab_size"], "gelu", tie_embeddings=tied)
+    assert ("output_weight" in dict(head.named_parameters())) is not tied
+    assert ("embedding_table" in head.inputs_attrs["backbone"]) is tied
+    batch = next(reader.iter_epoch(0))
+    head(batch_tensors := {k: paddle.to_tensor(v) for k, v in batch.items()}, backbone(batch_tensors))["loss"].backward()
+    table = backbone.model.embeddings.word_embeddings.weight
+    unseen = sorted(set(range(zh_data["vocab_size"])) - set(batch["token_ids"].ravel().tolist()))
+    assert unseen
+    unseen_grad = float(np.abs(table.grad.numpy()[unseen]).max())
+    assert (unseen_grad > 0) is tied
+    if not tied:
+        assert head.output_weight.grad is not None and float(paddle.abs(head.output_weight.grad).max()) > 0

@@ -6,11 +6,14 @@
 
 The target is ChnSentiCorp sentiment classification (``reader.ClassifyReader`` +
 ``head.Classify``). With ``--mode aux`` a second task, masked LM (``reader.MaskLMReader`` +
-``head.MaskLM``, output layer tied to the token embeddings, ``Trainer.set_as_aux()``), reads
+``head.MaskLM`` with an output layer of its own, ``Trainer.set_as_aux()``), reads
 the target's training text (without labels) and shares the backbone in a ``MultiHeadTrainer``;
 ``--aux_unlabeled`` adds in-domain text that has no labels (the unused rest of ChnSentiCorp's
 ``train.tsv`` and its unlabeled ``test.tsv``; ``unlabeled.tsv`` in the sample). ``--mode target``
-trains the target alone through the same ``MultiHeadTrainer`` code path.
+trains the target alone through the same ``MultiHeadTrainer`` code path. ``--mlm_output tied``
+ties the masked LM's output layer to the shared token embeddings (BERT's and PALM's choice):
+from scratch its softmax then pulls every token embedding onto one direction and the target
+does not learn (docs/results.md, "Auxiliary masked LM alongside a target task").
 
 Both modes train the target for the same number of steps (``--epochs`` over its training set):
 the auxiliary task is drawn in between with probability ``aux_ratio / (1 + aux_ratio)`` and
@@ -98,9 +101,10 @@ def build_trainer(args, data, backbone):
         aux_reader = palm.reader.MaskLMReader(data["vocab"], args.max_seqlen, lang="cn", do_lower_case=True,
                                               seed=args.seed, mask_prob=args.mask_prob)
         aux_reader.load_data(data["aux"], batch_size=args.batch_size)
-        aux = palm.Trainer(AUX, mix_ratio=args.aux_ratio)
+        aux = palm.Trainer(AUX, mix_ratio=args.aux_ratio, loss_weight=args.aux_loss_weight)
         aux.set_as_aux()
-        aux.build_forward(backbone, palm.head.MaskLM(args.hidden, data["vocab_size"], "gelu", args.dropout))
+        aux.build_forward(backbone, palm.head.MaskLM(args.hidden, data["vocab_size"], "gelu", args.dropout,
+                                                        tie_embeddings=args.mlm_output == "tied"))
         trainers.append(aux)
         readers.append(aux_reader)
     for reader in readers + [dev_reader]:
@@ -117,7 +121,7 @@ def build_trainer(args, data, backbone):
     return trainer, target, int(args.epochs * target_reader.steps_per_epoch)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = common.base_parser(__doc__, epochs=3, max_seqlen=128, eval_steps=50, patience=None)
     parser.add_argument("--mode", choices=["aux", "target"], default="aux",
                         help="'aux': target + auxiliary masked LM; 'target': the target task alone")
@@ -126,7 +130,15 @@ def main(argv=None):
     parser.add_argument("--aux_unlabeled", action="store_true",
                         help="masked LM also on in-domain text without labels")
     parser.add_argument("--dev_size", type=int, default=800, help="training examples held out for evaluation")
-    args = parser.parse_args(argv)
+    parser.add_argument("--aux_loss_weight", type=float, default=1.0, help="loss weight of the masked-LM task")
+    parser.add_argument("--mlm_output", choices=["untied", "tied"], default="untied",
+                        help="the masked LM's output layer: its own weight (default), or the shared token "
+                             "embeddings (PALM's; stalls the target here: docs/results.md)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     work = args.work_dir or os.path.join(HERE, "outputs")
     data = prepare(args, work)
     paddle.seed(args.seed)
@@ -149,8 +161,10 @@ def main(argv=None):
     results = {"mode": args.mode, "aux_unlabeled": args.mode == "aux" and args.aux_unlabeled,
                "aux_examples": data["aux_examples"] if args.mode == "aux" else 0,
                "aux_ratio": args.aux_ratio if args.mode == "aux" else 0, "lr": args.lr,
+               "aux_loss_weight": args.aux_loss_weight if args.mode == "aux" else 0,
+               "mlm_output": args.mlm_output if args.mode == "aux" else None,
                "seed": args.seed, "target_steps": target.cur_train_step,
-               "aux_steps": total - target.cur_train_step, "best_step": evaluation.best_step,
+               "aux_steps": trainer.trainers[-1].cur_train_step if args.mode == "aux" else 0, "best_step": evaluation.best_step,
                "dev_accuracy": round(100 * evaluation.best_score, 2),
                "dev_accuracy_last": round(100 * evaluation.history[-1]["tasks"][TARGET]["accuracy"], 2),
                "train_seconds": round(time.time() - start, 1)}

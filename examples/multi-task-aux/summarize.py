@@ -27,7 +27,10 @@ def setting(result):
     if result["mode"] == "target":
         return "target alone" + lr
     ratio = f", aux ratio {result['aux_ratio']}" if "aux_ratio" in result else ""
-    return "target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "") + ratio + lr
+    weight = f", MLM loss weight {result['aux_loss_weight']}" if result.get("aux_loss_weight", 1.0) != 1.0 else ""
+    untied = f", MLM output {result['mlm_output']}" if result.get("mlm_output") else ""  # older runs: tied
+    return ("target + MLM" + (" (+ unlabeled text)" if result.get("aux_unlabeled") else "") + ratio + weight + untied
+            + lr)
 
 
 def main(paths):

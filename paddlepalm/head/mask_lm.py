@@ -1,4 +1,5 @@
-"""Masked-LM head: transform + layer norm + output layer tied to the backbone's token embeddings."""
+"""Masked-LM head: transform + layer norm + output layer tied to the backbone's token embeddings
+(or, with ``tie_embeddings=False``, an output layer of its own)."""
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -15,16 +16,22 @@ class MaskLM(Head):
     The output layer is the backbone's ``embedding_table`` (transposed) plus a bias.
     ALBERT and ELECTRA embed tokens in ``embedding_size`` < ``input_dim``: pass
     ``embedding_size`` and the transform projects ``input_dim -> embedding_size``
-    (as ALBERT's own MLM head does). Loss: mean cross-entropy over masked positions.
+    (as ALBERT's own MLM head does). ``tie_embeddings=False``: the output layer is a
+    ``[vocab_size, embedding_size]`` weight of the head's own, so the softmax over the
+    vocabulary does not move the token embeddings that other tasks share (the masked LM
+    then reaches them only through its inputs; docs/results.md, auxiliary masked LM).
+    Loss: mean cross-entropy over masked positions.
     Prediction: the top token per masked position, with the label and the
     position, grouped per example.
     """
 
     def __init__(self, input_dim: int, vocab_size: int, hidden_act: str = "gelu", dropout_prob: float = 0.0,
-                 param_initializer_range: float = 0.02, phase: str = "train", embedding_size: Optional[int] = None):
+                 param_initializer_range: float = 0.02, phase: str = "train", embedding_size: Optional[int] = None,
+                 tie_embeddings: bool = True):
         super().__init__(phase)
         self.vocab_size = int(vocab_size)
         self.embedding_size = int(embedding_size or input_dim)
+        self.tie_embeddings = bool(tie_embeddings)
         init = paddle.ParamAttr(initializer=nn.initializer.TruncatedNormal(std=param_initializer_range))
         self.dropout = nn.Dropout(dropout_prob)
         self.transform = nn.Linear(input_dim, self.embedding_size, weight_attr=init)
@@ -32,12 +39,17 @@ class MaskLM(Head):
         self.layer_norm = nn.LayerNorm(self.embedding_size)
         self.output_bias = self.create_parameter([self.vocab_size], is_bias=True,
                                                  default_initializer=nn.initializer.Constant(0.0))
+        self.output_weight = None if self.tie_embeddings else self.create_parameter(
+            [self.vocab_size, self.embedding_size],
+            default_initializer=nn.initializer.TruncatedNormal(std=param_initializer_range))
 
     @property
     def inputs_attrs(self):
         reader = {"mask_pos": ([-1], "int64"), "mask_label": ([-1], "int64")}
-        return {"reader": reader, "backbone": {"encoder_outputs": ([-1, -1, -1], "float32"),
-                                               "embedding_table": ([-1, -1], "float32")}}
+        backbone = {"encoder_outputs": ([-1, -1, -1], "float32")}
+        if self.tie_embeddings:
+            backbone["embedding_table"] = ([-1, -1], "float32")
+        return {"reader": reader, "backbone": backbone}
 
     @property
     def outputs_attr(self):
@@ -45,9 +57,11 @@ class MaskLM(Head):
             return {"loss": ([1], "float32")}
         return {"pred_ids": ([-1], "int64")}
 
-    def logits(self, hidden: paddle.Tensor, mask_pos: paddle.Tensor, table: paddle.Tensor) -> paddle.Tensor:
+    def logits(self, hidden: paddle.Tensor, mask_pos: paddle.Tensor, table: Optional[paddle.Tensor]) -> paddle.Tensor:
         """Vocabulary logits ``[N, V]`` at the flat positions ``mask_pos`` of ``hidden [B, L, H]``."""
-        if tuple(table.shape) != (self.vocab_size, self.embedding_size):
+        if self.output_weight is not None:
+            table = self.output_weight
+        elif tuple(table.shape) != (self.vocab_size, self.embedding_size):
             raise ValueError(f"MaskLM expects an embedding_table of shape {(self.vocab_size, self.embedding_size)}, "
                              f"the backbone gives {tuple(table.shape)}: set vocab_size and embedding_size to match")
         picked = paddle.gather(hidden.reshape([-1, hidden.shape[-1]]), mask_pos)
@@ -56,7 +70,7 @@ class MaskLM(Head):
 
     def forward(self, reader_inputs, backbone_outputs):
         logits = self.logits(backbone_outputs["encoder_outputs"], reader_inputs["mask_pos"],
-                             backbone_outputs["embedding_table"])
+                             backbone_outputs.get("embedding_table"))
         if self.phase == "train":
             return {"loss": F.cross_entropy(logits, reader_inputs["mask_label"].unsqueeze(-1))}
         width = backbone_outputs["encoder_outputs"].shape[1]
