@@ -201,12 +201,12 @@ def _training_facts(run_dir: str) -> Dict[str, Any]:
     last = max((d for d in os.listdir(ckpts) if re.fullmatch(r"ckpt\.step\d+", d)), key=lambda d: int(d[9:]))
     state = read_json(os.path.join(ckpts, last, "trainer.json"))
     tasks = {name: t["steps_done"] for name, t in state["tasks"].items()}
-    dev: Dict[str, Dict[str, float]] = {}
-    best_step = state.get("evaluation", {}).get("best_step")
-    for line in read_lines(os.path.join(run_dir, "metrics.jsonl")):
-        event = json.loads(line) if line.strip() else {}
-        if event.get("event") == "eval" and event.get("step") == best_step:
-            dev = event["tasks"]
+    # the last evaluation's record names the best step (the final checkpoint is written before
+    # the final evaluation, so its own evaluation state can be one evaluation behind)
+    evals = [e for e in (json.loads(line) for line in read_lines(os.path.join(run_dir, "metrics.jsonl"))
+                         if line.strip()) if e.get("event") == "eval"]
+    best_step = evals[-1]["best_step"] if evals else None
+    dev = next((e["tasks"] for e in evals if e["step"] == best_step), {})
     targets = {}
     from paddlepalm.cli.config import parse_yaml
 
@@ -247,6 +247,13 @@ class Runner:
             self.records[key] = record
             lines = [json.dumps(r, sort_keys=True) for r in self.records.values()]
             write_text(self.results_path, "\n".join(lines) + "\n")
+
+    def refresh(self) -> None:
+        """Re-read what each stored run's directory says about its training (updates, best step, dev)."""
+        for key, record in list(self.records.items()):
+            if os.path.isdir(os.path.join(record.get("run_dir", ""), "checkpoints")):
+                record.update(_training_facts(record["run_dir"]))
+                self._store(key, record)
 
     # the run keys: a multi run's decides by protocol file + variant; a single's by what trains it
     def multi_key(self, variant: str, seed: int) -> str:
@@ -475,7 +482,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--work", required=True, help="folder of the runs, the cache and results.jsonl")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each with MKL_NUM_THREADS threads)")
     p.add_argument("--seeds", type=int, nargs="+", help="override the protocol's seeds")
-    p.add_argument("--report-only", action="store_true", help="summarize what results.jsonl holds; train nothing")
+    p.add_argument("--report-only", action="store_true", help="summarize what results.jsonl holds (re-reading "
+                                                               "each run directory's training facts); train nothing")
     p.add_argument("--plot", help="write the comparison figure (PNG) here")
     args = p.parse_args(argv)
     try:
@@ -486,7 +494,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.seeds:
         protocol.seeds = args.seeds
     runner = Runner(protocol, args.work, args.jobs)
-    if not args.report_only:
+    if args.report_only:
+        runner.refresh()
+    else:
         runner.run()
     text = runner.summary()
     write_text(os.path.join(runner.work, "summary.md"), text + "\n")
