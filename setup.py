@@ -21,7 +21,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddlepalm", "paddlepalm.*"]),
-    package_data={"paddlepalm": ["downloader/*.json"]},
+    package_data={"paddlepalm": ["downloader/*.json", "utils/csrc/*.cc"]},
     python_requires=">=3.9",
     install_requires=RUNTIME,
     entry_points={"console_scripts": ["palm = paddlepalm.cli:main"]},

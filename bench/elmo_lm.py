@@ -7,17 +7,23 @@
 
 Every variant trains (forward, backward, Adam step) on the same random batches
 of full-length sentences; tokens/s counts input tokens (batch x length) per
-second, median over the timed steps after warm-up steps. Two figures per variant:
+second. The variants alternate: ``--repeats`` rounds, each running ``--steps``
+timed steps of every variant in turn (each variant's ``--warmup`` steps come before
+its first round); the figure is the median over all timed steps, the spread the
+lowest and highest per-round median. Two figures per variant:
 per wall-clock second, and per CPU second of the process (all its threads),
 which stays meaningful when other jobs share the cores. PyTorch is an optional
 bench dependency: without it only the Paddle variants run.
 
 Variants:
-  paddle-ours-full      ELMo backbone (BiLSTMP: one GEMM for all input projections,
-                        both directions batched, fused gates) + BiLM head, full softmax
-  paddle-ours-sampled   the same with the sampled softmax (``--samples`` candidates)
-  paddle-ours-static-*  the same with the biLSTM compiled by paddle.jit.to_static
-                        (compilation happens in the warm-up steps, not timed)
+  paddle-ours-fused-full    ELMo backbone (BiLSTMP: one GEMM for all input projections,
+                            both directions batched) with the recurrence in the fused C++
+                            op (paddlepalm/utils/fused_lstmp.py) + BiLM head, full softmax
+  paddle-ours-fused-sampled the same with the sampled softmax (``--samples`` candidates)
+  paddle-ours-eager-*       the pure-Paddle fallback (PADDLEPALM_FUSED_LSTM=0): the
+                            recurrence stepped in Python
+  paddle-ours-static-*      the fallback compiled by paddle.jit.to_static
+                            (compilation happens in the warm-up steps, not timed)
   paddle-nn.LSTM-full   paddle.nn.LSTM(proj_size=...) per direction, full softmax
   torch-full            torch.nn.LSTM(proj_size=...) per direction, full softmax
   torch-sampled         the same with the same sampled softmax as ours
@@ -49,8 +55,10 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=1024, help="sampled-softmax draws")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--variants", default="paddle-ours-full,paddle-ours-sampled,paddle-ours-static-full,"
-                                         "paddle-ours-static-sampled,paddle-nn.LSTM-full,torch-full,torch-sampled")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of alternating variants")
+    p.add_argument("--variants", default="paddle-ours-fused-full,paddle-ours-fused-sampled,paddle-ours-eager-full,"
+                                         "paddle-ours-eager-sampled,paddle-ours-static-full,paddle-ours-static-sampled,"
+                                         "paddle-nn.LSTM-full,torch-full,torch-sampled")
     p.add_argument("--profile", action="store_true", help="time forward / loss / backward+update of our variants")
     p.add_argument("--write", default=None, help="markdown file whose ELMo section receives the table")
     args = p.parse_args(argv)
@@ -64,23 +72,28 @@ def batches(args, n):
     return [rng.randint(3, args.vocab, size=(args.batch, args.length)).astype("int64") for _ in range(n)]
 
 
-def timed(step_fn, data, warmup):
-    """Median wall seconds and median CPU seconds (this process, all threads) per step."""
+def timed(step_fn, data):
+    """Wall seconds and CPU seconds (this process, all threads) of each step."""
     wall, cpu = [], []
-    for i, ids in enumerate(data):
+    for ids in data:
         start, cpu_start = time.perf_counter(), time.process_time()
         step_fn(ids)
-        if i >= warmup:
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - cpu_start)
-    return statistics.median(wall), statistics.median(cpu)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+    return wall, cpu
 
 
 # ---------------------------------------------------------------- paddle
-def paddle_ours(args, samples: int, profile: dict = None, static: bool = False):
+def paddle_ours(args, samples: int, profile: dict = None, mode: str = "fused"):
+    """``mode``: 'fused' (the C++ op), 'eager' (the pure-Paddle fallback) or 'static' (fallback + to_static)."""
+    from paddlepalm.utils import fused_lstmp
+
+    fused = mode == "fused"
+    if fused and fused_lstmp.load_op() is None:
+        raise ImportError("the fused LSTMP op is not available (see the log line above)")
     paddle.seed(0)
     config = {"input_type": "word", "vocab_size": args.vocab, "cell_size": args.cell, "projection_size": args.proj,
-              "dropout": 0.0, "static_graph": static}
+              "dropout": 0.0, "static_graph": mode == "static"}
     backbone = palm.backbone.ELMo.from_config(config)
     head = palm.head.BiLM(args.vocab, args.proj, num_samples=samples)
     params = backbone.parameters() + head.parameters()
@@ -88,6 +101,7 @@ def paddle_ours(args, samples: int, profile: dict = None, static: bool = False):
     lengths = paddle.full([args.batch], args.length, dtype="int64")
 
     def step(ids):
+        os.environ["PADDLEPALM_FUSED_LSTM"] = "1" if fused else "0"
         t0 = time.perf_counter()
         inputs = {"token_ids": paddle.to_tensor(ids), "seq_lens": lengths}
         outputs = backbone(inputs)
@@ -193,14 +207,11 @@ def torch_bilm(args, samples: int):
 
 # ------------------------------------------------------------------ main
 def build(name, args, profile):
-    if name == "paddle-ours-full":
-        return paddle_ours(args, 0, profile.setdefault(name, {}) if args.profile else None)
-    if name == "paddle-ours-sampled":
-        return paddle_ours(args, args.samples, profile.setdefault(name, {}) if args.profile else None)
-    if name == "paddle-ours-static-full":
-        return paddle_ours(args, 0, profile.setdefault(name, {}) if args.profile else None, static=True)
-    if name == "paddle-ours-static-sampled":
-        return paddle_ours(args, args.samples, profile.setdefault(name, {}) if args.profile else None, static=True)
+    prof = profile.setdefault(name, {}) if args.profile else None
+    for mode in ("fused", "eager", "static"):
+        for softmax, samples in (("full", 0), ("sampled", args.samples)):
+            if name == f"paddle-ours-{mode}-{softmax}":
+                return paddle_ours(args, samples, prof, mode)
     if name == "paddle-nn.LSTM-full":
         return paddle_nn_lstm(args)
     if name == "torch-full":
@@ -213,17 +224,31 @@ def build(name, args, profile):
 def main(argv=None):
     args = parse_args(argv)
     data = batches(args, args.warmup + args.steps)
-    results, profile = {}, {}
+    steps, times = {}, {}
+    profile = {}
     for name in args.variants.split(","):
         try:
-            step = build(name, args, profile)
+            steps[name] = build(name, args, profile)
         except ImportError as err:
+            steps.pop(name, None)
             print(f"{name}: skipped ({err})", flush=True)
-            continue
-        wall, cpu = timed(step, data, args.warmup)
-        tokens = args.batch * args.length
-        results[name] = (tokens / wall, tokens / cpu)
-        print(f"{name}: {tokens / wall:.0f} tokens/s wall, {tokens / cpu:.0f} tokens per CPU-second", flush=True)
+    for name, step in steps.items():  # warm-up (and to_static compilation), untimed
+        timed(step, data[:args.warmup])
+    for prof in profile.values():
+        prof.clear()
+    for round_ in range(args.repeats):
+        for name, step in steps.items():
+            wall, cpu = timed(step, data[args.warmup:])
+            times.setdefault(name, []).append((wall, cpu))
+            print(f"round {round_ + 1} {name}: {args.batch * args.length / statistics.median(wall):.0f} tokens/s wall",
+                  flush=True)
+    tokens = args.batch * args.length
+    results = {}
+    for name, rounds in times.items():
+        wall = statistics.median([w for r in rounds for w in r[0]])
+        cpu = statistics.median([c for r in rounds for c in r[1]])
+        per_round = [tokens / statistics.median(r[0]) for r in rounds]
+        results[name] = (tokens / wall, tokens / cpu, min(per_round), max(per_round))
     table = report(args, results, profile, " ".join(["python bench/elmo_lm.py"] + (argv or sys.argv[1:])))
     print(table)
     if args.write:
@@ -236,17 +261,18 @@ def report(args, results, profile, command):
     lines = [f"Shape: 2-layer biLSTM LM, cell {args.cell}, projection {args.proj}, vocab {args.vocab}, "
              f"length {args.length}, batch {args.batch}; sampled softmax {args.samples} draws; {env}.",
              f"Command: `{env} {command}`", "",
-             "| variant | tokens/s (wall) | tokens per CPU-s | vs torch-full (wall) | vs torch-full (CPU) |",
-             "|---|---:|---:|---:|---:|"]
+             f"{args.repeats} alternating rounds of {args.steps} timed steps after {args.warmup} warm-up steps.", "",
+             "| variant | tokens/s (wall) | spread (per-round medians) | tokens per CPU-s "
+             "| vs torch-full (wall) | vs torch-full (CPU) |",
+             "|---|---:|---:|---:|---:|---:|"]
     base = results.get("torch-full")
-    for name, (wall, cpu) in results.items():
+    for name, (wall, cpu, low, high) in results.items():
         ratios = [f"{v / b:.2f}x" for v, b in zip((wall, cpu), base)] if base else ["n/a", "n/a"]
-        lines.append(f"| {name} | {wall:.0f} | {cpu:.0f} | {ratios[0]} | {ratios[1]} |")
+        lines.append(f"| {name} | {wall:.0f} | {low:.0f}-{high:.0f} | {cpu:.0f} | {ratios[0]} | {ratios[1]} |")
     for name, parts in profile.items():
         if parts:
-            total = sum(statistics.median(v[args.warmup:] or v) for v in parts.values())
-            text = ", ".join(f"{k} {statistics.median(v[args.warmup:] or v):.3f}s "
-                             f"({100 * statistics.median(v[args.warmup:] or v) / total:.0f}%)"
+            total = sum(statistics.median(v) for v in parts.values())
+            text = ", ".join(f"{k} {statistics.median(v):.3f}s ({100 * statistics.median(v) / total:.0f}%)"
                              for k, v in parts.items())
             lines.append(f"\nProfile of {name} per step: {text}.")
     return "\n".join(lines) + "\n"

@@ -71,9 +71,11 @@ class ELMo(Backbone):
     ``lm_forward``/``lm_backward [B, L, P]`` (top layer of each direction, what the
     ``BiLM`` head predicts from).
 
-    ``static_graph=True`` runs the biLSTM as a ``paddle.jit.to_static`` graph (several
-    times faster per step on CPU, but each new batch shape costs a compilation of
-    seconds: for long training runs, see docs/benchmarks.md).
+    The recurrence runs in a fused C++ operator (:mod:`paddlepalm.utils.fused_lstmp`,
+    compiled on first use and cached; ``PADDLEPALM_FUSED_LSTM=0`` or a failed build gives
+    the pure-Paddle path, same results). ``static_graph=True`` instead runs the pure-Paddle
+    biLSTM as a ``paddle.jit.to_static`` graph (each new batch shape costs a compilation of
+    seconds; slower than the fused op on the 2026-12-01 measurement, see docs/benchmarks.md).
 
     ``frozen=True`` is the feature mode of Paddle ELMo's ``elmo_encoder``: the biLM
     runs without gradient and without dropout, only the scalar mixes learn, and

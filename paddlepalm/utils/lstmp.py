@@ -18,6 +18,10 @@ layout of Paddle Fluid's ``dynamic_lstmp`` used by the released Paddle ELMo, so
 its weights copy over without reordering. Cell states are clipped to
 ``[-cell_clip, cell_clip]`` and projections to ``[-proj_clip, proj_clip]``
 (0 disables a clip).
+
+The recurrence of a layer runs in the fused C++ op of
+:mod:`paddlepalm.utils.fused_lstmp` when it is available (eager mode, float32 on CPU),
+else stepped in Python (:func:`lstmp_layer_reference`).
 """
 import warnings
 from typing import List, Tuple
@@ -25,6 +29,8 @@ from typing import List, Tuple
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
+
+from paddlepalm.utils.fused_lstmp import fused_layer
 
 DIRECTIONS = ("fw", "bw")
 
@@ -125,29 +131,47 @@ class BiLSTMP(nn.Layer):
             inputs = hidden
         return paddle.stack(outputs)
 
-    def _clip(self, x: paddle.Tensor, bound: float) -> paddle.Tensor:
-        return paddle.clip(x, -bound, bound) if bound > 0 else x
-
     def _run_layer(self, x: paddle.Tensor, fw: LSTMPCell, bw: LSTMPCell) -> paddle.Tensor:
         two, batch, steps, _ = x.shape
-        h = self.cell_size
         w_in = paddle.stack([fw.input_weight, bw.input_weight])  # [2, in, 4H]
         w_rec = paddle.stack([fw.recurrent_weight, bw.recurrent_weight])  # [2, P, 4H]
         w_proj = paddle.stack([fw.projection_weight, bw.projection_weight])  # [2, H, P]
         bias = paddle.stack([fw.bias, bw.bias]).unsqueeze(1)  # [2, 1, 4H]
         # all time steps at once: [2, B*T, in] @ [2, in, 4H]
         gates_x = paddle.bmm(x.reshape([two, batch * steps, -1]), w_in) + bias
-        gates_x = gates_x.reshape([two, batch, steps, 4 * h]).transpose([2, 0, 1, 3])  # [T, 2, B, 4H]
-        per_step = paddle.unbind(gates_x, axis=0)
-        proj = paddle.zeros([two, batch, self.projection_size], dtype=x.dtype)
-        cell = paddle.zeros([two, batch, h], dtype=x.dtype)
-        hiddens = []
-        for t in range(steps):
-            gates = per_step[t] + paddle.bmm(proj, w_rec)  # [2, B, 4H]
-            candidate = paddle.tanh(gates[:, :, :h])
-            ifo = F.sigmoid(gates[:, :, h:])
-            cell = ifo[:, :, h:2 * h] * cell + ifo[:, :, :h] * candidate
-            cell = self._clip(cell, self.cell_clip)
-            proj = self._clip(paddle.bmm(ifo[:, :, 2 * h:] * paddle.tanh(cell), w_proj), self.proj_clip)
-            hiddens.append(proj)
-        return paddle.stack(hiddens, axis=2)  # [2, B, T, P]
+        gates_x = gates_x.reshape([two, batch, steps, 4 * self.cell_size])
+        h0 = paddle.zeros([two, batch, self.projection_size], dtype=x.dtype)
+        c0 = paddle.zeros([two, batch, self.cell_size], dtype=x.dtype)
+        hidden = None
+        if paddle.in_dynamic_mode():  # under to_static the recurrence is traced instead
+            hidden = fused_layer(gates_x, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
+        if hidden is None:
+            hidden = lstmp_layer_reference(gates_x, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
+        return hidden
+
+
+def _clip(x: paddle.Tensor, bound: float) -> paddle.Tensor:
+    return paddle.clip(x, -bound, bound) if bound > 0 else x
+
+
+def lstmp_layer_reference(gates_x: paddle.Tensor, w_rec: paddle.Tensor, w_proj: paddle.Tensor, h0: paddle.Tensor,
+                          c0: paddle.Tensor, cell_clip: float, proj_clip: float) -> paddle.Tensor:
+    """One layer's recurrence stepped in Python: the pure-Paddle path, and what the fused op computes.
+
+    ``gates_x [D, B, T, 4H]`` (input projections plus bias), ``w_rec [D, P, 4H]``,
+    ``w_proj [D, H, P]``, initial states ``h0 [D, B, P]``, ``c0 [D, B, H]``
+    -> clipped projections ``[D, B, T, P]``.
+    """
+    h = gates_x.shape[3] // 4
+    per_step = paddle.unbind(gates_x.transpose([2, 0, 1, 3]), axis=0)  # T x [D, B, 4H]
+    proj, cell = h0, c0
+    hiddens = []
+    for gates_t in per_step:
+        gates = gates_t + paddle.bmm(proj, w_rec)  # [D, B, 4H]
+        candidate = paddle.tanh(gates[:, :, :h])
+        ifo = F.sigmoid(gates[:, :, h:])
+        cell = ifo[:, :, h:2 * h] * cell + ifo[:, :, :h] * candidate
+        cell = _clip(cell, cell_clip)
+        proj = _clip(paddle.bmm(ifo[:, :, 2 * h:] * paddle.tanh(cell), w_proj), proj_clip)
+        hiddens.append(proj)
+    return paddle.stack(hiddens, axis=2)  # [D, B, T, P]

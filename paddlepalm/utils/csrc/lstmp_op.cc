@@ -1,0 +1,229 @@
+// Fused LSTMP layer (ELMo's LSTM with projection, cell clip and projection clip) as a
+// Paddle custom CPU operator: the whole time loop of one layer, both directions, forward
+// and backward (BPTT), in C++. GEMMs go to the MKL that ships with Paddle's CPU wheel
+// (cblas_sgemm of libmklml_intel.so, declared here: the wheel has no cblas header).
+// Built and loaded by paddlepalm/utils/fused_lstmp.py; the reference semantics are
+// paddlepalm/utils/lstmp.py (lstmp_layer_reference).
+//
+// Shapes (D directions, B batch, T steps, H cell size, P projection size):
+//   GX [D,B,T,4H]  input projections x W + b, gate order (candidate, input, forget, output)
+//   WRec [D,P,4H], WProj [D,H,P], H0 [D,B,P], C0 [D,B,H]
+//   Hidden [D,B,T,P]  clipped projections h_t (the layer output)
+//   Act [D,T,B,4H]    activated gates (tanh candidate, sigmoid i/f/o), saved for backward
+//   Cell [D,T,B,H]    clipped cells c_t, saved for backward
+// Clip masks are recovered from the saved clipped values (|v| < clip), as paddle.clip's
+// gradient passes where min < x < max.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "paddle/extension.h"
+
+extern "C" void cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                            const float* a, int lda, const float* b, int ldb, float beta, float* c,
+                            int ldc);
+
+namespace {
+
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+// sigmoid(x) = (1 + tanh(x / 2)) / 2: gcc vectorizes tanhf (glibc libmvec), not this expf
+inline float Sigmoid(float x) { return 0.5f + 0.5f * std::tanh(0.5f * x); }
+
+inline float Clip(float x, float bound) {
+  return bound > 0.f ? (x < -bound ? -bound : (x > bound ? bound : x)) : x;
+}
+
+inline bool Inside(float x, float bound) { return bound <= 0.f || (x > -bound && x < bound); }
+
+void Gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+          float beta, float* c, int ldc) {
+  cblas_sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.f, a, lda, b,
+              ldb, beta, c, ldc);
+}
+
+// One row: activate the gates in place, c = clip(f * c_prev + i * cand), m = o * tanh(c).
+// Separate simple loops over restrict pointers, so that gcc vectorizes them (tanhf via libmvec).
+void CellForward(float* __restrict g, const float* __restrict c_prev, float* __restrict c, float* __restrict m,
+                 int H, float cell_clip) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) g[j] = std::tanh(g[j]);
+#pragma omp simd
+  for (int j = H; j < 4 * H; ++j) g[j] = Sigmoid(g[j]);
+#pragma omp simd
+  for (int j = 0; j < H; ++j) c[j] = Clip(g[2 * H + j] * c_prev[j] + g[H + j] * g[j], cell_clip);
+#pragma omp simd
+  for (int j = 0; j < H; ++j) m[j] = g[3 * H + j] * std::tanh(c[j]);
+}
+
+void CheckInputs(const paddle::Tensor& gx, const paddle::Tensor& w_rec, const paddle::Tensor& w_proj,
+                 const paddle::Tensor& h0, const paddle::Tensor& c0) {
+  for (const paddle::Tensor* t : {&gx, &w_rec, &w_proj, &h0, &c0}) {
+    PD_CHECK(t->is_cpu(), "palm_lstmp: CPU tensors only");
+    PD_CHECK(t->dtype() == paddle::DataType::FLOAT32, "palm_lstmp: float32 only");
+  }
+  PD_CHECK(gx.shape().size() == 4 && w_rec.shape().size() == 3 && w_proj.shape().size() == 3,
+           "palm_lstmp: GX [D,B,T,4H], WRec [D,P,4H], WProj [D,H,P]");
+  const int64_t h4 = gx.shape()[3];
+  PD_CHECK(w_rec.shape()[2] == h4 && w_proj.shape()[1] * 4 == h4 &&
+               w_rec.shape()[1] == w_proj.shape()[2],
+           "palm_lstmp: inconsistent weight shapes");
+}
+
+}  // namespace
+
+std::vector<paddle::Tensor> LstmpForward(const paddle::Tensor& gx, const paddle::Tensor& w_rec,
+                                         const paddle::Tensor& w_proj, const paddle::Tensor& h0,
+                                         const paddle::Tensor& c0, float cell_clip, float proj_clip) {
+  CheckInputs(gx, w_rec, w_proj, h0, c0);
+  const int D = gx.shape()[0], B = gx.shape()[1], T = gx.shape()[2], H4 = gx.shape()[3];
+  const int H = H4 / 4, P = w_rec.shape()[1];
+  auto hidden = paddle::empty({D, B, T, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto act = paddle::empty({D, T, B, H4}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto cell = paddle::empty({D, T, B, H}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const float* gx_p = gx.data<float>();
+  float* hid_p = hidden.data<float>();
+  float* act_p = act.data<float>();
+  float* cell_p = cell.data<float>();
+  std::vector<float> m(static_cast<size_t>(B) * H);
+  for (int d = 0; d < D; ++d) {
+    const float* wr = w_rec.data<float>() + static_cast<size_t>(d) * P * H4;
+    const float* wp = w_proj.data<float>() + static_cast<size_t>(d) * H * P;
+    float* hid_d = hid_p + static_cast<size_t>(d) * B * T * P;
+    for (int t = 0; t < T; ++t) {
+      float* g = act_p + (static_cast<size_t>(d) * T + t) * B * H4;
+      float* c = cell_p + (static_cast<size_t>(d) * T + t) * B * H;
+      const float* c_prev = t ? c - static_cast<size_t>(B) * H : c0.data<float>() + static_cast<size_t>(d) * B * H;
+      for (int b = 0; b < B; ++b)
+        std::memcpy(g + static_cast<size_t>(b) * H4, gx_p + ((static_cast<size_t>(d) * B + b) * T + t) * H4,
+                    sizeof(float) * H4);
+      if (t)
+        Gemm(false, false, B, H4, P, hid_d + static_cast<size_t>(t - 1) * P, T * P, wr, H4, 1.f, g, H4);
+      else
+        Gemm(false, false, B, H4, P, h0.data<float>() + static_cast<size_t>(d) * B * P, P, wr, H4, 1.f, g, H4);
+      for (int b = 0; b < B; ++b)
+        CellForward(g + static_cast<size_t>(b) * H4, c_prev + static_cast<size_t>(b) * H,
+                    c + static_cast<size_t>(b) * H, m.data() + static_cast<size_t>(b) * H, H, cell_clip);
+      float* h_t = hid_d + static_cast<size_t>(t) * P;
+      Gemm(false, false, B, P, H, m.data(), H, wp, P, 0.f, h_t, T * P);
+      if (proj_clip > 0.f)
+        for (int b = 0; b < B; ++b) {
+          float* hb = h_t + static_cast<size_t>(b) * T * P;
+          for (int j = 0; j < P; ++j) hb[j] = Clip(hb[j], proj_clip);
+        }
+    }
+  }
+  return {hidden, act, cell};
+}
+
+std::vector<paddle::Tensor> LstmpBackward(const paddle::Tensor& gx, const paddle::Tensor& w_rec,
+                                          const paddle::Tensor& w_proj, const paddle::Tensor& h0,
+                                          const paddle::Tensor& c0, const paddle::Tensor& hidden,
+                                          const paddle::Tensor& act, const paddle::Tensor& cell,
+                                          const paddle::Tensor& d_hidden, float cell_clip, float proj_clip) {
+  const int D = gx.shape()[0], B = gx.shape()[1], T = gx.shape()[2], H4 = gx.shape()[3];
+  const int H = H4 / 4, P = w_rec.shape()[1];
+  auto d_gx = paddle::empty({D, B, T, H4}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto d_wrec = paddle::empty({D, P, H4}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto d_wproj = paddle::empty({D, H, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto d_h0 = paddle::empty({D, B, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto d_c0 = paddle::empty({D, B, H}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const float* hid_p = hidden.data<float>();
+  const float* act_p = act.data<float>();
+  const float* cell_p = cell.data<float>();
+  const float* dh_p = d_hidden.data<float>();
+  float* dgx_p = d_gx.data<float>();
+  std::vector<float> dp(static_cast<size_t>(B) * P), tc(static_cast<size_t>(B) * H),
+      m(static_cast<size_t>(B) * H), dm(static_cast<size_t>(B) * H);
+  for (int d = 0; d < D; ++d) {
+    const float* wr = w_rec.data<float>() + static_cast<size_t>(d) * P * H4;
+    const float* wp = w_proj.data<float>() + static_cast<size_t>(d) * H * P;
+    float* dwr = d_wrec.data<float>() + static_cast<size_t>(d) * P * H4;
+    float* dwp = d_wproj.data<float>() + static_cast<size_t>(d) * H * P;
+    float* dh_next = d_h0.data<float>() + static_cast<size_t>(d) * B * P;  // ends as dL/dh0
+    float* dc_next = d_c0.data<float>() + static_cast<size_t>(d) * B * H;  // ends as dL/dc0
+    std::memset(dwr, 0, sizeof(float) * P * H4);
+    std::memset(dwp, 0, sizeof(float) * H * P);
+    std::memset(dh_next, 0, sizeof(float) * B * P);
+    std::memset(dc_next, 0, sizeof(float) * B * H);
+    const float* hid_d = hid_p + static_cast<size_t>(d) * B * T * P;
+    float* dgx_d = dgx_p + static_cast<size_t>(d) * B * T * H4;
+    for (int t = T - 1; t >= 0; --t) {
+      const float* a = act_p + (static_cast<size_t>(d) * T + t) * B * H4;
+      const float* c = cell_p + (static_cast<size_t>(d) * T + t) * B * H;
+      const float* c_prev = t ? c - static_cast<size_t>(B) * H : c0.data<float>() + static_cast<size_t>(d) * B * H;
+      for (int b = 0; b < B; ++b) {
+        const size_t off = (static_cast<size_t>(d) * B + b) * T * P + static_cast<size_t>(t) * P;
+        const float* hb = hid_p + off;
+        const float* gb = dh_p + off;
+        float* dpb = dp.data() + static_cast<size_t>(b) * P;
+        const float* dnb = dh_next + static_cast<size_t>(b) * P;
+        for (int j = 0; j < P; ++j) dpb[j] = Inside(hb[j], proj_clip) ? gb[j] + dnb[j] : 0.f;
+        const float* ab = a + static_cast<size_t>(b) * H4;
+        const float* cb = c + static_cast<size_t>(b) * H;
+        float* tcb = tc.data() + static_cast<size_t>(b) * H;
+        float* mb = m.data() + static_cast<size_t>(b) * H;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          tcb[j] = std::tanh(cb[j]);
+          mb[j] = ab[3 * H + j] * tcb[j];
+        }
+      }
+      Gemm(true, false, H, P, B, m.data(), H, dp.data(), P, 1.f, dwp, P);       // dWProj += m^T dp
+      Gemm(false, true, B, H, P, dp.data(), P, wp, P, 0.f, dm.data(), H);       // dm = dp WProj^T
+      float* dg = dgx_d + static_cast<size_t>(t) * H4;                        // rows strided T*4H
+      for (int b = 0; b < B; ++b) {
+        const float* ab = a + static_cast<size_t>(b) * H4;
+        const float* cb = c + static_cast<size_t>(b) * H;
+        const float* cpb = c_prev + static_cast<size_t>(b) * H;
+        const float* tcb = tc.data() + static_cast<size_t>(b) * H;
+        const float* dmb = dm.data() + static_cast<size_t>(b) * H;
+        float* dcn = dc_next + static_cast<size_t>(b) * H;
+        float* dgb = dg + static_cast<size_t>(b) * T * H4;
+#pragma omp simd
+        for (int j = 0; j < H; ++j) {
+          const float cand = ab[j], ig = ab[H + j], fg = ab[2 * H + j], og = ab[3 * H + j];
+          float dc = dmb[j] * og * (1.f - tcb[j] * tcb[j]) + dcn[j];
+          dc = Inside(cb[j], cell_clip) ? dc : 0.f;
+          dgb[j] = dc * ig * (1.f - cand * cand);
+          dgb[H + j] = dc * cand * ig * (1.f - ig);
+          dgb[2 * H + j] = dc * cpb[j] * fg * (1.f - fg);
+          dgb[3 * H + j] = dmb[j] * tcb[j] * og * (1.f - og);
+          dcn[j] = dc * fg;
+        }
+      }
+      const float* h_prev = t ? hid_d + static_cast<size_t>(t - 1) * P : h0.data<float>() + static_cast<size_t>(d) * B * P;
+      const int ld_prev = t ? T * P : P;
+      Gemm(true, false, P, H4, B, h_prev, ld_prev, dg, T * H4, 1.f, dwr, H4);   // dWRec += h^T dG
+      Gemm(false, true, B, P, H4, dg, T * H4, wr, H4, 0.f, dh_next, P);         // dh = dG WRec^T
+    }
+  }
+  return {d_gx, d_wrec, d_wproj, d_h0, d_c0};
+}
+
+std::vector<std::vector<int64_t>> LstmpInferShape(const std::vector<int64_t>& gx, const std::vector<int64_t>& w_rec,
+                                                  const std::vector<int64_t>& w_proj, const std::vector<int64_t>& h0,
+                                                  const std::vector<int64_t>& c0) {
+  return {{gx[0], gx[1], gx[2], w_rec[1]}, {gx[0], gx[2], gx[1], gx[3]}, {gx[0], gx[2], gx[1], gx[3] / 4}};
+}
+
+std::vector<paddle::DataType> LstmpInferDtype(const paddle::DataType& gx, const paddle::DataType&,
+                                              const paddle::DataType&, const paddle::DataType&,
+                                              const paddle::DataType&) {
+  return {gx, gx, gx};
+}
+
+PD_BUILD_OP(palm_lstmp)
+    .Inputs({"GX", "WRec", "WProj", "H0", "C0"})
+    .Outputs({"Hidden", "Act", "Cell"})
+    .Attrs({"cell_clip: float", "proj_clip: float"})
+    .SetKernelFn(PD_KERNEL(LstmpForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(LstmpInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(LstmpInferDtype));
+
+PD_BUILD_GRAD_OP(palm_lstmp)
+    .Inputs({"GX", "WRec", "WProj", "H0", "C0", "Hidden", "Act", "Cell", paddle::Grad("Hidden")})
+    .Outputs({paddle::Grad("GX"), paddle::Grad("WRec"), paddle::Grad("WProj"), paddle::Grad("H0"),
+              paddle::Grad("C0")})
+    .Attrs({"cell_clip: float", "proj_clip: float"})
+    .SetKernelFn(PD_KERNEL(LstmpBackward));
