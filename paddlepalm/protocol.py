@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from paddlepalm.utils.fileio import read_json, read_lines, read_text, write_text
+from paddlepalm.utils.fileio import read_json, read_json_lines, read_text, write_text, write_with
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE_DEV = "$single_dev"
@@ -135,6 +135,17 @@ def _needs_singles(overrides: Mapping[str, Any]) -> bool:
     return SINGLE_DEV in json.dumps(overrides)
 
 
+def _substitute(value: Any, single_dev: Dict[str, float]) -> Any:
+    """``value`` with every ``$single_dev`` (at any depth) replaced by the single-task dev scores."""
+    if value == SINGLE_DEV:
+        return dict(single_dev)
+    if isinstance(value, dict):
+        return {k: _substitute(v, single_dev) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, single_dev) for v in value]
+    return value
+
+
 def _override_args(overrides: Mapping[str, Any], work: str) -> List[str]:
     out = []
     for key, value in overrides.items():
@@ -187,7 +198,7 @@ def execute(run: Run, log_dir: str) -> Dict[str, Any]:
     record = {"kind": run.kind, "name": run.name, "seed": run.seed, "run_dir": run.run_dir,
               "command": "palm " + " ".join(train[3:]), "cpu_minutes": round(cpu / 60, 3),
               "wall_minutes": round((time.time() - start) / 60, 3), "cpu_flags": cpu_flags(),
-              "test": {json.loads(line)["task"]: json.loads(line) for line in read_lines(test_file) if line.strip()}}
+              "test": {result["task"]: result for result in read_json_lines(test_file)}}
     record.update(_training_facts(run.run_dir))
     if run.steps:
         record["steps"] = run.steps
@@ -203,8 +214,9 @@ def _training_facts(run_dir: str) -> Dict[str, Any]:
     tasks = {name: t["steps_done"] for name, t in state["tasks"].items()}
     # the last evaluation's record names the best step (the final checkpoint is written before
     # the final evaluation, so its own evaluation state can be one evaluation behind)
-    evals = [e for e in (json.loads(line) for line in read_lines(os.path.join(run_dir, "metrics.jsonl"))
-                         if line.strip()) if e.get("event") == "eval"]
+    from paddlepalm.cli.run_dir import read_metrics
+
+    evals = [e for e in read_metrics(run_dir) if e.get("event") == "eval"]
     best_step = evals[-1]["best_step"] if evals else None
     dev = next((e["tasks"] for e in evals if e["step"] == best_step), {})
     targets = {}
@@ -223,7 +235,8 @@ def cpu_flags() -> str:
     except OSError:
         return "unknown"
     model = re.search(r"model name\s*:\s*(.*)", text)
-    flags = set((re.search(r"flags\s*:\s*(.*)", text) or re.search("(.*)", "")).group(1).split())
+    flags_line = re.search(r"flags\s*:\s*(.*)", text)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return f"{model.group(1).strip() if model else 'cpu'} ({' '.join(shown)}), {os.cpu_count()} cores"
 
@@ -239,7 +252,7 @@ class Runner:
     def _read_results(self) -> Dict[str, Dict[str, Any]]:
         if not os.path.exists(self.results_path):
             return {}
-        return {r["key"]: r for r in (json.loads(line) for line in read_lines(self.results_path) if line.strip())}
+        return {r["key"]: r for r in read_json_lines(self.results_path)}
 
     def _store(self, key: str, record: Dict[str, Any]) -> None:
         with self._lock:
@@ -270,8 +283,7 @@ class Runner:
     def _multi_run(self, variant: str, seed: int, single_dev: Optional[Dict[str, float]] = None) -> Tuple[str, Run]:
         overrides = dict(self.protocol.overrides)
         for key, value in self.protocol.variants[variant].items():
-            overrides[key] = json.loads(json.dumps(value).replace(json.dumps(SINGLE_DEV), json.dumps(single_dev))) \
-                if single_dev is not None else value
+            overrides[key] = _substitute(value, single_dev) if single_dev is not None else value
         key = self.multi_key(variant, seed)
         args = [self.protocol.config, *_override_args(overrides, self.work), "-o", f"train.seed={seed}"]
         return key, Run("multi", variant, seed, os.path.join(self.work, key), args)
@@ -321,13 +333,9 @@ class Runner:
                 if base is None:  # --report-only before the multi-task run
                     continue
                 for task, updates in base["task_updates"].items():
-                    if self._is_evaluated(base, task):
+                    if task in base["test"]:  # auxiliary tasks have no test metrics
                         out.append(self._single_run(task, base["updates"] if mode == "updates" else updates, seed))
         return out
-
-    @staticmethod
-    def _is_evaluated(record: Dict[str, Any], task: str) -> bool:
-        return task in record["test"]
 
     def single_dev_scores(self) -> Dict[str, float]:
         scores: Dict[str, List[float]] = {}
@@ -452,7 +460,7 @@ class Runner:
         fig.suptitle(self.protocol.title or os.path.basename(self.protocol.path), fontsize=10)
         fig.tight_layout()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=110)
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
         plt.close(fig)
 
 

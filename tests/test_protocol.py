@@ -122,3 +122,14 @@ def test_palm_train_tasks_and_steps(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.load(open(run / "checkpoints" / "ckpt.step7" / "trainer.json"))
     assert state["global_step"] == 7 and list(state["tasks"]) == ["slot"]
+
+
+def test_a_damaged_results_file_names_its_line(tmp_path):
+    from paddlepalm.utils.fileio import FileFormatError
+
+    path = write_protocol(tmp_path / "p.yaml", {"mix": {}})
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "results.jsonl").write_text('{"key": "a"}\n{"key": \n', encoding="utf-8")
+    with pytest.raises(FileFormatError, match=r"results\.jsonl:2: invalid JSON"):
+        protocol.Runner(protocol.load_protocol(str(path)), str(work))

@@ -67,6 +67,18 @@ def read_json(path: str) -> Any:
         raise FileFormatError(path, err.lineno, f"invalid JSON at column {err.colno}: {err.msg}") from None
 
 
+def read_json_lines(path: str) -> list:
+    """One parsed JSON value per non-blank line; a bad line names the file and line."""
+    records = []
+    for number, line in enumerate(read_lines(path), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise FileFormatError(path, number, f"invalid JSON at column {err.colno}: {err.msg}") from None
+    return records
+
+
 def read_state(path: str) -> Any:
     """A pickled state (``paddle.save`` of a dict of arrays), loaded without running code."""
     from paddlepalm.utils.safe_pickle import safe_load
