@@ -94,6 +94,61 @@ def elmo_transfer(a, work, out):
     shutil.copyfile(os.path.join(REPO, "pretrain_models", "elmo-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
 
 
+def zh_ner(a, work, out):
+    """MSRA, Resume or Weibo NER (``--source``: the data set's folder in the data root) as character
+    TSV files (train/dev/test.tsv), their label_map.json, and the ELMo package's character vocabulary
+    (so the same files serve the tagger with and without ELMo features; full-width characters are
+    folded to half-width). MSRA has no dev split: its
+    last 1000 training sentences are the dev set. Without ``--source``: the tagging example's sample."""
+    read_conll = module("elmo-transfer/run.py").read_conll
+    tagging = module("tagging/run.py")
+    folder = a.source
+    if folder is None:
+        tagging.prepare(SimpleNamespace(data_dir=None, dev_size=150, max_train=None), work)
+        splits = {name: tagging_rows(os.path.join(work, "data", f"{name}.tsv")) for name in ("train", "dev", "test")}
+    elif os.path.exists(os.path.join(folder, "MSRA.zip")):
+        import zipfile
+
+        archive = os.path.join(folder, "MSRA.zip")
+        with zipfile.ZipFile(archive) as z:
+            train, test = (tagging.read_msra(z.read(f"MSRA/{name}").decode("utf-8").splitlines(), f"{archive}:MSRA/{name}")
+                           for name in ("train.txt", "test_with_label.txt"))
+        splits = {"train": train[:-1000], "dev": train[-1000:], "test": test}
+    elif os.path.exists(os.path.join(folder, "train.char.bmes")):
+        splits = {name: read_conll(os.path.join(folder, f"{name}.char.bmes")) for name in ("train", "dev", "test")}
+    elif os.path.exists(os.path.join(folder, "weiboNER_2nd_conll.train")):
+        splits = {name: read_conll(os.path.join(folder, f"weiboNER_2nd_conll.{name}"), strip_position=True)
+                  for name in ("train", "dev", "test")}
+    else:
+        raise SystemExit(f"zh-ner: {folder} holds none of MSRA.zip, train.char.bmes, weiboNER_2nd_conll.train")
+    if a.max_train:
+        splits["train"] = splits["train"][:a.max_train]
+    os.makedirs(out, exist_ok=True)
+    tags = sorted({t for rows in splits.values() for _, ts in rows for t in ts} - {"O"})
+    _write_json(os.path.join(out, "label_map.json"), {"O": 0, **{t: i + 1 for i, t in enumerate(tags)}})
+    for name, rows in splits.items():
+        with open(os.path.join(out, f"{name}.tsv"), "w", encoding="utf-8") as f:
+            f.write("text_a\tlabel\n")
+            for chars, labels in rows:
+                f.write("\x02".join(map(_halfwidth, chars)) + "\t" + "\x02".join(labels) + "\n")
+    shutil.copyfile(os.path.join(REPO, "pretrain_models", "elmo-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
+
+
+def _halfwidth(char: str) -> str:
+    """NFKC of one character where that stays one character: MSRA writes digits and Latin letters
+    full-width (``１``, ``Ａ``: 2.8% of its characters), which the ELMo vocabulary holds half-width."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", char)
+    return folded if len(folded) == 1 and not folded.isspace() else char
+
+
+def tagging_rows(path):
+    """(characters, tags) rows of a ``text_a<TAB>label`` file joined by ``\\x02``."""
+    with open(path, encoding="utf-8") as f:
+        return [tuple(part.split("\x02") for part in line.rstrip("\n").split("\t")) for line in f.readlines()[1:]]
+
+
 def palm_scripts(a, work, out):
     """PALM's layout: data/atis/atis_{slot,intent}/ and a released-format pretrain/ERNIE-tiny/."""
     module("palm-scripts/make_sample.py").prepare(out)
@@ -146,7 +201,7 @@ MAKERS = {"classification": classification, "matching": matching, "tagging": tag
           "multi-task": multi_task, "multi-task-aux": multi_task_aux, "elmo-transfer": elmo_transfer,
           "palm-scripts": palm_scripts, "pretrain-albert": pretrain_corpus, "pretrain-electra": pretrain_corpus,
           "pretrain-elmo": pretrain_elmo, "finetune": finetune,
-          "zh-mixture": zh_mixture}
+          "zh-mixture": zh_mixture, "zh-ner": zh_ner}
 
 
 def main(argv=None):

@@ -3,13 +3,16 @@
 Input: ``{train,valid,test}/seq.in`` (words), ``seq.out`` (BIO tags), ``label`` (intent).
 Output in ``out_dir``: ``slot/{train,dev,test}.tsv`` (``text_a<TAB>label``, joined by ``\\x02``),
 ``intent/{train,dev,test}.tsv`` (``label<TAB>text_a``), ``label_map.json`` (slot tags),
-``intent_map.json``, ``vocab.txt`` (built from the training split).
+``intent_map.json``, ``vocab.txt`` (WordPiece-style, built from the training split) and
+``word_vocab.txt`` (the training split's lowercased words with ``<S>``, ``</S>``, ``<UNK>``, for the
+recurrent backbones' ``tokenizer: whitespace``).
 """
 import json
 import os
 from typing import Dict, List
 
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.word_tokenizer import build_word_vocab, write_word_vocab
 from paddlepalm.utils.vocab import build_vocab, write_vocab
 
 SPLITS = {"train": "train", "valid": "dev", "test": "test"}
@@ -54,6 +57,8 @@ def convert(raw_dir: str, out_dir: str) -> Dict[str, str]:
     _write_json(os.path.join(out_dir, "intent_map.json"), intent_map)
     write_vocab(build_vocab((" ".join(w) for w, _, _ in data["train"]), lowercase=True),
                 os.path.join(out_dir, "vocab.txt"))
+    write_word_vocab(build_word_vocab([w.lower() for w in words] for words, _, _ in data["train"]),
+                     os.path.join(out_dir, "word_vocab.txt"))
     return {"slot_classes": len(tag_map), "intent_classes": len(intent_map),
             **{f"{name}_examples": len(data[split]) for split, name in SPLITS.items()}}
 

@@ -10,6 +10,7 @@ from paddle import nn
 from paddlepalm.backbone.base_backbone import Attrs, Backbone
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH
 from paddlepalm.utils.char_cnn import CharCNN
+from paddlepalm.utils.pooling import max_over
 
 CELLS = ("lstm", "gru")
 # ELMo's filter widths 1-4, narrower: a word-level tagger's character features, not a language model's
@@ -226,5 +227,5 @@ class RNNEncoder(Backbone):
             blocked = (1.0 - mask).unsqueeze(1).unsqueeze(1) * -1e4  # [B, 1, 1, T], added to the scores
             hidden = self.attention_norm(hidden + self.dropout(self.attention(hidden, hidden, hidden, blocked)))
         hidden = self.dropout(hidden) * mask.unsqueeze(-1)
-        pooled = (hidden - 1e4 * (1.0 - mask).unsqueeze(-1)).max(axis=1)
+        pooled = max_over(hidden - 1e4 * (1.0 - mask).unsqueeze(-1), 1)
         return {"encoder_outputs": hidden, "sentence_embedding": pooled, "sentence_pair_embedding": pooled}

@@ -7,6 +7,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, NUM_CHAR_IDS
+from paddlepalm.utils.pooling import max_over
 
 # ELMo's published filters: (width, number of filters) for widths 1..7.
 ELMO_FILTERS = ((1, 32), (2, 32), (3, 64), (4, 128), (5, 256), (6, 512), (7, 1024))
@@ -54,6 +55,6 @@ class CharCNN(nn.Layer):
         if chars != MAX_WORD_LENGTH:
             raise ValueError(f"char_ids must have {MAX_WORD_LENGTH} characters per word, got {chars}")
         x = self.char_embedding(char_ids.reshape([batch * steps, chars])).transpose([0, 2, 1])  # [N, C, 50]
-        pooled = [F.relu(conv(x).max(axis=-1)) for conv in self.convs]
+        pooled = [F.relu(max_over(conv(x), -1)) for conv in self.convs]
         words = self.highway(paddle.concat(pooled, axis=-1))
         return self.projection(words).reshape([batch, steps, -1])
