@@ -4,7 +4,9 @@
   ``OMP_NUM_THREADS`` is set; we default ``MKL_NUM_THREADS`` to the number of
   usable cores (``OMP_NUM_THREADS`` > 1 makes paddle print a warning).
 * Paddle's bundled MKL takes a slow code path on AMD CPUs unless
-  ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md).
+  ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md). It is set
+  on AMD CPUs only: on an Intel Xeon (avx512, amx) the same setting makes a
+  ``[1024, 512] @ [512, 20000]`` matmul 1.3-1.5x slower (one thread, measured side by side).
 * With Paddle 3.3's stride kernels, ``transpose`` returns a view and the next
   ``reshape`` copies it with a slow generic strided-copy kernel (multi-head
   attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
@@ -64,6 +66,18 @@ def set_openblas_threads(count: int) -> bool:
     return found
 
 
+def _cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def _one_openblas_thread() -> None:
     if "OPENBLAS_NUM_THREADS" in os.environ:
         return
@@ -80,7 +94,8 @@ def configure() -> None:
     logging.getLogger("datasets").setLevel(logging.WARNING)
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
-    os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    if _cpu_vendor() == "AuthenticAMD":
+        os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
     _one_openblas_thread()
     os.environ.setdefault("FLAGS_use_stride_kernel", "0")
     os.environ.setdefault("GLOG_minloglevel", "2")

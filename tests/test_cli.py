@@ -160,6 +160,11 @@ EXAMPLE_RUNS = {
     "zh-mixture": [*TINY_ERNIE, "-o", "train.epochs=1"],
     "bilstm-crf": ["-o", "prepare.args=[tagging, --max_train, 64]", "-o", "backbone.config.hidden_size=32",
                    "-o", "backbone.config.embedding_size=16", "-o", "train.epochs=1"],
+    "bilstm-joint": ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16",
+                     "-o", "backbone.config.char_size=8", "-o", "train.epochs=1"],
+    "zh-ner": ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16",
+               "-o", f"backbone.config.elmo={os.path.join(REPO, 'pretrain_models', 'elmo-zh-tiny')}",
+               "-o", "train.epochs=1"],
 }
 
 
@@ -171,7 +176,7 @@ def test_every_example_has_a_config():
     examples |= {"pretrain-" + name for name in os.listdir(os.path.join(REPO, "examples", "pretrain"))
                  if os.path.isfile(os.path.join(REPO, "examples", "pretrain", name, "run.py"))}
     assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture",
-                       "bilstm-crf"} == configs
+                       "bilstm-crf", "bilstm-joint", "zh-ner"} == configs
 
 
 @pytest.fixture(scope="module")

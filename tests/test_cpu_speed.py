@@ -1,4 +1,6 @@
 """The CPU layers of paddlepalm.utils.cpu_speed compute what Paddle's layers compute."""
+import os
+
 import numpy as np
 import paddle
 import pytest
@@ -158,3 +160,27 @@ def test_layers_trace_under_to_static():
     x = paddle.randn([3, 8])
     static = paddle.jit.to_static(model, full_graph=True)
     np.testing.assert_allclose(static(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("vendor, expected", [("AuthenticAMD", "5"), ("GenuineIntel", None)])
+def test_mkl_amd_code_path_is_chosen_on_amd_only(monkeypatch, vendor, expected):
+    """MKL_DEBUG_CPU_TYPE=5 speeds Paddle's MKL up on AMD and slows it down on Intel: set on AMD only,
+    and a value the user set is kept."""
+    from paddlepalm import _runtime
+
+    monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
+    monkeypatch.setattr(_runtime, "_cpu_vendor", lambda: vendor)
+    _runtime.configure()
+    assert os.environ.get("MKL_DEBUG_CPU_TYPE") == expected
+    monkeypatch.setenv("MKL_DEBUG_CPU_TYPE", "0")
+    _runtime.configure()
+    assert os.environ["MKL_DEBUG_CPU_TYPE"] == "0"
+
+
+def test_cpu_vendor_reads_proc_cpuinfo():
+    from paddlepalm import _runtime
+
+    vendor = _runtime._cpu_vendor()
+    if os.path.exists("/proc/cpuinfo"):
+        assert vendor in open("/proc/cpuinfo").read()
+        assert vendor
