@@ -35,11 +35,14 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(BENCH), BENCH]  # paddlepalm from this checkout; bench/timing.py
 
 import paddlepalm as palm  # noqa: E402  (first: MKL settings before paddle loads)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
+
+from timing import alternate  # noqa: E402  (bench/timing.py)
 
 SECTION = "## ELMo biLM training speed (bench/elmo_lm.py)"
 
@@ -70,17 +73,6 @@ def parse_args(argv=None):
 def batches(args, n):
     rng = np.random.RandomState(0)
     return [rng.randint(3, args.vocab, size=(args.batch, args.length)).astype("int64") for _ in range(n)]
-
-
-def timed(step_fn, data):
-    """Wall seconds and CPU seconds (this process, all threads) of each step."""
-    wall, cpu = [], []
-    for ids in data:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step_fn(ids)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-    return wall, cpu
 
 
 # ---------------------------------------------------------------- paddle
@@ -224,7 +216,7 @@ def build(name, args, profile):
 def main(argv=None):
     args = parse_args(argv)
     data = batches(args, args.warmup + args.steps)
-    steps, times = {}, {}
+    steps = {}
     profile = {}
     for name in args.variants.split(","):
         try:
@@ -232,16 +224,15 @@ def main(argv=None):
         except ImportError as err:
             steps.pop(name, None)
             print(f"{name}: skipped ({err})", flush=True)
-    for name, step in steps.items():  # warm-up (and to_static compilation), untimed
-        timed(step, data[:args.warmup])
-    for prof in profile.values():
-        prof.clear()
-    for round_ in range(args.repeats):
-        for name, step in steps.items():
-            wall, cpu = timed(step, data[args.warmup:])
-            times.setdefault(name, []).append((wall, cpu))
-            print(f"round {round_ + 1} {name}: {args.batch * args.length / statistics.median(wall):.0f} tokens/s wall",
-                  flush=True)
+
+    def clear_profile():  # the warm-up steps (and to_static compilation) are not profiled
+        for prof in profile.values():
+            prof.clear()
+
+    def progress(round_, name, times):
+        print(f"round {round_} {name}: {args.batch * args.length / statistics.median(times[0]):.0f} tokens/s wall",
+              flush=True)
+    times = alternate(steps, data, args.warmup, args.repeats, clear_profile, progress)
     tokens = args.batch * args.length
     results = {}
     for name, rounds in times.items():

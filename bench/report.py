@@ -37,3 +37,21 @@ def update_section(heading: str, body: str, path: str = DOC) -> None:
         text = text.rstrip() + "\n\n" + section
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def update_marked(heading: str, tag: str, body: str, path: str = DOC) -> None:
+    """Replace the generated part of section ``heading``: the text between ``<!-- begin {tag} -->`` and
+    ``<!-- end {tag} -->``, keeping the hand-written text around it. A section without the markers
+    gets them, with ``body``, from :func:`update_section` (the whole section replaced or added)."""
+    begin, end = f"<!-- begin {tag} -->", f"<!-- end {tag} -->"
+    marked = f"{begin}\n{body.strip()}\n{end}"
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    section = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", text, re.S | re.M)
+    if section and begin in section.group() and end in section.group():
+        inner = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+        new = inner.sub(lambda _: marked, section.group(), count=1)
+        text = text[:section.start()] + new + text[section.end():]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        update_section(heading, marked, path)
