@@ -248,7 +248,7 @@ def main(argv=None):
 
 
 def report(args, results, profile, command):
-    env = f"MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')} MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE')}"
+    env = f"MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')} MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE', '')}"
     lines = [f"Shape: 2-layer biLSTM LM, cell {args.cell}, projection {args.proj}, vocab {args.vocab}, "
              f"length {args.length}, batch {args.batch}; sampled softmax {args.samples} draws; {env}.",
              f"Command: `{env} {command}`", "",
