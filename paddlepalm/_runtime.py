@@ -6,7 +6,7 @@
 * Paddle's bundled MKL takes a slow code path on AMD CPUs unless
   ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md). It is set
   on AMD CPUs only: on an Intel Xeon (avx512, amx) the same setting makes a
-  ``[1024, 512] @ [512, 20000]`` matmul 1.3-1.5x slower (one thread, measured side by side).
+  ``[1024, 512] @ [512, 20000]`` matmul 1.6-1.8x slower (one thread, ``python bench/mkl_cpu_type.py``).
 * With Paddle 3.3's stride kernels, ``transpose`` returns a view and the next
   ``reshape`` copies it with a slow generic strided-copy kernel (multi-head
   attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
