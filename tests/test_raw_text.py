@@ -35,6 +35,8 @@ def expected_tokens(tokenizer: str, text: str):
         import jieba
 
         return [w for w in jieba.lcut(text) if w.strip()]
+    if tokenizer == "char":
+        return [c for c in text if c != " "]
     return {"show me flights from boston to denver": text.split(),
             "明天北京天气怎么样": list(text), "明 天 北 京 天 气 怎 么 样": text.split(),
             "播放Taylor Swift的歌": ["播", "放", "Taylor", "Swift", "的", "歌"]}[text]
@@ -69,13 +71,15 @@ def _examples(rng: random.Random, count: int):
 def _write_data(folder: str, tokenizer: str):
     import jieba
 
-    rows = _examples(random.Random(5), 96)
+    typed_rows = rows = _examples(random.Random(5), 96)
+    if tokenizer == "char":  # character-level data sets tag Latin letters one by one
+        rows = [_letters(tokens, tags) + (intent,) for tokens, tags, intent in rows]
     tags = sorted({t for _, ts, _ in rows for t in ts} - {"O"})
     label_map = {"O": 0, **{t: i + 1 for i, t in enumerate(tags)}}
     intents = sorted({intent for *_, intent in rows})
     words = {t for tokens, _, _ in rows for t in tokens}
     words |= {w for text in TEXTS.values() for w in jieba.lcut(text) if w.strip()}  # jieba's units too
-    words |= set("".join(TEXTS.values()).replace(" ", "")) | {"Taylor", "Swift"}
+    words |= set("".join(TEXTS.values()).replace(" ", "")) | {"Taylor", "Swift"} | set("TaylorSwift")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] if tokenizer == "wordpiece" else ["<S>", "</S>", "<UNK>"]
     with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(specials + sorted(words)) + "\n")
@@ -85,8 +89,17 @@ def _write_data(folder: str, tokenizer: str):
         f.write("text_a\tlabel\n" + "".join("\x02".join(t) + "\t" + "\x02".join(g) + "\n" for t, g, _ in rows))
     with open(os.path.join(folder, "intent.tsv"), "w", encoding="utf-8") as f:
         # classification reads raw text: Chinese without spaces, as typed
-        f.write("label\ttext_a\n" + "".join(f"{intents.index(i)}\t{_typed(t)}\n" for t, _, i in rows))
+        f.write("label\ttext_a\n" + "".join(f"{intents.index(i)}\t{_typed(t)}\n" for t, _, i in typed_rows))
     return len(label_map), intents
+
+
+def _letters(tokens, tags):
+    out_tokens, out_tags = [], []
+    for token, tag in zip(tokens, tags):
+        for index, char in enumerate(token):
+            out_tokens.append(char)
+            out_tags.append(tag if index == 0 or tag == "O" else "I-" + tag[2:])
+    return out_tokens, out_tags
 
 
 def _typed(tokens):
@@ -218,5 +231,5 @@ def test_fold_width_reads_full_width_input_as_the_folded_training_data(tmp_path)
     assert folded.features_of([raw])[0]["token_ids"] == plain.features_of([half])[0]["token_ids"]
     assert plain.features_of([raw])[0]["token_ids"] != plain.features_of([half])[0]["token_ids"]
     feature = folded.features_of([raw])[0]
-    assert [raw[s:e] for s, e in feature["word_spans"]] == ["１９９８", "年", "Ａ"]  # offsets into the raw text
+    assert [raw[s:e] for s, e in feature["word_spans"]] == list(raw)  # offsets into the raw text
     assert folded.settings()["fold_width"] is True  # recorded in exports

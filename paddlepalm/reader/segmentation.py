@@ -7,11 +7,12 @@ offsets into the raw string, whatever spaces it has or lacks: Chinese is typed w
 
 The units, by tokenizer kind:
 
-* ``wordpiece`` and ``char``: whitespace separates, every CJK character is a unit of its own, and
-  any other run of characters is one unit (``Taylor``, ``2024``, ``d.c.``, ``，``): what
-  character-level Chinese data sets and whitespace-tokenized English ones (ATIS, SNIPS) tag. A
-  wordpiece unit is cut into word pieces, a ``char`` unit into characters, and the first piece is
-  tagged;
+* ``wordpiece``: whitespace separates, every CJK character is a unit of its own, and any other
+  run of characters is one unit (``Taylor``, ``2024``, ``d.c.``, ``，``), cut into word pieces of
+  which the first is tagged: what BERT-style Chinese data sets and whitespace-tokenized English
+  ones (ATIS, SNIPS) tag;
+* ``char``: every non-space character is a unit (``T``, ``a``, ... too), as character-level
+  Chinese data sets (MSRA, Resume, Weibo, CLUENER, CAIS) tag Latin letters and digits one by one;
 * ``jieba``: jieba's words (``jieba.tokenize``), spaces dropped;
 * ``whitespace``: runs of non-space characters (text already segmented: Chinese without spaces
   is one unit, see :func:`unspaced_cjk`).
@@ -59,7 +60,9 @@ def split_units(text: str, kind: str) -> List[Unit]:
         import jieba
 
         return [(word, start, end) for word, start, end in jieba.tokenize(text) if word.strip()]
-    if kind in ("char", "wordpiece"):
+    if kind == "char":
+        return [(char, index, index + 1) for index, char in enumerate(text) if not is_space(char)]
+    if kind == "wordpiece":
         return _split_runs(text)
     raise ValueError(f"unknown tokenizer kind {kind!r}")
 
