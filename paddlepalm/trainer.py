@@ -232,7 +232,9 @@ class Trainer(Resumable):
                                {self.name: label_names} if label_names else None)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
-        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
+        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained),
+        or from a registry name such as ``'ernie-3.0-medium-zh'`` (``palm ls pretrain``; downloaded
+        once into the cache, see docs/downloader.md; an existing path wins over a name).
         ``convert`` is PALM's argument (re-pack the release); releases are read as they are here."""
         backbone = self.backbone or self.pred_backbone
         if backbone is None:

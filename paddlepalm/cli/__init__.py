@@ -433,5 +433,12 @@ def cmd_ls(args) -> int:
 def cmd_download(args) -> int:
     from paddlepalm import downloader
 
-    print(downloader.download(args.item, args.scope, args.path))
+    try:
+        path = downloader.download(args.item, args.scope, args.path)
+    except downloader.UnknownNameError as error:  # a misspelt name is a usage error: exit 2
+        if args.debug:
+            raise
+        print(f"palm download: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
