@@ -220,7 +220,7 @@ def test_errors_are_one_line_with_a_non_zero_status(tmp_path, capsys):
     assert main(["train", str(bad), "-s", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("palm train: error: ") and "train.epochs" in err
-    assert main(["eval", str(tmp_path)]) == 1
+    assert main(["eval", str(tmp_path)]) == 2  # a usage error
     assert "not a run directory" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         main(["--debug", "train", str(bad), "-s", str(tmp_path / "run")])
