@@ -208,12 +208,15 @@ class Trainer(Resumable):
                                          s["min_delta"])
 
     # ------------------------------------------------------------- persistence
-    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt",
+                  keep_last: Optional[int] = None) -> None:
         """Save every ``save_steps`` steps (and at the end) of ``train()`` or a ``train_one_step``
         loop: ``'ckpt'`` writes ``ckpt.step{N}/`` (to resume or predict from), ``'predict'`` writes
         ``pred.step{N}/``, a Paddle inference model of this task (paddlepalm/export.py; with EMA,
-        of the averaged weights); ``'ckpt,predict'`` both."""
-        self._saver = Saver.parse(save_path, save_steps, save_type)
+        of the averaged weights); ``'ckpt,predict'`` both. ``keep_last``: keep only the newest N
+        ``ckpt.step`` (and ``pred.step``) folders, an older one deleted once the new one verifies
+        (None: keep all, as PALM did; ``best/`` is never deleted)."""
+        self._saver = Saver.parse(save_path, save_steps, save_type, keep_last)
         self._saver.exporter = self._export_predict
 
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:

@@ -21,6 +21,7 @@ Environment:
 import copy
 import difflib
 import os
+import sys
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
@@ -158,10 +159,10 @@ def _download_entry(item: str, e: Dict[str, Any], root: str, timeout: float, ret
                     backoff: float) -> str:
     target = os.path.join(root, item, e["name"])
     if _is_complete(target, e):
-        print(f"{item} {e['name']} already downloaded in {target}")
+        print(f"{item} {e['name']} already downloaded in {target}", file=sys.stderr)
         return target
     os.makedirs(target, exist_ok=True)
-    print(f"Downloading {item}: {e['name']} into {target}")
+    print(f"Downloading {item}: {e['name']} into {target}", file=sys.stderr)
     for spec in e["files"]:
         url = mirrored(spec["url"])
         upstream_name = os.path.basename(urlparse(spec["url"]).path)
@@ -170,7 +171,7 @@ def _download_entry(item: str, e: Dict[str, Any], root: str, timeout: float, ret
         fetch(url, dest, sha256=spec.get("sha256"), size=spec.get("size"), check=_check_for(local_name),
               timeout=timeout, retries=retries, backoff=backoff, upstream=spec["url"])
         if _is_archive(local_name):
-            print(f"Extracting {local_name}")
+            print(f"Extracting {local_name}", file=sys.stderr)
             try:
                 safe_extract(dest, target)
             finally:

@@ -17,7 +17,7 @@ import numpy as np
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.segmentation import Unit, split_units, unspaced_cjk
-from paddlepalm.reader.tokenization import build_tokenizer, vocab_ids
+from paddlepalm.reader.tokenization import Lang, TokenizerKind, build_tokenizer, vocab_ids
 
 Batch = Dict[str, np.ndarray]
 Feature = Dict[str, Any]
@@ -64,7 +64,9 @@ def _may_vanish(text: str) -> bool:
 class Reader:
     """PALM reader contract: ``load_data``, ``register_with``, ``num_examples``, ``clone``."""
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+    FILE_FORMATS: Tuple[str, ...] = ("tsv",)  # the ``load_data(file_format=)`` values it reads; the first is its own
+
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
                  fold_width: bool = False):
         if phase not in ("train", "predict", "eval"):
@@ -189,8 +191,9 @@ class Reader:
 
     # ------------------------------------------------------------- subclassing
     def _check_format(self, file_format: str) -> None:
-        if file_format != "tsv":
-            raise ValueError(f"{type(self).__name__} reads file_format='tsv', got {file_format!r}")
+        if file_format not in self.FILE_FORMATS:
+            raise ValueError(f"{type(self).__name__} reads file_format {' or '.join(map(repr, self.FILE_FORMATS))}, "
+                             f"got {file_format!r}")
 
     def _read_examples(self, input_file: str) -> List[Feature]:
         raise NotImplementedError

@@ -3,6 +3,7 @@ from typing import Any, List, Optional, Sequence
 
 from paddlepalm.reader.base_reader import Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 from paddlepalm.reader.tsv import read_tsv
 
 
@@ -12,7 +13,7 @@ class ClassifyReader(ClassLabels, Reader):
     In ``phase='predict'`` the ``label`` column may be absent.
     """
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
                  fold_width: bool = False):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)

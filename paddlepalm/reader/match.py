@@ -1,13 +1,15 @@
 """Sentence-pair matching reader, pointwise or pairwise (PALM's ``MatchReader``)."""
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Literal, Optional, Sequence, get_args
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
 from paddlepalm.reader.cls import text_pair
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 from paddlepalm.reader.tsv import read_tsv
 
-STRATEGIES = ("pointwise", "pairwise")
+Strategy = Literal["pointwise", "pairwise"]
+STRATEGIES = get_args(Strategy)
 
 
 class MatchReader(ClassLabels, Reader):
@@ -21,8 +23,8 @@ class MatchReader(ClassLabels, Reader):
       (one row per pair, ``label`` optional).
     """
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
-                 seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: str = "pointwise",
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
+                 seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: Strategy = "pointwise",
                  phase: str = "train", dev_count: int = 1, print_prefix: str = "", fold_width: bool = False):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         if learning_strategy not in STRATEGIES:

@@ -6,6 +6,7 @@ import numpy as np
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.segmentation import units_of_tokens
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 from paddlepalm.reader.tsv import check_no_nul, read_tsv
 from paddlepalm.utils.fileio import FileFormatError, read_json
 
@@ -22,7 +23,7 @@ class SequenceLabelReader(Reader):
     """
 
     def __init__(self, vocab_path: str, max_len: int, label_map_config: Union[str, Mapping[str, int]],
-                 tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
+                 tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en", seed: Optional[int] = None,
                  do_lower_case: bool = False, phase: str = "train", dev_count: int = 1, print_prefix: str = "",
                  fold_width: bool = False):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)

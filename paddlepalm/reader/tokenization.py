@@ -1,18 +1,22 @@
 """Tokenizers over a local ``vocab.txt`` (paddlenlp's WordPiece implementation)."""
 import os
-from typing import Dict, List
+from typing import Dict, List, Literal, get_args
 
 from paddlenlp.data import Vocab
 from paddlenlp.transformers import BertTokenizer
 
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.segmentation import fold_width
-from paddlepalm.reader.word_tokenizer import SPLITS, WordTokenizer, read_vocab_lines
+from paddlepalm.reader.word_tokenizer import SPLITS, WordSplit, WordTokenizer, read_vocab_lines
 
 _SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# the readers' ``tokenizer`` and ``lang`` (their signatures use these: the CLI validates a config by them)
+TokenizerKind = Literal[WordSplit, "wordpiece"]
+Lang = Literal["en", "cn", "zh"]
+TOKENIZERS, LANGS = get_args(TokenizerKind), get_args(Lang)
 
 
-def build_tokenizer(vocab_path: str, kind: str = "wordpiece", lang: str = "en",
+def build_tokenizer(vocab_path: str, kind: TokenizerKind = "wordpiece", lang: Lang = "en",
                     do_lower_case: bool = False, fold: bool = False):
     """WordPiece tokenizer; with ``lang='cn'`` Chinese text is split per character.
 
@@ -28,8 +32,8 @@ def build_tokenizer(vocab_path: str, kind: str = "wordpiece", lang: str = "en",
             raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")
         return WordTokenizer(vocab_path, split=kind, lowercase=do_lower_case, fold=fold)
     if kind != "wordpiece":
-        raise ValueError(f"tokenizer must be 'wordpiece' or one of {SPLITS}, got {kind!r}")
-    if lang not in ("en", "cn", "zh"):
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {kind!r}")
+    if lang not in LANGS:
         raise ValueError(f"lang must be 'en' or 'cn', got {lang!r}")
     if not os.path.isfile(vocab_path):
         raise FileNotFoundError(f"vocabulary file not found: {vocab_path}")

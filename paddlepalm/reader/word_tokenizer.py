@@ -15,7 +15,7 @@ The tokenizer has the attributes the readers use (``vocab``, ``cls_token``,
 with it unchanged: ``<S>`` plays ``[CLS]`` and ``</S>`` plays ``[SEP]``.
 """
 import collections
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Literal, Optional, get_args
 
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.segmentation import fold_width
@@ -24,7 +24,8 @@ from paddlepalm.utils.fileio import FileFormatError, read_lines, write_text
 
 BOS, EOS, UNK, PAD = "<S>", "</S>", "<UNK>", "<PAD>"
 SPECIAL_TOKENS = [BOS, EOS, UNK]
-SPLITS = ("whitespace", "jieba", "char")
+WordSplit = Literal["whitespace", "jieba", "char"]  # how a word-level tokenizer splits text
+SPLITS = get_args(WordSplit)
 
 
 def split_text(text: str, split: str, lowercase: bool = False, fold: bool = False) -> List[str]:
