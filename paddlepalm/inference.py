@@ -14,9 +14,12 @@ the copied vocabulary); post-processing is the head's own (``batch_results`` /
 input order. Paddle models run on ``paddle.inference`` (oneDNN on CPU, the GPU when there is
 one); ONNX models on onnxruntime (``pip install paddlepalm[onnx]``).
 
-Inputs per head: a string (``Classify``, ``SequenceLabel``: words split at whitespace), a
-``(text_a, text_b)`` pair (``Match``; ``Classify`` of pairs), a ``(question, context)`` pair or
-``{"question", "context"}`` dict (``MRC``, exported alone). An empty list gives an empty list;
+Inputs per head: a string (``Classify``, ``SequenceLabel``), a ``(text_a, text_b)`` pair (``Match``;
+``Classify`` of pairs), a ``(question, context)`` pair or ``{"question", "context"}`` dict (``MRC``,
+exported alone). Raw text is split by the model's own tokenizer (paddlepalm/reader/segmentation.py:
+Chinese needs no spaces); ``predict(..., pretokenized=True)`` takes lists of tokens instead. A
+tagger's result has one tag per ``tokens`` entry and entity ``spans`` as character offsets into
+the raw text. An empty list gives an empty list;
 an input of another type is a ``TypeError``; a too long input is cut to the reader's ``max_len``
 and its record has ``"truncated": True`` (a CRF tagger gives the cut words the ``O`` tag).
 """
@@ -25,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from paddlepalm.head.seq_label import entity_spans  # noqa: F401  (public here since the first release)
 from paddlepalm.utils.fileio import read_json
 
 META_FILE = "palm_meta.json"
@@ -213,13 +217,18 @@ class Predictor:
             outputs[spec["task"]][spec["name"]] = np.asarray(array)
         return outputs
 
-    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None) -> List[Dict[str, Any]]:
-        """One record per input, in input order: ``{task: result}``."""
+    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None,
+                pretokenized: bool = False) -> List[Dict[str, Any]]:
+        """One record per input, in input order: ``{task: result}``. Raw text is tokenized by the
+        model's own tokenizer (Chinese needs no spaces); ``pretokenized``: each text is a list of
+        tokens instead. A tagger's result has one tag per token, the ``tokens`` and the entity
+        ``spans`` with character offsets into the raw text."""
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise TypeError(f"predict takes a list of inputs, got {type(inputs).__name__}")
         if not len(inputs):
             return []
-        features = {task: reader.features_of(inputs) for task, reader in self._readers.items()}
+        features = {task: reader.features_of(inputs, pretokenized=pretokenized)
+                    for task, reader in self._readers.items()}
         if self._is_mrc():
             return self._predict_mrc(inputs, features[self.tasks[0]], batch_size or self.batch_size)
         primary = features[self.tasks[0]]
@@ -272,9 +281,7 @@ class Predictor:
         for result, feature in zip(results, features):
             result.pop("index", None)
             result["truncated"] = bool(feature.get("truncated", False))
-            if kind == "SequenceLabel" and "tags" in result:
-                text = inputs[feature["example_id"]]
-                result["spans"] = entity_spans(result["tags"], feature["word_spans"], text)
+            head.describe_input(result, feature)
         return results
 
     def _predict_mrc(self, inputs, features, batch_size: int) -> List[Dict[str, Any]]:
@@ -299,13 +306,3 @@ class Predictor:
         return records
 
 
-def entity_spans(tags: Sequence[str], word_spans: Sequence[Sequence[int]], text: str) -> List[Dict[str, Any]]:
-    """Entities of a tag sequence (BIO/BIOES/IO, ``paddlepalm.metrics.chunks``) with their text and
-    character offsets ``[start, end)`` in ``text``, in order."""
-    from paddlepalm.metrics import chunks
-
-    spans = []
-    for kind, first, last in sorted(chunks(list(tags)[:len(word_spans)]), key=lambda c: c[1]):
-        start, end = word_spans[first][0], word_spans[last - 1][1]
-        spans.append({"type": kind, "text": text[start:end], "start": int(start), "end": int(end)})
-    return spans

@@ -82,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--task", help="keep only this task's results")
     pr.add_argument("--output", metavar="FILE", help="JSON lines (default: standard output)")
     pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--pretokenized", action="store_true", help="each text is already split into tokens, separated "
+                                                                "by spaces (default: raw text, split by the model's "
+                                                                "own tokenizer; Chinese needs no spaces)")
     pr.set_defaults(run=cmd_predict)
 
     x = sub.add_parser("export", help="export a run's checkpoint as an inference model",
@@ -395,7 +398,10 @@ def cmd_predict(args) -> int:
     predictor = paddlepalm.Predictor(export_dir, batch_size=args.batch_size)
     if args.task is not None and args.task not in predictor.tasks:
         raise CliError(f"the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}")
-    records = predictor.predict(inputs)
+    if args.pretokenized:
+        records = predictor.predict([_split_tokens(given) for given in inputs], pretokenized=True)
+    else:
+        records = predictor.predict(inputs)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for given, record in zip(inputs, records):
@@ -408,6 +414,11 @@ def cmd_predict(args) -> int:
     if args.output:
         print(f"palm predict: {len(records)} predictions written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _split_tokens(given):
+    """A pre-tokenized input line: its tokens (a pair: both texts' tokens)."""
+    return given.split() if isinstance(given, str) else tuple(text.split() for text in given)
 
 
 def _plain_value(value):
@@ -491,5 +502,12 @@ def cmd_ls(args) -> int:
 def cmd_download(args) -> int:
     from paddlepalm import downloader
 
-    print(downloader.download(args.item, args.scope, args.path))
+    try:
+        path = downloader.download(args.item, args.scope, args.path)
+    except downloader.UnknownNameError as error:  # a misspelt name is a usage error: exit 2
+        if args.debug:
+            raise
+        print(f"palm download: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0

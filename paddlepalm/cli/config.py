@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from paddlepalm.downloader.names import is_name
+
 Path = Tuple[Any, ...]
 REQUIRED = object()  # a key without a default
 CLI = "-o"
@@ -182,6 +184,15 @@ class FilePath(Str):
         self.name = "a path"
 
 
+class PathOrName(FilePath):
+    """A path, or a pretrained model's registry name (``palm ls pretrain``) where no such path
+    exists; :mod:`paddlepalm.cli.pretrained` resolves the name."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "a path or a pretrained model name"
+
+
 class Optional_(Type):
     def __init__(self, inner: Type):
         self.inner = inner
@@ -269,7 +280,9 @@ BACKBONE: Section = {
     "config_file": Key(Optional_(FilePath()), None, "a released config JSON (`ernie_config.json`, `config.json`)"),
     "config": Key(Mapping_(), {}, "config keys, over the file's; `vocab_size` defaults to the first task's "
                                   "vocabulary size"),
-    "pretrained": Key(Optional_(FilePath()), None, "`load_pretrain` path: a released folder or a checkpoint"),
+    "pretrained": Key(Optional_(PathOrName()), None, "`load_pretrain` path (a released folder or a checkpoint) "
+                                                     "or a registry name (`palm ls pretrain`), which also "
+                                                     "supplies `config_file` and the tasks' `vocab`"),
 }
 OPTIMIZER: Section = {
     "kind": Key(Str(OPTIMIZERS), "Adam", "optimizer class (`paddlepalm.optimizer`)"),
@@ -550,7 +563,10 @@ class _Checker:
             raise self.fail(path, str(error)) from None
         path_type = spec.type if isinstance(spec.type, FilePath) else getattr(spec.type, "inner", None)
         if isinstance(path_type, FilePath) and value is not None and not path_type.data:
-            value = self.path(value, path)
+            resolved = self.path(value, path)
+            if isinstance(path_type, PathOrName) and not os.path.exists(resolved) and is_name(value):
+                return value  # a model name: finish() resolves it (a path that exists wins)
+            value = resolved
         return value
 
     def path(self, value: str, path: Path, data_dir: Optional[str] = None) -> str:
@@ -604,6 +620,9 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
             raise checker.fail(("prepare",), "a config with `prepare` needs a run directory (or set data_dir)")
         data["data_dir"] = os.path.join(os.path.abspath(run_dir), "data")
     _substitute_data_dir(data, data["data_dir"] or checker.base)
+    from paddlepalm.cli.pretrained import supply_from_name
+
+    supply_from_name(data, origins, checker)
     names = list(data["tasks"])
     for name, task in data["tasks"].items():
         tpath = ("tasks", name)

@@ -3,7 +3,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
-from paddlepalm.reader.cls import _text_pair
+from paddlepalm.reader.cls import text_pair
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.tsv import read_tsv
 
@@ -23,8 +23,8 @@ class MatchReader(ClassLabels, Reader):
 
     def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: str = "pointwise",
-                 phase: str = "train", dev_count: int = 1, print_prefix: str = ""):
-        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+                 phase: str = "train", dev_count: int = 1, print_prefix: str = "", fold_width: bool = False):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         if learning_strategy not in STRATEGIES:
             raise ValueError(f"learning_strategy must be one of {STRATEGIES}, got {learning_strategy!r}")
         self.learning_strategy = learning_strategy
@@ -67,11 +67,11 @@ class MatchReader(ClassLabels, Reader):
     def _extra_settings(self) -> Dict[str, Any]:
         return {"learning_strategy": self.learning_strategy}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
-        """``inputs``: ``(text_a, text_b)`` pairs."""
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
+        """``inputs``: ``(text_a, text_b)`` pairs (of token lists with ``pretokenized``)."""
         features = []
         for index, item in enumerate(inputs):
-            feature = self._encode_text(*_text_pair(item, index, pair_required=True))
+            feature = self._encode_text(*text_pair(item, index, pair_required=True, pretokenized=pretokenized))
             feature["example_id"] = index
             features.append(feature)
         return features

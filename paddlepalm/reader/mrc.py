@@ -139,11 +139,14 @@ class MRCReader(Reader):
     def _extra_settings(self) -> Dict[str, Any]:
         return {"max_query_len": self.max_query_len, "doc_stride": self.doc_stride}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
         """``inputs``: ``(question, context)`` pairs or ``{"question", "context"}`` dicts. The reader
         then holds these questions (``get_epoch_outputs``, for the head's answer decoding); a
         question's windows share its ``question_index``, its position in ``inputs``. A long
-        context is cut into windows, not truncated (``truncated``: the question was cut)."""
+        context is cut into windows, not truncated (``truncated``: the question was cut).
+        Answers are character spans of the raw context, so there is no pre-tokenized form."""
+        if pretokenized:
+            raise ValueError("MRCReader reads raw (question, context) text only: answers are spans of the raw context")
         cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
         self.examples, features = [], []
         for index, item in enumerate(inputs):
