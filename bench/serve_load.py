@@ -59,15 +59,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------ the machine
-def cpu() -> Tuple[str, List[str]]:
-    """The CPU model and which of the flags that matter for inference it has."""
+def cpu() -> Tuple[str, str]:
+    """The CPU model, and which of the flags that matter for inference it has (each named, yes or no)."""
     model, flags = platform.processor() or platform.machine(), set()
     with contextlib.suppress(OSError):
         info = open("/proc/cpuinfo", encoding="utf-8").read().splitlines()
         model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
         flags = set(next((line.split(":", 1)[1] for line in info if line.startswith("flags")), "").split())
     wanted = ["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"]
-    return model, [f for f in wanted if f in flags]
+    return model, ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in wanted)
 
 
 def load_average() -> str:
@@ -262,26 +262,28 @@ def main(argv=None) -> int:
                 f"{args.max_wait_ms:g}; {calls} model calls, {mean_batch:.1f} sentences per call)", served),
             row("Predictor.predict([s]) one at a time, in-process", alone)]
     served_row, alone_row = rows
-    text = "\n".join([
-        f"CPU: {model}; flags: {', '.join(flags) or 'none of avx2/avx512/amx'}; {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}; model threads {args.threads} (MKL_NUM_THREADS={args.threads})",
-        f"load average (1, 5, 15 min): {load_before} before, {load_during} after the load, {load_after} at the end",
-        f"model: {'tiny ERNIE 1 x 32 (--smoke)' if args.smoke else 'ERNIE 2 x 256'} joint slot (CRF) + intent, "
-        f"{len(sentences)} test sentences of the generated sample, {args.duration:g} s each",
-        "", table(rows), "",
+    paragraphs = [
+        f"CPU: {model} ({os.cpu_count()} cores); flags: {flags}; "
+        f"Python {platform.python_version()}; model threads {args.threads} (server and baseline), "
+        f"the {args.clients} client threads in the bench's process on the same cores",
+        f"Load average (1, 5, 15 min): {load_before} before, {load_during} after the load, {load_after} at the end "
+        "(other jobs share the machine).",
+        f"Model: {'tiny ERNIE 1 x 32 (--smoke)' if args.smoke else 'ERNIE 2 x 256'}, joint slot (CRF) + intent; "
+        f"{len(sentences)} test sentences of the generated sample, one per request; {args.duration:g} s for each path.",
+        table(rows),
         f"palm serve vs one at a time: {served_row['sps'] / alone_row['sps']:.2f}x the sentences/s, "
-        f"p50 latency {served_row['p50'] / alone_row['p50']:.2f}x, p99 {served_row['p99'] / alone_row['p99']:.2f}x",
-        f"errors: {served_row['errors']}"])
-    print(text)
+        f"p50 latency {served_row['p50'] / alone_row['p50']:.2f}x, p99 {served_row['p99'] / alone_row['p99']:.2f}x; "
+        f"errors: {served_row['errors']}"]
+    print("\n\n".join(paragraphs))
     for error in served["errors"][:5]:
         print(f"  {error}", file=sys.stderr)
     if args.write:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from report import update_section
+        from report import update_marked
 
-        command = "MKL_NUM_THREADS={} python bench/serve_load.py {}".format(
-            args.threads, " ".join(a for a in (argv if argv is not None else sys.argv[1:])))
-        update_section(HEADING, f"Command: `{command.strip()}`\n\n" + text.replace("\n", "\n\n", 3))
+        given = " ".join(argv if argv is not None else sys.argv[1:])
+        command = f"MKL_NUM_THREADS={args.threads} python bench/serve_load.py {given}".strip()
+        update_marked(HEADING, "serve_load", "\n\n".join([f"Command: `{command}`", *paragraphs]))
     return 1 if served_row["errors"] else 0
 
 

@@ -314,8 +314,6 @@ def _json_value(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -436,4 +436,4 @@ def test_the_load_bench_smoke_mode_runs(run_dir):
     result = subprocess.run([sys.executable, os.path.join(REPO, "bench", "serve_load.py"), "--smoke", "--run",
                              str(run_dir)], capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "| palm serve" in result.stdout and "errors: 0" in result.stdout
+    assert "| palm serve" in result.stdout and "errors: 0" in result.stdout, result.stdout
