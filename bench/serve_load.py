@@ -227,7 +227,8 @@ def row(name: str, result: Dict[str, object]) -> Dict[str, object]:
 
 
 def table(rows: List[Dict[str, object]]) -> str:
-    lines = ["| path | requests | errors | requests/s | sentences/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    lines = ["| path | requests | errors | requests/s | sentences/s | p50 ms | p99 ms |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['path']} | {r['requests']} | {r['errors']} | {r['rps']:.1f} | {r['sps']:.1f} | "
                      f"{r['p50']:.1f} | {r['p99']:.1f} |")
