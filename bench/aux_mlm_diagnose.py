@@ -1,6 +1,6 @@
 """Why does the auxiliary masked LM stall the target in examples/multi-task-aux? (docs/results.md)
 
-    MKL_NUM_THREADS=1 python bench/aux_mlm_diagnose.py --data_dir /work/shared/data/chnsenticorp \\
+    MKL_NUM_THREADS=1 python bench/aux_mlm_diagnose.py --data_dir $PALM_DATA_ROOT/chnsenticorp \\
         --max_train 2000 --epochs 4 --steps 100 --probe_every 25 \\
         --variants "--mode target;--mode aux --mlm_output tied;--mode aux --mlm_output untied"
     python bench/aux_mlm_diagnose.py --plot bench/results/aux_mlm_diagnose.json --runs 'RUN_DIR/*.log' \\

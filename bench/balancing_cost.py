@@ -1,7 +1,7 @@
 """Cost per update of each loss-balancing method (issue 15), side by side in one run.
 
     python bench/balancing_cost.py                                  # generated sample
-    python bench/balancing_cost.py --data_dir ../shared/data/atis   # ATIS
+    python bench/balancing_cost.py --data_dir $PALM_DATA_ROOT/atis   # ATIS
 
 The joint slot + intent model of ``examples/multi-task/run.py`` (small ERNIE from scratch, a CRF
 slot head and an intent head, dropout 0.1) trains on joint batches (``joint=True``: both heads on

@@ -1,6 +1,6 @@
 """paddlepalm vs a plain PyTorch + transformers training script: same model, data and batches.
 
-    python bench/compare_torch.py --data_root ../shared/data --steps 40 --repeats 3
+    python bench/compare_torch.py --data_root $PALM_DATA_ROOT --steps 40 --repeats 3
 
 Needs the optional bench dependencies ``torch`` and ``transformers`` (never used by
 the package). Two workloads:

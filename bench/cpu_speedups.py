@@ -12,7 +12,7 @@ Variants, each adding one change to the one above:
 
 1. before: Paddle's defaults plus the thread count and ``MKL_DEBUG_CPU_TYPE=5`` that
    paddlepalm set from its first release (``MKL_DEBUG_CPU_TYPE`` alone: 2.2x on matmul,
-   measured in ../shared/environment.md);
+   measured on the 2-core AMD EPYC, 62 to 137 GFLOP/s, 2026-11-24; ``bench/mkl_cpu_type.py`` measures it);
 2. + ``FLAGS_use_stride_kernel=0`` (transpose copies instead of a strided view);
 3. + ``CpuLinear`` (GEMM-only linear gradients, bias added in numpy);
 4. + ``CpuDropout`` (numpy mask, also inside multi-head attention, whose mask add moves to numpy);

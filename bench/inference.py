@@ -1,7 +1,7 @@
 """Inference speed of an exported model on raw ATIS sentences, side by side in one run:
 dynamic-graph prediction, the Predictor on Paddle Inference (oneDNN), the Predictor on
-onnxruntime, and PyTorch + transformers eager on a BERT of the same size (``pip install
-paddlepalm[bench]``; its rows are left out without torch).
+onnxruntime, and PyTorch + transformers eager on a BERT of the same size (``pip install -e
+".[bench]"`` in the checkout; its rows are left out without torch).
 
 Two models on one small ERNIE (4 layers, hidden 256, 4 heads, ATIS vocabulary; weights after one
 training step: speed does not depend on them): the joint slot (CRF) + intent model and the intent
@@ -9,15 +9,19 @@ classifier alone. Every path does the whole work from raw text to records: token
 padding, forward, post-processing (softmax, argmax, CRF Viterbi decoding in numpy, slot spans).
 Batch 1: the first N test sentences one at a time; batch 32: the test set in batches of 32. The
 paths take turns call by call (a new random order for each call), in each of several rounds.
+The joint model's dynamic-graph baseline is ``MultiTaskModel.forward_tasks`` (one backbone pass
+for both heads, as the exported program does); the per-task path (the backbone once per task,
+the baseline of runs before) is measured beside it. ``--models joint`` measures one model only.
 
 ``--options`` instead compares Paddle Inference settings on prebuilt reader arrays (oneDNN shape
 cache, lengths padded to buckets, IR passes off, oneDNN off, one thread), interleaved call by
 call, with where the time of a batch-1 ``predict`` goes.
 
-    MKL_DEBUG_CPU_TYPE=5 python bench/inference.py [--rounds 3] [--single 100] [--write]
+    MKL_DEBUG_CPU_TYPE=5 python bench/inference.py [--rounds 3] [--single 100] [--models joint intent] [--write]
     MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --options [--write]
 """
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -35,6 +39,10 @@ from paddlepalm.model import to_tensors  # noqa: E402
 
 DATA = os.environ.get("PALM_DATA_ROOT", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "shared", "data"))
+JOINT_DYGRAPH = "dygraph, one backbone pass (forward_tasks)"
+SAMPLE = ["show me flights from boston to denver", "what is the cheapest fare from dallas to baltimore on friday",
+          "list airlines"]
+MODELS = {"joint": ("joint slot + intent", True), "intent": ("intent classifier", False)}
 SIZE = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
 
 
@@ -79,8 +87,8 @@ def build(work: str, joint: bool):
 
 
 def dygraph_predict(model, readers):
-    """Raw text to per-task results on the dynamic graph, as a user script does (one forward per
-    task: the dynamic graph has no joint forward)."""
+    """Raw text to per-task results on the dynamic graph, one ``model(task, batch)`` per task: the
+    backbone runs once per task (for the joint model, twice per batch)."""
     def predict(texts):
         results = {}
         for task, reader in readers.items():
@@ -90,6 +98,38 @@ def dygraph_predict(model, readers):
             results[task] = model.head_of(task).batch_results({**batch, **outputs})
         return results
     return predict
+
+
+def dygraph_joint_predict(model, readers):
+    """Raw text to per-task results on the dynamic graph with ``MultiTaskModel.forward_tasks``: the
+    backbone runs once per batch and every task's head reads its outputs, as in the exported
+    program. The tasks' readers must give the same backbone inputs (checked on every batch)."""
+    def predict(texts):
+        batches = {task: reader.collate(reader.features_of(texts)) for task, reader in readers.items()}
+        first = next(iter(batches.values()))
+        for task, batch in batches.items():
+            for name in ("token_ids", "segment_ids", "position_ids", "input_mask"):
+                if name in batch and name in first and not np.array_equal(batch[name], first[name]):
+                    raise ValueError(f"task {task}: {name} differs from the first task's; no shared backbone pass")
+        with contextlib.ExitStack() as stack:
+            for task in batches:
+                stack.enter_context(prediction_mode(model, task))
+            outputs = model.forward_tasks({task: to_tensors(batch) for task, batch in batches.items()})
+        return {task: model.head_of(task).batch_results({**batch, **{k: v.numpy() for k, v in outputs[task].items()}})
+                for task, batch in batches.items()}
+    return predict
+
+
+def check_same_results(a, b, texts) -> None:
+    """The two dynamic-graph paths give the same tags and labels (probabilities within 1e-5)."""
+    ra, rb = a(texts), b(texts)
+    for task in ra:
+        for x, y in zip(ra[task], rb[task]):
+            for key in x:
+                if key in ("probs", "logits") or isinstance(x[key], float):
+                    np.testing.assert_allclose(x[key], y[key], atol=1e-5, err_msg=f"{task} {key}")
+                else:
+                    assert x[key] == y[key], (task, key, x[key], y[key])
 
 
 def torch_predict(vocab: str, num_intents: int, num_slots: Optional[int], transitions=None,
@@ -162,7 +202,12 @@ def measure(paths, sentences, batch_size):
 def export_paths(trainer, readers, work: str, name: str):
     """The paths of one model: dygraph, the Predictor on both formats, PyTorch eager."""
     threads = int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
-    paths = {"dygraph": dygraph_predict(trainer.model, readers)}
+    if len(readers) > 1:  # the first path is the baseline of the ratios
+        joint, per_task = dygraph_joint_predict(trainer.model, readers), dygraph_predict(trainer.model, readers)
+        check_same_results(joint, per_task, SAMPLE)
+        paths = {JOINT_DYGRAPH: joint, "dygraph, backbone once per task (before)": per_task}
+    else:
+        paths = {"dygraph": dygraph_predict(trainer.model, readers)}
     target = os.path.join(work, f"{name[:5]}-paddle")
     meta = trainer.export(target)
     paths["Predictor, Paddle Inference (oneDNN)"] = palm.Predictor(target, batch_size=32).predict
@@ -193,15 +238,20 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", type=int, default=100, help="sentences predicted one at a time")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="which models to measure (default: both)")
     parser.add_argument("--options", action="store_true", help="compare Paddle Inference settings instead")
     parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.write and not args.options and set(args.models) != set(MODELS):
+        parser.error("--write replaces the whole section: measure both models (leave out --models)")
+    load_at_start = os.getloadavg()
     sentences = [line.strip() for line in open(os.path.join(DATA, "atis", "test", "seq.in"), encoding="utf-8")]
     work = tempfile.mkdtemp(prefix="palm-bench-inference.")
     if args.options:
         return options(work, sentences, args)
     rows, rates = [], {}
-    for name, joint in (("joint slot + intent", True), ("intent classifier", False)):
+    for name, joint in (MODELS[m] for m in args.models):
         trainer, readers = build(work, joint)
         paths = export_paths(trainer, readers, work, name)
         for path in paths.values():  # warm-up: first runs build oneDNN kernels and caches
@@ -213,7 +263,8 @@ def main(argv=None):
                 for path, (rate, latencies) in measure(paths, texts, batch_size).items():
                     stats[path][batch_size][0].append(rate)
                     stats[path][batch_size][1].extend(latencies)
-        base = {b: np.median(stats["dygraph"][b][0]) for b in (1, 32)}
+        baseline = next(iter(paths))
+        base = {b: np.median(stats[baseline][b][0]) for b in (1, 32)}
         for path in paths:
             cells = []
             for b in (1, 32):
@@ -224,22 +275,28 @@ def main(argv=None):
             rows.append(f"| {name} | {path} | " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
     torch_note = "" if any("PyTorch" in r for r in rows) else (
-        "\nPyTorch + transformers was not installed in this run (`pip install paddlepalm[bench]`), so it "
+        "\nPyTorch + transformers was not installed in this run (`pip install -e \".[bench]\"`), so it "
         "has no row.\n")
-    body = (f"{_conditions()} ERNIE 4 layers x 256 hidden, ATIS vocabulary, max_len 64; raw text in, records "
-            f"out. Batch 1: the first {args.single} ATIS test sentences one at a time; batch 32: the "
+    options = "".join(f" --{k} {v}" for k, v, d in (("rounds", args.rounds, 3), ("single", args.single, 100)) if v != d)
+    if set(args.models) != set(MODELS):
+        options += " --models " + " ".join(args.models)
+    body = (f"{_conditions(load_at_start)} ERNIE 4 layers x 256 hidden, ATIS vocabulary, max_len 64; raw text in, "
+            f"records out. Batch 1: the first {args.single} ATIS test sentences one at a time; batch 32: the "
             f"{len(sentences)} test sentences. The paths take turns call by call (a new random order each call); "
             f"sentences/s: medians over {args.rounds} rounds; latency percentiles over every call of every "
-            "round; ratios against the dynamic graph of the same model in the same run. The dynamic-graph "
-            "joint path runs the backbone once per task (MultiTaskModel has no joint forward yet); the export "
-            "and the PyTorch model run it once. The Predictor's default runs batches of up to 256 token "
-            "positions on a second, one-thread predictor (`small_batch_threads=1`); the row \"N threads for "
+            "round; ratios against the dynamic graph of the same model in the same run: for the joint model the row "
+            f"\"{JOINT_DYGRAPH}\" (`MultiTaskModel.forward_tasks`: the backbone once per batch, both heads on "
+            "its outputs, as in the exported program and the PyTorch model); the row \"dygraph, backbone once "
+            "per task (before)\" is one `model(task, batch)` per task, the baseline of earlier runs. The "
+            "Predictor's default runs batches of up to 256 token positions on a second, one-thread predictor "
+            "(`small_batch_threads=1`); the row \"N threads for "
             "every batch (before)\" is `small_batch_threads=None`, as the Predictor ran before. PyTorch: a "
             "BERT of the same size over the same vocabulary (fast WordPiece), random weights, one encoder pass, "
             "the same numpy Viterbi and span code.\n\n"
             "| model | path | batch 1 sent/s | vs dygraph | p50 ms | p99 ms | batch 32 sent/s | vs dygraph | "
             "p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n" + torch_note +
-            "\n" + goal_check(rates) + "\n\nCommand: `MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --write`.")
+            "\n" + goal_check(rates) + f"\n\nCommand: `MKL_DEBUG_CPU_TYPE=5 python bench/inference.py{options}" +
+            (" --write" if args.write else "") + "`.")
     print(body)
     if args.write:
         from report import update_section
@@ -253,7 +310,11 @@ def goal_check(rates) -> str:
     for model in dict.fromkeys(m for m, _, _ in rates):
         for b in (1, 32):
             ours = rates[model, "Predictor, Paddle Inference (oneDNN)", b]
-            text = f"{ours / rates[model, 'dygraph', b]:.2f}x the dynamic graph ({'met' if ours >= 3 * rates[model, 'dygraph', b] else 'not met'})"
+            dygraph = next(r for (m, p, bb), r in rates.items() if m == model and bb == b and p.startswith("dygraph"))
+            text = f"{ours / dygraph:.2f}x the dynamic graph ({'met' if ours >= 3 * dygraph else 'not met'})"
+            before = rates.get((model, "dygraph, backbone once per task (before)", b))
+            if before:
+                text += f" ({ours / before:.2f}x the per-task dynamic-graph path of earlier runs)"
             torch = {p: r for (m, p, bb), r in rates.items() if m == model and bb == b and p.startswith("PyTorch")}
             if torch:
                 text += "; " + ", ".join(f"{ours / r:.2f}x PyTorch eager on {p.rsplit(', ', 1)[1]}" for p, r in torch.items())
@@ -262,10 +323,12 @@ def goal_check(rates) -> str:
     return "\n".join(lines)
 
 
-def _conditions() -> str:
+def _conditions(load_at_start=None) -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; load average at the end {load} (other jobs shared "
-            f"the cores: figures of separate runs differ by up to 2x, the ratios less); MKL_DEBUG_CPU_TYPE="
+    if load_at_start is not None:
+        load = ", ".join(f"{x:.1f}" for x in load_at_start) + f" at the start, {load}"
+    return (f"Machine: {_machine()}; CPU flags: {cpu_flags()}; load average (1, 5, 15 min) {load} at the end (other "
+            f"jobs shared the cores: figures of separate runs differ by up to 2x, the ratios less); MKL_DEBUG_CPU_TYPE="
             f"{os.environ.get('MKL_DEBUG_CPU_TYPE', 'unset')}.")
 
 

@@ -1,6 +1,6 @@
 """Resident memory over a long multi-task run: does it stay flat?
 
-    python bench/memory.py --data_root ../shared/data --steps 5000
+    python bench/memory.py --data_root $PALM_DATA_ROOT --steps 5000
 
 ATIS slot filling (CRF) + intent classification 1:1 on one ERNIE backbone (2 layers,
 hidden 128, 2 heads; the vocabulary of bench/compare_torch.py, which prepares the

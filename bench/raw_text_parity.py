@@ -10,7 +10,7 @@ of the test file). Every stdout line of both commands must parse as JSON.
 
     python bench/raw_text_parity.py --run runs/resume                      # a trained run
     python bench/raw_text_parity.py --config examples/configs/zh-ner.yaml \\
-        -o prepare.source=../shared/data/resume_ner -o train.epochs=1 --work /tmp/parity   # train first
+        -o prepare.source=$PALM_DATA_ROOT/resume_ner -o train.epochs=1 --work /tmp/parity   # train first
     python bench/raw_text_parity.py --smoke                                # seconds: the generated sample
 """
 import argparse

@@ -1,6 +1,6 @@
 """How much faster the readers produce batches than training consumes them.
 
-    python bench/reader_speed.py --data_root ../shared/data
+    python bench/reader_speed.py --data_root $PALM_DATA_ROOT
 
 For ChnSentiCorp (``ClassifyReader``, max length 128) and ATIS slots
 (``SequenceLabelReader``, max length 64), batch 32: batches/s of ``iter_epoch``

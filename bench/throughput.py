@@ -1,7 +1,7 @@
 """Training samples/s of a single-task Trainer vs MultiHeadTrainer on the same model and data.
 
     python bench/throughput.py                                  # generated sample
-    python bench/throughput.py --data_dir ../shared/data/atis   # ATIS intents
+    python bench/throughput.py --data_dir $PALM_DATA_ROOT/atis   # ATIS intents
 
 Both runs train ``Classify`` on the same intent file with the same backbone
 config and batch size; the multi-task run has two such tasks (so its step does

@@ -16,7 +16,7 @@ Tokenization is the training reader's own (rebuilt from ``palm_meta.json``: clas
 the copied vocabulary); post-processing is the head's own (``batch_results`` /
 ``epoch_postprocess``). Inputs are sorted by length into batches and the results come back in
 input order. Paddle models run on ``paddle.inference`` (oneDNN on CPU, the GPU when there is
-one); ONNX models on onnxruntime (``pip install paddlepalm[onnx]``).
+one); ONNX models on onnxruntime (``pip install -e ".[onnx]"`` in the checkout).
 
 Inputs per head: a string (``Classify``, ``SequenceLabel``), a ``(text_a, text_b)`` pair (``Match``;
 ``Classify`` of pairs), a ``(question, context)`` pair or ``{"question", "context"}`` dict (``MRC``,
@@ -157,7 +157,7 @@ class _OnnxRunner:
         try:
             import onnxruntime
         except ImportError:
-            raise ImportError("an ONNX export runs on onnxruntime: pip install paddlepalm[onnx] "
+            raise ImportError("an ONNX export runs on onnxruntime: pip install -e \".[onnx]\" in the paddlepalm checkout "
                               "(or pip install onnxruntime)") from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads

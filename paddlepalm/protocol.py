@@ -437,31 +437,77 @@ class Runner:
                 f"mean {statistics.mean(diffs):+.2f}")
 
     def plot(self, path: str) -> None:
+        """Write :meth:`figure` as a PNG."""
+        import matplotlib.pyplot as plt
+
+        fig = self.figure()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        plt.close(fig)
+
+    def figure(self):
+        """One panel per task: per setting a bar at the mean test score over the seeds, an error bar
+        of ± one sample standard deviation and a dot per seed; a legend says so. A panel's y axis
+        starts 5 points below its lowest seed, rounded down (at 0 when that is below 0); an axis
+        that does not start at 0 says so in its label ("axis from 78") and has a break mark at its
+        foot, since its bars are then cut too."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
 
+        single_color, multi_color = "#bbbbbb", "#4c72b0"
         settings = self.settings()
         tasks = list(dict.fromkeys(t for _, per_task in settings for t in per_task))
-        fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 4.2), squeeze=False)
+        seed_counts, colors = set(), set()
         for ax, task in zip(axes[0], tasks):
             names = [n for n, per_task in settings if per_task.get(task)]
+            lowest = None
             for x, name in enumerate(names):
                 values = [100 * self.score(r, task) for r in dict(settings)[name][task]]
-                ax.bar(x, statistics.mean(values), yerr=_std(values), color="#bbbbbb" if name.startswith("single")
-                       else "#4c72b0", capsize=3)
+                color = single_color if name.startswith("single") else multi_color
+                ax.bar(x, statistics.mean(values), yerr=_std(values), color=color, capsize=3)
                 ax.plot([x] * len(values), values, "k.", markersize=4)
+                seed_counts.add(len(values))
+                colors.add(color)
+                lowest = min(values) if lowest is None else min(lowest, *values)
             ax.set_xticks(range(len(names)))
             ax.set_xticklabels(names, rotation=35, ha="right", fontsize=7)
-            low = min(100 * self.score(r, task) for n in names for r in dict(settings)[n][task])
-            ax.set_ylim(max(0, low - 5), None)
-            ax.set_title(f"{task} ({self._metric_name(settings, task)}, test %)", fontsize=9)
+            metric = self._metric_name(settings, task)
+            bottom = max(0.0, float(int(lowest - 5)))  # lowest - 5 >= 0 here, so int() rounds down
+            ax.set_ylim(bottom, None)
+            if bottom > 0:
+                ax.set_ylabel(f"{metric}, test % (axis from {bottom:g})", fontsize=8)
+                _break_mark(ax)
+            else:
+                ax.set_ylabel(f"{metric}, test %", fontsize=8)
+            ax.set_title(f"{task} ({metric}, test %)", fontsize=9)
+        seeds = "/".join(str(n) for n in sorted(seed_counts))
+        handles = [Patch(color=multi_color, label="bar: mean over seeds (multi-task setting)")]
+        if single_color in colors:
+            handles.append(Patch(color=single_color, label="bar: mean over seeds (task alone)"))
+        if multi_color not in colors:
+            handles.pop(0)
+        handles += [Line2D([], [], color="k", marker="_", markersize=10, linestyle="-", linewidth=1,
+                           label="error bar: ± sample std over seeds"),
+                    Line2D([], [], color="k", marker=".", markersize=6, linestyle="None",
+                           label=f"dot: one seed ({seeds} seeds)")]
+        columns = len(handles) if len(tasks) > 2 else 2
+        rows = -(-len(handles) // columns)
+        fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
         fig.suptitle(self.protocol.title or os.path.basename(self.protocol.path), fontsize=10)
-        fig.tight_layout()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
+        fig.tight_layout(rect=(0, 0.045 * rows + 0.01, 1, 1))
+        return fig
+
+
+def _break_mark(ax) -> None:
+    """Two short slanted strokes across the foot of the y axis: the axis does not start at 0."""
+    for dy in (-0.012, 0.012):
+        ax.plot([-0.025, 0.025], [0.0 + dy - 0.01, 0.0 + dy + 0.01], transform=ax.transAxes, color="k",
+                linewidth=1, clip_on=False, gid="axis-break")
 
 
 def _std(values: Sequence[float]) -> float:

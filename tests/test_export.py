@@ -23,7 +23,7 @@ try:
 except ImportError:
     HAVE_ORT = False
 needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime or paddle2onnx not installed "
-                                                    "(pip install paddlepalm[onnx])")
+                                                    "(pip install -e \".[onnx]\")")
 
 
 @pytest.fixture(scope="module")

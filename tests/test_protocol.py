@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from paddlepalm import protocol
@@ -89,6 +90,42 @@ def test_report_verdicts_follow_the_spread_rule(tmp_path):
     assert "a +3.00 (beyond spread); b -1.00 (within spread); worst task: b (-1.00)" in text
     runner.plot(str(tmp_path / "fig.png"))
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_figure_says_what_it_draws_and_where_its_axis_starts(tmp_path):
+    import matplotlib.pyplot as plt
+
+    path = write_protocol(tmp_path / "p.yaml", {"mix": {}}, seeds=(1, 2, 3), match=("updates",))
+    runner = protocol.Runner(protocol.load_protocol(str(path)), str(tmp_path / "work"))
+    # task a near 80%: a cut axis; task b near 3%: the axis starts at 0
+    multi = {1: (0.80, 0.03), 2: (0.81, 0.05), 3: (0.79, 0.04)}
+    single = {1: (0.77, 0.02), 2: (0.775, 0.04), 3: (0.765, 0.03)}
+    for seed in (1, 2, 3):
+        runner._store(runner.multi_key("mix", seed), fake_record("multi", "mix", seed, dict(zip("ab", multi[seed]))))
+        for task, value in zip("ab", single[seed]):
+            runner._store(runner.single_key(task, 10, seed), fake_record("single", task, seed, {task: value}))
+    fig = runner.figure()
+    try:
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        assert any("mean over seeds" in t for t in labels), labels
+        assert any("std over seeds" in t for t in labels), labels
+        assert any("one seed" in t and "3 seeds" in t for t in labels), labels
+        cut, zero = fig.axes[:2]
+        # lowest seed 76.5, less 5, rounded down: the axis starts at 71 and says so, with a break mark
+        assert cut.get_ylim()[0] == 71 and "axis from 71" in cut.get_ylabel()
+        assert any(line.get_gid() == "axis-break" for line in cut.lines)
+        assert zero.get_ylim()[0] == 0 and "axis from" not in zero.get_ylabel()
+        assert not any(line.get_gid() == "axis-break" for line in zero.lines)
+        # a bar per setting at the mean, its error bar the sample std, a dot per seed
+        bars = [p for p in cut.patches]
+        assert [round(b.get_height(), 6) for b in bars] == [77.0, 80.0]
+        errorbars = [c for c in cut.containers if type(c).__name__ == "ErrorbarContainer"]
+        spans = [c.lines[2][0].get_segments()[0][:, 1] for c in errorbars]
+        assert [list(np.round(y, 6)) for y in spans] == [[76.5, 77.5], [79.0, 81.0]]  # stds 0.5 and 1.0
+        dots = [line for line in cut.lines if line.get_marker() == "."]
+        assert sorted(y for line in dots for y in line.get_ydata()) == pytest.approx([76.5, 77, 77.5, 79, 80, 81])
+    finally:
+        plt.close(fig)
 
 
 def test_bad_protocol_files_name_the_line(tmp_path):

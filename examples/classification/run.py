@@ -1,7 +1,7 @@
 """Chinese sentiment classification (ChnSentiCorp) with paddlepalm.
 
     python examples/classification/run.py                                          # generated sample
-    python examples/classification/run.py --data_dir ../shared/data/chnsenticorp   # ChnSentiCorp
+    python examples/classification/run.py --data_dir $PALM_DATA_ROOT/chnsenticorp   # ChnSentiCorp
 
 ChnSentiCorp's test split has no labels, so the last ``--dev_size`` training
 examples are held out for evaluation during training (best checkpoint, early

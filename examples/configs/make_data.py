@@ -4,7 +4,7 @@
 
 ``palm train examples/configs/EXAMPLE.yaml -s RUN_DIR`` runs this once (its ``prepare`` key),
 into ``RUN_DIR/data``: the generated sample by default, or the real data set in ``--source``
-(``-o prepare.source=../shared/data/atis``). Each example converts its data as its ``run.py``
+(``-o prepare.source=$PALM_DATA_ROOT/atis``). Each example converts its data as its ``run.py``
 does (``prepare()``, ``prepare_data.convert``...), so the config trains on the same files.
 """
 import argparse

@@ -2,7 +2,7 @@
 character embedding, with or without frozen ELMo features concatenated to it.
 
     python examples/elmo-transfer/run.py                                   # generated sample, quick
-    MKL_NUM_THREADS=1 python examples/elmo-transfer/run.py --data_root ../shared/data --seeds 1,2,3
+    MKL_NUM_THREADS=1 python examples/elmo-transfer/run.py --data_root $PALM_DATA_ROOT --seeds 1,2,3
 
 Data: Weibo NER, revised release (``<data_root>/weibo_ner/weiboNER_2nd_conll.{train,test}``:
 one character, its jieba-position digit and its BIO tag per line, blank lines

@@ -1,8 +1,8 @@
 """Chinese question matching (AFQMC, pointwise) with paddlepalm; LCQMC as an out-of-domain check.
 
     python examples/matching/run.py                                   # generated sample
-    python examples/matching/run.py --data_dir ../shared/data/afqmc \\
-        --ood_dir ../shared/data/lcqmc                                 # AFQMC, plus LCQMC dev/test
+    python examples/matching/run.py --data_dir $PALM_DATA_ROOT/afqmc \\
+        --ood_dir $PALM_DATA_ROOT/lcqmc                                 # AFQMC, plus LCQMC dev/test
 
 AFQMC's test split has no labels: the last ``--dev_size`` training pairs are
 held out for evaluation during training and AFQMC's dev split is reported as the

@@ -1,8 +1,8 @@
 """Chinese extractive reading comprehension (CMRC 2018) with paddlepalm.
 
     python examples/mrc/run.py                                           # generated sample
-    python examples/mrc/run.py --data_dir ../shared/data/cmrc2018        # CMRC 2018 (trial + dev)
-    python examples/mrc/run.py --data_dir ../shared/data/drcd            # DRCD (traditional Chinese)
+    python examples/mrc/run.py --data_dir $PALM_DATA_ROOT/cmrc2018        # CMRC 2018 (trial + dev)
+    python examples/mrc/run.py --data_dir $PALM_DATA_ROOT/drcd            # DRCD (traditional Chinese)
 
 CMRC 2018's training split is not available here, so the articles of
 ``cmrc2018_dev.json`` are split by position: the first ``--train_part`` (default

@@ -2,7 +2,7 @@
 
     python examples/multi-task-aux/run.py                                   # generated sample, target + aux
     python examples/multi-task-aux/run.py --mode target                     # the target task alone
-    python examples/multi-task-aux/run.py --data_dir ../shared/data/chnsenticorp --max_train 2000
+    python examples/multi-task-aux/run.py --data_dir $PALM_DATA_ROOT/chnsenticorp --max_train 2000
 
 The target is ChnSentiCorp sentiment classification (``reader.ClassifyReader`` +
 ``head.Classify``). With ``--mode aux`` a second task, masked LM (``reader.MaskLMReader`` +

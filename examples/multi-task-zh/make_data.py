@@ -1,6 +1,6 @@
 """A Chinese four-task mixture for the sampling-schedule and loss-balancing comparisons.
 
-    python examples/multi-task-zh/make_data.py --out DIR --source ../shared/data   # the real data sets
+    python examples/multi-task-zh/make_data.py --out DIR --source $PALM_DATA_ROOT   # the real data sets
     python examples/multi-task-zh/make_data.py --out DIR                           # a generated sample
 
 ``examples/configs/zh-mixture.yaml`` trains on what this writes (``make_data.py zh-mixture`` in its

@@ -1,7 +1,7 @@
 """Joint slot filling + intent detection with paddlepalm (PALM's multi-task example).
 
     python examples/multi-task/run.py                                  # bundled generated sample
-    python examples/multi-task/run.py --data_dir ../shared/data/atis   # ATIS (or snips)
+    python examples/multi-task/run.py --data_dir $PALM_DATA_ROOT/atis   # ATIS (or snips)
     python examples/multi-task/run.py --mode slot                      # one task alone
     python examples/multi-task/run.py --mode alternating               # PALM's one task per step
                                                                        # (default: joint batches)

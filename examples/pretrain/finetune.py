@@ -3,7 +3,7 @@ sentence classification and report dev accuracy.
 
     python examples/pretrain/finetune.py --pretrain pretrain_models/electra-zh-tiny      # generated sample
     python examples/pretrain/finetune.py --pretrain pretrain_models/electra-zh-tiny \
-        --data_dir ../shared/data/chnsenticorp --train_examples 4000
+        --data_dir $PALM_DATA_ROOT/chnsenticorp --train_examples 4000
     python examples/pretrain/finetune.py --pretrain pretrain_models/electra-zh-tiny --no_load ...  # same model, random init
 
 The backbone kind, its config and the vocabulary come from the --pretrain folder

@@ -1,7 +1,7 @@
 """Chinese named-entity recognition (MSRA NER) with paddlepalm's CRF sequence labeling head.
 
     python examples/tagging/run.py                                            # generated sample
-    python examples/tagging/run.py --data_dir ../shared/data/msra_ner         # MSRA.zip, read in place
+    python examples/tagging/run.py --data_dir $PALM_DATA_ROOT/msra_ner         # MSRA.zip, read in place
 
 MSRA's ``word/tag`` lines (tags o, nr, ns, nt) become per-character BIO tags
 (PER, LOC, ORG). MSRA has no dev split: the last ``--dev_size`` training

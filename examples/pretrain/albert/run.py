@@ -2,7 +2,7 @@
 whole-word masking from jieba segmentation (labels are the original characters), LAMB.
 
     python examples/pretrain/albert/run.py                       # generated sample corpus, 1 CPU-minute
-    python examples/pretrain/albert/run.py --data_dir ../shared/data/zh_raw_corpus --cpu_minutes 8 \
+    python examples/pretrain/albert/run.py --data_dir $PALM_DATA_ROOT/zh_raw_corpus --cpu_minutes 8 \
         --output pretrain_models/albert-zh-tiny                  # the shipped checkpoint
 
 The layers are shared (``num_hidden_groups=1``) and embeddings factorized

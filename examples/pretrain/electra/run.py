@@ -1,7 +1,7 @@
 """Pretrain a small Chinese ELECTRA (or, for comparison, the same backbone with masked LM).
 
     python examples/pretrain/electra/run.py                      # generated sample corpus, 1 minute
-    python examples/pretrain/electra/run.py --data_dir ../shared/data/zh_raw_corpus --cpu_minutes 8 \
+    python examples/pretrain/electra/run.py --data_dir $PALM_DATA_ROOT/zh_raw_corpus --cpu_minutes 8 \
         --output pretrain_models/electra-zh-tiny                 # the shipped checkpoint
     python examples/pretrain/electra/run.py --objective mlm ...  # masked-LM baseline, same backbone
 

@@ -1,7 +1,7 @@
 """Pretrain a small ELMo biLM (character-level Chinese) with paddlepalm.
 
     python examples/pretrain/elmo/run.py                        # generated sample corpus, about a minute
-    MKL_NUM_THREADS=1 python examples/pretrain/elmo/run.py --data_root ../shared/data --minutes 20 \\
+    MKL_NUM_THREADS=1 python examples/pretrain/elmo/run.py --data_root $PALM_DATA_ROOT --minutes 20 \\
         --save_to pretrain_models/elmo-zh-tiny                  # zh_raw_corpus, the shipped checkpoint
 
 Every Chinese character is a token (``tokenizer='char'``), so the biLM lines up
