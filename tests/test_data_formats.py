@@ -73,10 +73,11 @@ def test_columns_rename_fields_and_csv_records_may_span_lines(files):
     path = write(tmp / "reviews.csv", 'id,review,cat\n1,"show me\nflights",flight\n2,"cheap, fares",airfare\n'
                                       "3,to boston,flight\n4,a,b,c\n")
     reader = palm.reader.ClassifyReader(vocab, 32, label_map_config=classes)
-    message = error_of(lambda: reader.load_data(path, 1, file_format="csv", columns={"text_a": "review", "label": "cat"}))
+    renamed = {"text_a": "review", "label": "cat"}
+    message = error_of(lambda: reader.load_data(path, 1, file_format="csv", columns=renamed))
     assert message.startswith(f"{path}:6:") and "expected 3 comma-separated columns" in message  # record 2 spans 2-3
     write(tmp / "reviews.csv", 'id,review,cat\n1,"show me\nflights",flight\n2,"cheap, fares",airfare\n')
-    reader.load_data(path, 1, file_format="csv", columns={"text_a": "review", "label": "cat"})
+    reader.load_data(path, 1, file_format="csv", columns=renamed)
     assert [f["label"] for f in reader._features] == [0, 1] and [f["line"] for f in reader._features] == [2, 4]
     with pytest.raises(ValueError, match="unknown field 'txt'"):
         reader.load_data(path, 1, file_format="csv", columns={"txt": "review"})
@@ -201,7 +202,8 @@ def test_class_id_outside_the_head_is_unseen_in_eval_data_and_an_error_in_traini
 
 def test_unseen_tag_is_a_false_negative_and_refused_on_request(files, capsys):
     tmp, vocab, tags, _ = files
-    path = write(tmp / "dev.tsv", "text_a\tlabel\nto\x02boston\tO\x02B-city\nto\x02new\x02york\tO\x02B-state\x02I-state\n")
+    path = write(tmp / "dev.tsv", "text_a\tlabel\nto\x02boston\tO\x02B-city\n"
+                                  "to\x02new\x02york\tO\x02B-state\x02I-state\n")
     reader = palm.reader.SequenceLabelReader(vocab, 32, tags, phase="eval")
     reader.load_data(path, 2)
     assert reader.unseen_labels == 2 and reader._features[1]["labels"] == [0, -1, -1]
@@ -300,7 +302,8 @@ def test_conll_with_intent_lines_bioes_and_a_bad_line_each(tmp_path):
     prepared = prepare("conll", str(src), str(tmp_path / "out"))
     out = tmp_path / "out"
     assert prepared.tag_classes == 5 and prepared.label_classes == 2 and prepared.splits["dev"]["unseen_tags"] == 1
-    assert (out / "labels" / "train.tsv").read_text().splitlines()[1:] == ["phone_call\t打 给 妈 妈", "music_play\t听 晴 天"]
+    assert (out / "labels" / "train.tsv").read_text().splitlines()[1:] == ["phone_call\t打 给 妈 妈",
+                                                                         "music_play\t听 晴 天"]
     assert (out / "tags" / "train.tsv").read_text().splitlines()[2] == "听\x02晴\x02天\tO\x02B-song\x02E-song"
     for lines, line, problem in [
         (["打 O", "给 PER", "phone_call"], 2, "tag 'PER' is not O or B-, I-, E-, S-, M- and a type"),
@@ -334,7 +337,7 @@ def test_clue_json_classification_and_cluener_and_a_bad_line_each(tmp_path):
     prepared = prepare("clue_json", str(src), str(tmp_path / "out"))
     assert list(prepared.splits) == ["train", "dev"] and prepared.splits["dev"]["unseen_labels"] == 1
     assert json.loads((tmp_path / "out" / "labels" / "label_map.json").read_text()) == {"101": 0, "102": 1}
-    assert (tmp_path / "out" / "word_vocab.txt").read_text().split()[3:] == ["北", "京", "天", "气", "上", "海", "房", "价"]
+    assert (tmp_path / "out" / "word_vocab.txt").read_text().split()[3:] == list("北京天气上海房价")
     ner = tmp_path / "cluener"
     _lines(str(ner / "train.json"), [json.dumps({"text": "去北京市", "label": {"city": {"北京市": [[1, 3]]}}})])
     prepare("clue_json", str(ner), str(tmp_path / "ner_out"))
@@ -344,7 +347,8 @@ def test_clue_json_classification_and_cluener_and_a_bad_line_each(tmp_path):
     for line, problem in [
         (json.dumps({"text": "去北京市", "label": {"city": {"北京": [[2, 3]]}}}),
          "entity '北京' at [2, 3] does not match the text there, '京市'"),
-        (json.dumps({"text": "去北京", "label": {"city": {"北京": [[1, 5]]}}}), "offsets [1, 5] are not [start, end]"),
+        (json.dumps({"text": "去北京", "label": {"city": {"北京": [[1, 5]]}}}),
+         "offsets [1, 5] are not [start, end]"),
         ('{"text": "去北京", "label": ', "invalid JSON at column"),
     ]:
         _lines(path, [json.dumps({"text": "去", "label": {}}), line])

@@ -17,7 +17,8 @@ VALUES = {"song": ["晴天", "稻香", "青花瓷", "小幸运"], "singer": ["�
           "place": ["火车站", "机场", "人民公园", "西湖"], "time": ["七点", "八点半", "六点"],
           "contact": ["妈妈", "张三", "李老师"], "airline": ["国航", "东航", "南航"]}
 TEMPLATES = [
-    ("music_play", "播放{singer}的{song}"), ("music_play", "我想听{song}"), ("music_play", "来一首{singer}的歌"),
+    ("music_play", "播放{singer}的{song}"), ("music_play", "我想听{song}"),
+    ("music_play", "来一首{singer}的歌"),
     ("weather_query", "{date}{city}天气怎么样"), ("weather_query", "{city}{date}会下雨吗"),
     ("navigation", "导航去{place}"), ("navigation", "从这里到{place}怎么走"),
     ("alarm_set", "{date}{time}叫我起床"), ("alarm_set", "定一个{time}的闹钟"),

@@ -107,6 +107,8 @@ def read_rows(source: Source, fields: Fields, required: Required, file_format: O
         path = os.fspath(source)
         raw = _file_rows(path, resolve_format(path, file_format), fields, required, names)
     elif _is_dataset(source):
+        if isinstance(source, Mapping):
+            raise TypeError(f"a datasets.DatasetDict of splits {list(source)}: give one split, e.g. data['train']")
         raw = _dataset_rows(source, fields, names)
     elif isinstance(source, (bytes, Mapping)) or not isinstance(source, Iterable):
         raise TypeError(f"expected a file path, a list of dicts or a datasets.Dataset, got {type(source).__name__}")
