@@ -16,7 +16,8 @@
   thread per core whose spin-waiting takes the core MKL computes on: a training step
   1.09x slower (bench/cpu_speedups.py). ``OPENBLAS_NUM_THREADS`` defaults to 1 (set through the library when
   numpy was imported first).
-* Known third-party import-time warnings are silenced narrowly, by message.
+* Known third-party warnings that tell the user nothing (import-time notices, Paddle's
+  export tracing) are silenced narrowly, by message.
 
 A variable the user already set is never overridden.
 """
@@ -32,6 +33,8 @@ _QUIET_WARNINGS = (
     r".*pkg_resources is deprecated.*",
     r".*distutils Version classes are deprecated.*",
     r".*`pydantic.config.Extra` is deprecated.*",
+    # Paddle's own dy2static tracing reads Tensor.place while exporting (paddle/pir/math_op_patch.py)
+    r".*do not have 'place' interface for pir graph mode.*",
 )
 
 

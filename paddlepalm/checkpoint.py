@@ -128,6 +128,25 @@ def replace_directory(new: str, target: str) -> None:
     fileio._fsync_dir(os.path.dirname(os.path.abspath(target)))
 
 
+def older_steps(parent: str, kind: str, step: int, keep: int) -> List[str]:
+    """The ``{kind}.step{N}`` folders of ``parent`` with N < ``step``, but the newest ``keep``:
+    what rotation deletes after saving ``step``."""
+    pattern = re.compile(rf"^{re.escape(kind)}\.step(\d+)$")
+    steps = sorted((int(m.group(1)), name) for name in os.listdir(parent) if (m := pattern.match(name))
+                   and int(m.group(1)) < step and os.path.isdir(os.path.join(parent, name)))
+    return [os.path.join(parent, name) for _, name in steps[:max(len(steps) - keep, 0)]]
+
+
+def remove_directory(directory: str) -> None:
+    """Delete ``directory``: renamed to a temporary name first, so that a kill during the
+    deletion leaves no half-deleted checkpoint under its name (:func:`recover` removes the rest)."""
+    parent, base = os.path.split(os.path.abspath(directory))
+    doomed = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+    os.rmdir(doomed)
+    os.rename(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def recover(parent: str) -> List[str]:
     """Clean what kills leave in ``parent``: temporary ``.<name>.tmp-*`` directories are
     removed, and an ``.<name>.old-*`` aside copy is renamed back where ``<name>`` is

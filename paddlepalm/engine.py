@@ -13,6 +13,7 @@ import paddle
 from paddlepalm import checkpoint, distributed
 from paddlepalm.balancing.base_balancer import Balancer
 from paddlepalm.balancing.static import Static
+from paddlepalm.inference import verify_export
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.sinks import Sinks
 from paddlepalm.utils import rng
@@ -30,20 +31,23 @@ class Saver:
     save_path: str
     save_steps: int
     save_types: Sequence[str] = ("ckpt",)
+    keep_last: Optional[int] = None  # keep the newest N ckpt.step / pred.step folders (None: all)
     last_saved_step: int = -1
     last_checkpoint: Optional[str] = None
     # writes the inference model of 'predict' saves: exporter(directory, weights or None)
     exporter: Optional[Callable[[str, Optional[Dict]], None]] = None
 
     @classmethod
-    def parse(cls, save_path: str, save_steps: int, save_type: str) -> "Saver":
+    def parse(cls, save_path: str, save_steps: int, save_type: str, keep_last: Optional[int] = None) -> "Saver":
         types = [t.strip() for t in save_type.split(",") if t.strip()]
         unknown = [t for t in types if t not in ("ckpt", "predict")]
         if unknown or not types:
             raise ValueError(f"save_type must be 'ckpt', 'predict' or 'ckpt,predict', got {save_type!r}")
         if isinstance(save_steps, bool) or not isinstance(save_steps, int) or save_steps <= 0:
             raise ValueError(f"save_steps must be a positive integer, got {save_steps!r}")
-        return cls(save_path, int(save_steps), tuple(types))
+        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
+            raise ValueError(f"keep_last must be a positive integer or None (keep all), got {keep_last!r}")
+        return cls(save_path, int(save_steps), tuple(types), keep_last)
 
     def save(self, step: int, model: MultiTaskModel, optimizer, state: Dict) -> List[str]:
         """Rank 0 writes; the other ranks hold identical parameters and write nothing.
@@ -60,10 +64,30 @@ class Saver:
                                               state, extra, rng_state=rng.capture(model))
             written.append(path)
             self.last_checkpoint = path
+            self._rotate("ckpt", step, checkpoint.verify)
         if "predict" in self.save_types:
             weights = ema.averaged_state_dict(model) if ema is not None else None
-            written.extend(self._export(os.path.join(self.save_path, f"pred.step{step}"), weights))
+            exported = self._export(os.path.join(self.save_path, f"pred.step{step}"), weights)
+            written.extend(exported)
+            if exported:
+                self._rotate("pred", step, verify_export)
         return written
+
+    def _rotate(self, kind: str, step: int, verify: Callable[[str], None]) -> None:
+        """With ``keep_last``: once ``{kind}.step{step}`` verifies, delete the ones older than the
+        newest ``keep_last`` (``best/`` and folders of later steps are never touched)."""
+        if self.keep_last is None:
+            return
+        newest = os.path.join(self.save_path, f"{kind}.step{step}")
+        try:
+            verify(newest)
+        except (checkpoint.CheckpointError, OSError, ValueError) as error:
+            print(f"warning: {newest} does not verify ({error}): no older {kind}.step folder deleted",
+                  file=sys.stderr, flush=True)
+            return
+        for path in checkpoint.older_steps(self.save_path, kind, step, self.keep_last - 1):
+            checkpoint.remove_directory(path)
+            log(f"deleted {path} (keeping the newest {self.keep_last})")
 
     def _export(self, directory: str, weights: Optional[Dict]) -> List[str]:
         """PALM's ``pred.step{N}``: an inference model (paddlepalm/export.py). A failed export is
@@ -82,14 +106,14 @@ class Saver:
 
 
 def _print(message: str) -> None:
-    print(message, flush=True)
+    print(message, file=sys.stderr, flush=True)
 
 
 _echo: Callable[[str], None] = _print  # a progress bar swaps in tqdm.write while it is shown (see sinks.py)
 
 
 def log(message: str) -> None:
-    """Print on rank 0 only."""
+    """Print a progress or log line on rank 0 only, to stderr (stdout carries results only)."""
     if distributed.is_main():
         _echo(message)
 

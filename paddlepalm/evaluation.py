@@ -107,6 +107,13 @@ _DEFAULTS = {"Classify": (["accuracy", "macro_f1"], "accuracy"), "Match": (["acc
              "SequenceLabel": (["chunk_f1"], "entity_f1"), "MRC": (["mrc"], "f1")}
 
 
+def score_names(spec: Optional[Sequence[str]], head_kind: str) -> List[str]:
+    """The scores that the metrics named in ``spec`` report (None: the defaults of a ``head_kind``
+    head; empty when it has none): what a target metric may be."""
+    names = (_DEFAULTS[head_kind][0] if head_kind in _DEFAULTS else []) if spec is None else spec
+    return [score for name in names if name in METRICS for score in METRICS[name]().names]
+
+
 def build_metrics(spec: Union[None, str, Metric, Sequence[Union[str, Metric]]], head) -> List[Metric]:
     if spec is None:
         kind = type(head).__name__

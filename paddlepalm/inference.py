@@ -1,5 +1,9 @@
 """``Predictor``: an exported model (``trainer.export``, ``pred.step{N}/``) on raw text.
 
+A folder of single-task exports, such as a ``MultiHeadTrainer``'s ``pred.step{N}/<task>/``,
+loads as one predictor over all its tasks (each task's model runs on every input; a
+``MultiHeadTrainer.export`` folder runs the backbone once for all of them).
+
 ::
 
     predictor = paddlepalm.Predictor("outputs/joint")
@@ -14,9 +18,12 @@ the copied vocabulary); post-processing is the head's own (``batch_results`` /
 input order. Paddle models run on ``paddle.inference`` (oneDNN on CPU, the GPU when there is
 one); ONNX models on onnxruntime (``pip install paddlepalm[onnx]``).
 
-Inputs per head: a string (``Classify``, ``SequenceLabel``: words split at whitespace), a
-``(text_a, text_b)`` pair (``Match``; ``Classify`` of pairs), a ``(question, context)`` pair or
-``{"question", "context"}`` dict (``MRC``, exported alone). An empty list gives an empty list;
+Inputs per head: a string (``Classify``, ``SequenceLabel``), a ``(text_a, text_b)`` pair (``Match``;
+``Classify`` of pairs), a ``(question, context)`` pair or ``{"question", "context"}`` dict (``MRC``,
+exported alone). Raw text is split by the model's own tokenizer (paddlepalm/reader/segmentation.py:
+Chinese needs no spaces); ``predict(..., pretokenized=True)`` takes lists of tokens instead. A
+tagger's result has one tag per ``tokens`` entry and entity ``spans`` as character offsets into
+the raw text. An empty list gives an empty list;
 an input of another type is a ``TypeError``; a too long input is cut to the reader's ``max_len``
 and its record has ``"truncated": True`` (a CRF tagger gives the cut words the ``O`` tag).
 """
@@ -25,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from paddlepalm.head.seq_label import entity_spans  # noqa: F401  (public here since the first release)
 from paddlepalm.utils.fileio import read_json
 
 META_FILE = "palm_meta.json"
@@ -41,8 +49,10 @@ def read_meta(path: str) -> Dict[str, Any]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no exported model at {path} (not a directory)")
     if not os.path.isfile(meta_path):
+        folders = task_folders(path)
         raise ModelFolderError(f"{path} has no {META_FILE}: not a paddlepalm export (trainer.export, "
-                               "set_saver(save_type='predict'))")
+                               "set_saver(save_type='predict'))" + (f"; folders found: {', '.join(folders)}"
+                                                                    if folders else ""))
     meta = read_json(meta_path)
     version = meta.get("version") if isinstance(meta, dict) else None
     if not isinstance(version, int) or version < META_VERSION:
@@ -59,6 +69,27 @@ def read_meta(path: str) -> Dict[str, Any]:
         if vocab and not os.path.isfile(os.path.join(path, vocab)):
             raise ModelFolderError(f"{path}: the vocabulary {vocab} of task {task['name']} is missing")
     return meta
+
+
+def task_folders(path: str) -> List[str]:
+    """The subfolders of ``path``, in name order: the tasks of a ``MultiHeadTrainer``'s
+    ``pred.step{N}/`` (one export per task)."""
+    if not os.path.isdir(path):
+        return []
+    return sorted(n for n in os.listdir(path) if not n.startswith(".") and os.path.isdir(os.path.join(path, n)))
+
+
+def is_export(path: str) -> bool:
+    """Whether ``path`` is an export folder, or a folder of per-task exports."""
+    return os.path.isfile(os.path.join(path, META_FILE)) or any(
+        os.path.isfile(os.path.join(path, name, META_FILE)) for name in task_folders(path))
+
+
+def verify_export(path: str) -> None:
+    """Raise :class:`ModelFolderError` unless ``path`` is a complete export, or a folder of them."""
+    folders = [] if os.path.isfile(os.path.join(path, META_FILE)) else task_folders(path)
+    for folder in [os.path.join(path, name) for name in folders] or [path]:
+        read_meta(folder)
 
 
 # Batches of at most this many token positions (rows x length) run on a one-thread predictor when
@@ -164,7 +195,15 @@ class Predictor:
     Paddle model runs batches of at most ``SMALL_BATCH_TOKENS`` token positions (one or a few
     sentences) on a second predictor with this many threads (created on first use; it holds the
     weights once more); ``None``: every batch on ``threads``. onnxruntime needs no such split.
+
+    A folder without ``palm_meta.json`` whose subfolders are exports (a ``MultiHeadTrainer``'s
+    ``pred.step{N}/``) gives a :class:`TaskFoldersPredictor` over all of them.
     """
+
+    def __new__(cls, path: str, *args, **kwargs):
+        if cls is Predictor and not os.path.isfile(os.path.join(path, META_FILE)) and task_folders(path):
+            cls = TaskFoldersPredictor
+        return super().__new__(cls)
 
     def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
                  batch_size: int = 32, small_batch_threads: Optional[int] = 1):
@@ -213,13 +252,18 @@ class Predictor:
             outputs[spec["task"]][spec["name"]] = np.asarray(array)
         return outputs
 
-    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None) -> List[Dict[str, Any]]:
-        """One record per input, in input order: ``{task: result}``."""
+    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None,
+                pretokenized: bool = False) -> List[Dict[str, Any]]:
+        """One record per input, in input order: ``{task: result}``. Raw text is tokenized by the
+        model's own tokenizer (Chinese needs no spaces); ``pretokenized``: each text is a list of
+        tokens instead. A tagger's result has one tag per token, the ``tokens`` and the entity
+        ``spans`` with character offsets into the raw text."""
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise TypeError(f"predict takes a list of inputs, got {type(inputs).__name__}")
         if not len(inputs):
             return []
-        features = {task: reader.features_of(inputs) for task, reader in self._readers.items()}
+        features = {task: reader.features_of(inputs, pretokenized=pretokenized)
+                    for task, reader in self._readers.items()}
         if self._is_mrc():
             return self._predict_mrc(inputs, features[self.tasks[0]], batch_size or self.batch_size)
         primary = features[self.tasks[0]]
@@ -272,9 +316,7 @@ class Predictor:
         for result, feature in zip(results, features):
             result.pop("index", None)
             result["truncated"] = bool(feature.get("truncated", False))
-            if kind == "SequenceLabel" and "tags" in result:
-                text = inputs[feature["example_id"]]
-                result["spans"] = entity_spans(result["tags"], feature["word_spans"], text)
+            head.describe_input(result, feature)
         return results
 
     def _predict_mrc(self, inputs, features, batch_size: int) -> List[Dict[str, Any]]:
@@ -299,13 +341,38 @@ class Predictor:
         return records
 
 
-def entity_spans(tags: Sequence[str], word_spans: Sequence[Sequence[int]], text: str) -> List[Dict[str, Any]]:
-    """Entities of a tag sequence (BIO/BIOES/IO, ``paddlepalm.metrics.chunks``) with their text and
-    character offsets ``[start, end)`` in ``text``, in order."""
-    from paddlepalm.metrics import chunks
+class TaskFoldersPredictor(Predictor):
+    """A folder of single-task exports (a ``MultiHeadTrainer``'s ``pred.step{N}/<task>/``) as one
+    predictor: :meth:`predict` gives ``{task: result}`` for every task, each task's model run on
+    every input (a backbone pass per task). The arguments are :class:`Predictor`'s, for each task."""
 
-    spans = []
-    for kind, first, last in sorted(chunks(list(tags)[:len(word_spans)]), key=lambda c: c[1]):
-        start, end = word_spans[first][0], word_spans[last - 1][1]
-        spans.append({"type": kind, "text": text[start:end], "start": int(start), "end": int(end)})
-    return spans
+    def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
+                 batch_size: int = 32, small_batch_threads: Optional[int] = 1):
+        self.path = path
+        self.batch_size = int(batch_size)
+        folders = task_folders(path)
+        self.parts: List[Predictor] = []
+        for name in folders:
+            try:
+                self.parts.append(Predictor(os.path.join(path, name), threads, use_gpu, batch_size,
+                                            small_batch_threads))
+            except (ModelFolderError, FileNotFoundError) as error:
+                raise ModelFolderError(f"{path}: task folder {name} does not load: {error} (task folders found: "
+                                       f"{', '.join(folders)})") from None
+        self.tasks = [task for part in self.parts for task in part.tasks]
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ModelFolderError(f"{path}: a task is exported in two of its folders ({', '.join(folders)})")
+        self.meta = {"tasks": [task for part in self.parts for task in part.meta["tasks"]], "folders": folders}
+
+    def run(self, feed: Dict[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+        """Every task model's outputs on one batch of reader arrays, ``{task: {output name: array}}``."""
+        return {task: outputs for part in self.parts for task, outputs in part.run(feed).items()}
+
+    def predict(self, inputs: Sequence[Any], batch_size: Optional[int] = None,
+                pretokenized: bool = False) -> List[Dict[str, Any]]:
+        """One record per input, in input order: ``{task: result}`` for every task."""
+        records: Optional[List[Dict[str, Any]]] = None
+        for part in self.parts:
+            results = part.predict(inputs, batch_size or self.batch_size, pretokenized=pretokenized)
+            records = results if records is None else [{**old, **new} for old, new in zip(records, results)]
+        return records or []

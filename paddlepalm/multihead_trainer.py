@@ -266,9 +266,11 @@ class MultiHeadTrainer(Resumable):
                                          s["min_delta"])
 
     # ------------------------------------------------------------- persistence
-    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
-        """As ``Trainer.set_saver``; ``'predict'`` writes ``pred.step{N}/<task>/`` per task."""
-        self._saver = Saver.parse(save_path, save_steps, save_type)
+    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt",
+                  keep_last: Optional[int] = None) -> None:
+        """As ``Trainer.set_saver``; ``'predict'`` writes ``pred.step{N}/<task>/`` per task (PALM's
+        layout; ``paddlepalm.Predictor`` loads the folder as all its tasks)."""
+        self._saver = Saver.parse(save_path, save_steps, save_type, keep_last)
         self._saver.exporter = self._export_predict
 
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:

@@ -68,7 +68,7 @@ class ProgressBar:
         if event == "start" and self.bar is None and distributed.is_main():
             self.bar = tqdm(total=record["total_steps"], initial=record["start_step"], desc="train", unit="step",
                             file=self.file, dynamic_ncols=True)
-            self._echo = engine.echo_through(lambda message: tqdm.write(message, file=sys.stdout))
+            self._echo = engine.echo_through(lambda message: tqdm.write(message, file=self.file))
             self._echo.__enter__()
         elif self.bar is None:
             return

@@ -208,12 +208,15 @@ class Trainer(Resumable):
                                          s["min_delta"])
 
     # ------------------------------------------------------------- persistence
-    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt") -> None:
+    def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt",
+                  keep_last: Optional[int] = None) -> None:
         """Save every ``save_steps`` steps (and at the end) of ``train()`` or a ``train_one_step``
         loop: ``'ckpt'`` writes ``ckpt.step{N}/`` (to resume or predict from), ``'predict'`` writes
         ``pred.step{N}/``, a Paddle inference model of this task (paddlepalm/export.py; with EMA,
-        of the averaged weights); ``'ckpt,predict'`` both."""
-        self._saver = Saver.parse(save_path, save_steps, save_type)
+        of the averaged weights); ``'ckpt,predict'`` both. ``keep_last``: keep only the newest N
+        ``ckpt.step`` (and ``pred.step``) folders, an older one deleted once the new one verifies
+        (None: keep all, as PALM did; ``best/`` is never deleted)."""
+        self._saver = Saver.parse(save_path, save_steps, save_type, keep_last)
         self._saver.exporter = self._export_predict
 
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
@@ -232,7 +235,9 @@ class Trainer(Resumable):
                                {self.name: label_names} if label_names else None)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
-        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained).
+        """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained),
+        or from a registry name such as ``'ernie-3.0-medium-zh'`` (``palm ls pretrain``; downloaded
+        once into the cache, see docs/downloader.md; an existing path wins over a name).
         ``convert`` is PALM's argument (re-pack the release); releases are read as they are here."""
         backbone = self.backbone or self.pred_backbone
         if backbone is None:
@@ -355,10 +360,24 @@ class Trainer(Resumable):
                 loop.finish(self._global_step, self.model, self._checkpoint_state)
 
     # ---------------------------------------------------------------- prediction
-    def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000) -> List[Dict[str, Any]]:
+    def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000, inputs: Optional[Sequence[Any]] = None,
+                pretokenized: bool = False, batch_size: int = 32) -> List[Dict[str, Any]]:
+        """Predict the ``fit_reader(reader, phase='predict')`` data (PALM's ``predict``), or, with
+        ``inputs``, raw texts (lists of tokens with ``pretokenized``) tokenized as the task's
+        reader does: the records a ``Predictor`` of the exported model gives."""
+        if inputs is not None:
+            return self._predict_inputs(inputs, pretokenized, batch_size)
         if self.pred_model is None or self.predict_reader is None:
             raise RuntimeError("call build_predict_forward and fit_reader(reader, phase='predict') before predict()")
         return predict_task(self.pred_model, self.name, self.predict_reader, output_dir, print_steps)
+
+    def _predict_inputs(self, inputs: Sequence[Any], pretokenized: bool, batch_size: int) -> List[Dict[str, Any]]:
+        bound = self.predict_reader or self.train_reader or self.eval_reader
+        if self.pred_model is None or bound is None:
+            raise RuntimeError("call build_predict_forward and bind a reader (fit_reader) before predict(inputs=...)")
+        if self.predict_reader is None:
+            self.pred_head.set_label_names(getattr(bound, "label_names", None))
+        return predict_inputs(self.pred_model, self.name, bound.clone("predict"), inputs, pretokenized, batch_size)
 
     def predict_one_batch(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """The prediction outputs of one batch, a dict of arrays (see :func:`predict_batch`);
@@ -444,6 +463,32 @@ def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]
         outputs = model(task, to_tensors(batch))
     return {name: value.numpy() if isinstance(value, paddle.Tensor) else np.asarray(value)
             for name, value in outputs.items()}
+
+
+def predict_inputs(model: MultiTaskModel, task: str, reader: Reader, inputs: Sequence[Any], pretokenized: bool,
+                   batch_size: int) -> List[Dict[str, Any]]:
+    """Raw ``inputs`` through ``reader.features_of``, in batches sorted by length; one result per
+    input, in input order, with the head's description of the input (``describe_input``)."""
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+        raise TypeError(f"inputs must be a list, got {type(inputs).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    features = reader.features_of(inputs, pretokenized=pretokenized)
+    head = model.head_of(task)
+    head.reset()
+    order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
+    for start in range(0, len(order), batch_size):
+        batch = reader.collate([features[i] for i in order[start:start + batch_size]])
+        head.batch_postprocess({**batch, **predict_batch(model, task, batch)})
+    post_inputs = reader.get_epoch_outputs() if hasattr(reader, "get_epoch_outputs") else None
+    results = head.epoch_postprocess(post_inputs, None)
+    head.reset()
+    by_input = {f["example_id"]: f for f in features}
+    for result in results:
+        feature = by_input.get(result.pop("index", None), {})
+        result["truncated"] = bool(feature.get("truncated", False))
+        head.describe_input(result, feature)
+    return results
 
 
 def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],

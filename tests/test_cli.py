@@ -121,10 +121,10 @@ def test_resume_after_a_kill_ends_identical_to_the_uninterrupted_run(joint_run, 
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
     assert sorted(os.listdir(run / "checkpoints")) == ["ckpt.step10"]
     refused = palm("train", *JOINT, "-s", run)
-    assert refused.returncode == 1 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
     resumed = ok(palm("train", *JOINT, "-s", run, "--resume", "--no-progress"))
-    trained = re.findall(r"^global step: (\d+), \w+: step", resumed.stdout, re.M)
-    assert trained[0] == "15" and f"loaded checkpoint {run / 'checkpoints' / 'ckpt.step10'}" in resumed.stdout
+    trained = re.findall(r"^global step: (\d+), \w+: step", resumed.stderr, re.M)
+    assert trained[0] == "15" and f"loaded checkpoint {run / 'checkpoints' / 'ckpt.step10'}" in resumed.stderr
     ref = checkpoint.read_checkpoint(str(joint_run / "checkpoints" / "ckpt.step36"))
     got = checkpoint.read_checkpoint(str(run / "checkpoints" / "ckpt.step36"))
     different = [k for k in ref.model_state if not np.array_equal(ref.model_state[k], got.model_state[k])]

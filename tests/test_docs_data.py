@@ -13,6 +13,7 @@ from paddlepalm.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(REPO, "docs", "data.md")
+INTENTS = ["alarm_set", "music_play", "navigation", "phone_call", "weather_query"]  # the training split's
 SMALL = ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16", "-o", "train.epochs=2",
          "-o", "train.print_steps=0", "--no-progress"]
 
@@ -31,7 +32,7 @@ def test_the_worked_example_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     commands = [shlex.split(line.split("#")[0]) for line in blocks["commands"].splitlines() if line.strip()]
     assert [c[:2] for c in commands] == [["python", "examples/data/make_cais_sample.py"], ["palm", "train"],
-                                         ["palm", "eval"]]
+                                         ["palm", "eval"], ["echo", "打给妈妈"], ["palm", "predict"]]
     env = dict(os.environ, PYTHONPATH=REPO)
     subprocess.run([sys.executable, os.path.join(REPO, commands[0][1]), *commands[0][2:]], check=True, env=env)
     sample = next(k for k in blocks if k.startswith("sample "))
@@ -46,3 +47,11 @@ def test_the_worked_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert [p["unseen_labels"] for p in printed] == [s["unseen_labels"] for s in shown] == [8, 4]
     intent = printed[1]
     assert intent["accuracy"] <= 56 / 60  # the 4 sentences of the unseen intent are always wrong
+
+    echo, target = commands[3][:-2], commands[3][-1]  # echo TEXT > FILE
+    (tmp_path / target).write_text(" ".join(echo[1:]) + "\n", encoding="utf-8")
+    assert main(commands[4][1:]) == 0
+    predicted = json.loads(capsys.readouterr().out.splitlines()[-1])
+    shown = json.loads(blocks["predict"])
+    assert predicted["input"] == shown["input"] and predicted["slot"]["tokens"] == shown["slot"]["tokens"]
+    assert len(predicted["slot"]["tags"]) == 4 and predicted["intent"]["label_name"] in INTENTS

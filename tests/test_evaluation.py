@@ -58,7 +58,7 @@ def test_keeps_best_checkpoint_and_stops_early(joint_data, tmp_path, capsys):
     at_step4 = checkpoint.load_model_state(str(tmp_path / "ckpt.step4"))
     for name, value in checkpoint.load_model_state(best).items():
         np.testing.assert_array_equal(np.asarray(value), np.asarray(at_step4[name]))
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # log lines: stderr
     assert "global step: 4, eval intent: scripted: 0.8000" in out
     assert "early stopping at global step 8" in out
     assert not os.path.exists(tmp_path / "ckpt.step48")

@@ -12,6 +12,7 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.utils import fused_lstmp
+from paddlepalm.utils.custom_ops import ops_dir
 from paddlepalm.utils.lstmp import BiLSTMP, lstmp_layer_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,10 +30,9 @@ def op(monkeypatch):
 @pytest.fixture
 def fresh_state():
     """Let a test redo this process's load attempt; the loaded op comes back afterwards."""
-    saved = dict(fused_lstmp._state)
     fused_lstmp.reset()
     yield
-    fused_lstmp._state.update(saved)
+    fused_lstmp.reset()  # the next use loads the cached library again
 
 
 def _layer_inputs(seed=0, D=2, B=3, T=5, H=4, P=3):
@@ -123,10 +123,10 @@ def test_fallback_when_compile_fails(monkeypatch, tmp_path, caplog, fresh_state)
     calls = []
     monkeypatch.setattr("paddlepalm.utils.lstmp.lstmp_layer_reference",
                         lambda *a: calls.append(1) or lstmp_layer_reference(*a))
-    with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.fused_lstmp"):
+    with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.custom_ops"):
         out = _bilstmp_output()
         assert fused_lstmp.load_op() is None  # tried once, not again
-    warnings = [r for r in caplog.records if r.name == "paddlepalm.utils.fused_lstmp"]
+    warnings = [r for r in caplog.records if r.name == "paddlepalm.utils.custom_ops"]
     assert len(warnings) == 1 and "g++: command not found" in warnings[0].getMessage()
     assert "\n" not in warnings[0].getMessage()
     assert len(calls) == 2 and out.shape == (2, 6, 3)
@@ -146,9 +146,9 @@ def test_compiled_op_is_cached_on_disk(op):
             "cpp_extension.load = boom\n"
             "from paddlepalm.utils import fused_lstmp\n"
             "assert fused_lstmp.load_op() is not None\n"
-            "assert fused_lstmp._state['compile_seconds'] is None\n"
+            "assert fused_lstmp.status()['compile_seconds'] is None\n"
             "print('loaded', fused_lstmp.build_dir())\n")
-    env = dict(os.environ, PYTHONPATH=ROOT, PADDLEPALM_FUSED_LSTM="1", PADDLEPALM_OPS_DIR=op.ops_dir())
+    env = dict(os.environ, PYTHONPATH=ROOT, PADDLEPALM_FUSED_LSTM="1", PADDLEPALM_OPS_DIR=ops_dir())
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"loaded {op.build_dir()}" in result.stdout

@@ -353,7 +353,7 @@ def test_load_ckpt_reads_a_palm_checkpoint_directory(joint_data, tmp_path, capsy
 
     trainer, reader = _intent_trainer(joint_data, num_epochs=1, seed=4)
     trainer.load_ckpt(str(tmp_path / "ckpt.step300"))
-    log = capsys.readouterr().out
+    log = capsys.readouterr().err
     assert "not restored: 2 variables" in log and "intent.cls_out_w" in log
     for name, value in source.model.backbone.state_dict().items():
         np.testing.assert_array_equal(trainer.model.backbone.state_dict()[name].numpy(), value.numpy())

@@ -123,7 +123,7 @@ def test_mrc_training_question_whose_answer_start_is_wrong_is_skipped_and_report
     assert reader.skipped_questions == ["q1", "q3"]
     assert [e.qid for e in reader.examples] == ["q0", "q2"] and reader.num_questions == 2
     assert [reader.examples[f["question_index"]].qid for f in reader._features] == ["q0", "q2"]
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # a log line: stderr
     assert "skipped 2 of 4 training questions" in out and "q1, q3" in out and path in out
 
     with pytest.raises(DataFormatError, match=r"train\.json: question id 'q1': answer_start 3 does not point"):
@@ -148,7 +148,7 @@ def test_cmrc2018_trial_file_loads_for_training_with_its_five_bad_answers_skippe
     bad_answers = [f"TRIAL_210_QUERY_{i}" for i in range(5)]
     assert sorted(reader.skipped_questions) == sorted(bad_answers + ["TRIAL_20_QUERY_0", "TRIAL_776_QUERY_4"])
     assert reader.num_questions == 1002 - 7
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # a log line: stderr
     assert "skipped 7 of 1002 training questions, 5 whose answer is not found in the context, " \
            "2 with an empty question" in out
     with pytest.raises(DataFormatError, match=r"question id 'TRIAL_210_QUERY_0': answer_start 14 does not point"):

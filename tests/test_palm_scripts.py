@@ -17,7 +17,7 @@ def _run(folder, script):
     env = dict(os.environ, PYTHONPATH=REPO, MKL_NUM_THREADS="1")
     out = subprocess.run([sys.executable, script], cwd=folder, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, f"{script}:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
-    return out.stdout
+    return out.stdout + out.stderr  # results and the library's log lines
 
 
 def _json_lines(path):

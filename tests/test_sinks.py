@@ -51,7 +51,7 @@ def test_sinks_see_every_update_each_log_line_and_each_evaluation(joint_data, ca
     evaluation = [r for _, r in recorder.records if r["event"] == "eval"]
     assert evaluation[-1]["tasks"]["intent"] == trainer.evaluation.history[-1]["tasks"]["intent"]
     assert evaluation[-1]["best_step"] == trainer.evaluation.best_step and recorder.closed
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("global step") and "eval" not in l]
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("global step") and "eval" not in l]
     assert len(lines) == 4 and all(LINE.match(l) for l in lines), lines  # PALM's log lines, as before
     losses = [float(x) for x in re.findall(r"loss: ([\d.]+)", lines[-1])]
     last = train[-1]["tasks"]
@@ -64,7 +64,7 @@ def test_progress_is_off_by_default_and_a_bar_when_asked(joint_data, capsys, mon
     trainer._plan.updates = trainer._plan.updates[:6]
     trainer.train(print_steps=3)
     quiet = capsys.readouterr()
-    assert quiet.err == "" and all(LINE.match(l) for l in quiet.out.splitlines() if l.startswith("global step"))
+    assert quiet.out == "" and all(LINE.match(l) for l in quiet.err.splitlines() if l.startswith("global step"))
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     trainer._plan.updates = trainer._plan.updates[:6]
     _evaluating(trainer, joint_data)
@@ -74,8 +74,9 @@ def test_progress_is_off_by_default_and_a_bar_when_asked(joint_data, capsys, mon
     drawn = bar.getvalue()
     assert "train" in drawn and "6/6" in drawn and "eval intent" in drawn
     assert re.search(r"slot=[\d.]+|intent=[\d.]+", drawn) and "ex/s" in drawn
-    out = capsys.readouterr().out  # the log lines are still printed (above the bar)
-    assert sum(bool(LINE.match(l)) for l in out.splitlines()) == 2
+    assert capsys.readouterr().out == ""  # stdout carries results only
+    logged = [l.split("\r")[-1] for l in drawn.splitlines()]  # the log lines, written above the bar
+    assert sum(bool(LINE.match(l)) for l in logged) == 2
     from paddlepalm import engine
     assert engine._echo is engine._print  # the bar gave the log lines back
 

@@ -71,7 +71,7 @@ def test_training_logs_palm_lines_and_budget(joint_data, tmp_path, capsys):
     slot_steps = trainer.trainers[0].steps_pur_epoch  # 192 // 16
     assert trainer.overall_train_steps == 2 * slot_steps + int(2 * 0.5 * slot_steps)
     trainer.train(print_steps=5)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("global step")]
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("global step")]
     pattern = r"global step: \d+, (slot|intent): step \d+/\d+ \(epoch \d+\), loss: \d+\.\d{3}, speed: \d+\.\d+ steps/s"
     assert lines and all(re.fullmatch(pattern, l) for l in lines), lines[:3]
     assert trainer.trainers[0].cur_train_step == 2 * slot_steps
@@ -187,7 +187,7 @@ def test_load_pretrain_reports_and_refuses_mismatch(joint_data, tmp_path, capsys
     other.build_forward(palm.backbone.ERNIE.from_config(config), palm.head.Classify(2, 32))
     report = other.load_pretrain(str(tmp_path / "ckpt.step1"))
     assert len(report.loaded) == len(other.backbone.state_dict()) and not report.missing
-    assert f"loaded {len(report.loaded)} backbone parameters" in capsys.readouterr().out
+    assert f"loaded {len(report.loaded)} backbone parameters" in capsys.readouterr().err
     np.testing.assert_array_equal(other.backbone.state_dict()["model.embeddings.word_embeddings.weight"].numpy(),
                                   trainer.model.state_dict()["backbone.model.embeddings.word_embeddings.weight"].numpy())
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -96,7 +96,7 @@ def test_palm_train_then_eval_test_scores_every_task(tmp_path):
                             "-o", "train.schedule={kind: Uniform}", "-o", "train.epochs=0.15", "--no-progress"],
                            capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
-    assert "palm train: done at global step 3," in train.stdout  # floor(0.15 x (12 + 6 + 3 + 1) batches)
+    assert "palm train: done at global step 3," in train.stderr  # floor(0.15 x (12 + 6 + 3 + 1) batches)
     out = subprocess.run([sys.executable, "-m", "paddlepalm.cli", "eval", str(run), "--split", "test"],
                          capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -8,8 +8,10 @@
 
 The backbone is a small ERNIE trained from scratch (no pretrained weights are
 downloadable here); pass --pretrain DIR to start from a checkpoint instead.
-Prints intent accuracy and slot entity-level F1 on the test split, then exports the joint
-model (``outputs/export_<mode>``) and predicts a few raw test sentences with ``palm.Predictor``.
+Prints intent accuracy and slot entity-level F1 on the test split (each task's predictions in
+``outputs/predict_<mode>/<task>/predictions.jsonl``: one JSON object per line, with tag and class
+names), then exports the joint model (``outputs/export_<mode>``) and predicts a few raw test
+sentences with ``palm.Predictor``.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ sys.path.insert(0, HERE)
 import paddlepalm as palm  # noqa: E402
 import paddle  # noqa: E402
 from paddlepalm import metrics  # noqa: E402
+from paddlepalm.utils.fileio import write_json_lines  # noqa: E402
 
 import prepare_data  # noqa: E402
 from make_sample import make_sample  # noqa: E402
@@ -113,6 +116,8 @@ def main(argv=None):
     ckpt = os.path.join(save_dir, f"ckpt.step{trainer.overall_train_steps}")
 
     # ---- prediction on the test split, one single-task Trainer per task
+    with open(os.path.join(data, "intent_map.json"), encoding="utf-8") as f:
+        intent_names = [name for name, _ in sorted(json.load(f).items(), key=lambda item: item[1])]
     gold = prepare_data.gold(data, "test")
     results = {"mode": args.mode, "train_seconds": round(train_time, 1), "steps": trainer.overall_train_steps}
     pred_ernie = palm.backbone.ERNIE.from_config(config, phase="predict")
@@ -131,7 +136,10 @@ def main(argv=None):
         predictor.build_predict_forward(pred_ernie, head)
         predictor.load_ckpt(ckpt)
         predictor.fit_reader(reader, phase="predict")
-        predictions = predictor.predict(output_dir=os.path.join(args.work_dir, f"predict_{args.mode}", task))
+        if task == "intent":
+            head.set_label_names(intent_names)  # records get a label_name (the slot tags come from the label map)
+        predictions = predictor.predict()
+        write_json_lines(os.path.join(args.work_dir, f"predict_{args.mode}", task, "predictions.jsonl"), predictions)
         predicted[task] = predictions
         if task == "slot":
             scores = metrics.chunk_f1([p["tags"] for p in predictions], gold["tags"])
@@ -147,8 +155,6 @@ def main(argv=None):
         results["sentence_accuracy"] = round(100 * sum(right) / len(right), 2)
 
     # ---- deployment: one inference model of all tasks (one backbone pass), then raw text in
-    with open(os.path.join(data, "intent_map.json"), encoding="utf-8") as f:
-        intent_names = [name for name, _ in sorted(json.load(f).items(), key=lambda item: item[1])]
     export_dir = os.path.join(args.work_dir, f"export_{args.mode}")
     trainer.export(export_dir, label_names={"intent": intent_names})
     with open(os.path.join(raw, "test", "seq.in"), encoding="utf-8") as f:

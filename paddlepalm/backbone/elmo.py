@@ -250,18 +250,27 @@ class ELMo(Backbone):
         ``overrides``, e.g. ``frozen=True``), ``ckpt/`` (the weights, any format
         ``load_pretrained_backbone`` reads) and ``vocab.txt`` (word ids, and how
         :meth:`embed_sentences` tokenizes raw text: the config's ``tokenizer``, ``'char'`` for
-        the Chinese package). Raises when a biLM weight is missing from ``ckpt/`` or has
-        another shape (the per-task scalar mixes are created fresh)."""
+        the Chinese package). ``path`` may be a registry name instead (``'ELMo-zh-baike'``,
+        downloaded once into the cache): a release without ``elmo_config.json`` is built from
+        the registry's ``architecture`` and its weights read from the folder itself. Raises
+        when a biLM weight is missing or has another shape (the per-task scalar mixes are
+        created fresh)."""
+        from paddlepalm.downloader.names import named_entry, resolve_pretrained
         from paddlepalm.pretrained import load_pretrained_backbone
         from paddlepalm.utils.fileio import read_json
 
+        entry = named_entry(path)
+        path = resolve_pretrained(path, kind=cls.kind)
         config_file = os.path.join(path, PACKAGE_CONFIG)
-        if not os.path.isfile(config_file):
+        if os.path.isfile(config_file):
+            config, weights = read_json(config_file), os.path.join(path, PACKAGE_WEIGHTS)
+        elif entry is not None and entry.get("architecture"):
+            config, weights = entry["architecture"], path
+        else:
             raise FileNotFoundError(f"{path} is not an ELMo package: no {PACKAGE_CONFIG} (expected "
                                     f"{PACKAGE_CONFIG}, {PACKAGE_VOCAB} and {PACKAGE_WEIGHTS}/)")
-        config = dict(read_json(config_file), **overrides)
-        elmo = cls.from_config(config, phase=phase)
-        report = load_pretrained_backbone(elmo, os.path.join(path, PACKAGE_WEIGHTS))
+        elmo = cls.from_config(dict(config, **overrides), phase=phase)
+        report = load_pretrained_backbone(elmo, weights)
         not_loaded = [n for n in report.missing if not n.startswith("scalar_mix.")]
         if not_loaded or report.mismatched:
             raise ValueError(f"ELMo package {path} does not fit its own config: {report.summary()}")

@@ -1,9 +1,10 @@
 """Shared logic of the encoder-only transformer backbones (ERNIE, BERT, ALBERT, ELECTRA)."""
 import re
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import paddle
 from paddlepalm.backbone.base_backbone import Attrs, Backbone
+from paddlepalm.utils.fileio import read_json
 
 # parameter names of paddlenlp's encoders (under ``model.``) and our pooler, by depth
 _EMBEDDINGS = re.compile(r"^model\.(embeddings|embeddings_project|encoder\.embedding_hidden_mapping_in)\.")
@@ -46,6 +47,7 @@ class TransformerBackbone(Backbone):
     """Shared logic of the encoder-only transformer backbones."""
 
     uses_task_ids = False
+    vocab_path: Optional[str] = None  # the release's vocab.txt, set by from_pretrained
 
     def __init__(self, model: paddle.nn.Layer, config: Mapping[str, Any], phase: str):
         super().__init__(phase)
@@ -53,6 +55,35 @@ class TransformerBackbone(Backbone):
         self.model = model
         if phase != "train":
             self.eval()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, phase: str = "train", **overrides: Any) -> "TransformerBackbone":
+        """Build the backbone from a release's own config and load the release's weights.
+
+        ``name_or_path``: a registry name such as ``'ernie-3.0-medium-zh'`` (``palm ls
+        pretrain``; downloaded once into the cache, docs/downloader.md) or a release folder
+        holding a config JSON and weights in any format ``load_pretrain`` reads; an existing
+        path wins over a name. ``overrides`` replace config keys (``hidden_dropout_prob=0.2``).
+        The release's ``vocab.txt``, when it has one, is ``backbone.vocab_path`` (a reader's
+        ``vocab_path``). Raises when a named model is of another kind, and when a weight's
+        shape does not fit the config."""
+        from paddlepalm.downloader.names import release_files, resolve_pretrained
+        from paddlepalm.engine import log
+        from paddlepalm.pretrained import load_pretrained_backbone
+
+        path = resolve_pretrained(name_or_path, kind=cls.kind)
+        files = release_files(path, cls.kind)
+        if files.config_file is None:
+            raise FileNotFoundError(f"{path} holds no config JSON (model_config.json, {cls.kind}_config.json or "
+                                    f"config.json): build with {cls.__name__}.from_config(config), then "
+                                    f"load_pretrain({path!r})")
+        backbone = cls.from_config(dict(read_json(files.config_file), **overrides), phase=phase)
+        report = load_pretrained_backbone(backbone, path)
+        if report.mismatched:
+            raise ValueError(f"{path}: the weights do not fit the release's own config: {report.summary()}")
+        log(report.summary())
+        backbone.vocab_path = files.vocab
+        return backbone
 
     @property
     def hidden_size(self) -> int:

@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--task", help="keep only this task's results")
     pr.add_argument("--output", metavar="FILE", help="JSON lines (default: standard output)")
     pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--pretokenized", action="store_true", help="each text is already split into tokens, separated "
+                                                                "by spaces (default: raw text, split by the model's "
+                                                                "own tokenizer; Chinese needs no spaces)")
     pr.set_defaults(run=cmd_predict)
 
     x = sub.add_parser("export", help="export a run's checkpoint as an inference model",
@@ -139,15 +142,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         from paddlepalm.cli.run_dir import RunDirError
 
+        usage = (ConfigError, CliError, RunDirError)
         text = " ".join(str(error).split()) or type(error).__name__
-        if not isinstance(error, (ConfigError, CliError, RunDirError)):
+        if not isinstance(error, usage + (PrepareError,)):
             text = f"{type(error).__name__}: {text}"
         print(f"palm {args.command}: error: {text}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
+        return 2 if isinstance(error, usage) else 1
 
 
 class CliError(RuntimeError):
-    """A usage problem found after parsing (shown without its type)."""
+    """A usage problem found after parsing (shown without its type; exit status 2)."""
+
+
+class PrepareError(RuntimeError):
+    """The config's ``prepare`` script failed (shown without its type; exit status 1)."""
 
 
 # ------------------------------------------------------------------ train
@@ -164,6 +172,7 @@ def cmd_train(args) -> int:
     if args.print_config:
         sys.stdout.write(cfg.to_yaml())
         return 0
+    made = not os.path.isdir(run)
     resuming = rd.open_for_training(run, args.resume, args.force)
     stored = None
     if resuming:
@@ -175,12 +184,22 @@ def cmd_train(args) -> int:
     elif args.resume:
         print(f"palm train: {run} holds no run yet: starting it", file=sys.stderr)
 
-    from paddlepalm import engine
     from paddlepalm.cli import build
+
+    built = None
+    with rd.cleared_on_failure(run, made, lambda: resuming or (built is not None and built.top._global_step > 0)):
+        prepare_data(cfg)
+        built = build.for_training(cfg, run)
+        _train(args, cfg, run, built, resuming, stored)
+    return 0
+
+
+def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
+    """Start or resume ``built``'s training in ``run`` (config.yaml, env.json, metrics, sinks) and train."""
+    from paddlepalm import engine
+    from paddlepalm.cli import run_dir as rd
     from paddlepalm.sinks import MetricsFile, VisualDLWriter
 
-    prepare_data(cfg)
-    built = build.for_training(cfg, run)
     checkpoint = rd.newest_checkpoint(run) if resuming else None
     if resuming:
         changed = rd.differences(cfg.data, stored)  # the sizes derived from the data, too
@@ -208,7 +227,6 @@ def cmd_train(args) -> int:
     engine.log(f"palm train: done at global step {built.top._global_step}{best}; next: palm eval {args.run_dir}")
     if "visualdl" in cfg["train"]["report_to"]:
         engine.log(f"palm train: VisualDL: visualdl --logdir {os.path.join(run, 'visualdl')} --disable-telemetry")
-    return 0
 
 
 def prepare_data(cfg) -> None:
@@ -249,7 +267,7 @@ def _prepare_script(spec, tmp: str) -> None:
         runpy.run_path(spec["script"], run_name="__main__")
     except SystemExit as exit_:
         if exit_.code not in (0, None):
-            raise CliError(f"the prepare script {spec['script']} exited with {exit_.code}") from None
+            raise PrepareError(f"the prepare script {spec['script']} exited with {exit_.code}") from None
     finally:
         sys.argv = saved
 
@@ -263,7 +281,9 @@ def _run_config(run: str):
 
 def _check_task(cfg, task: Optional[str]) -> None:
     if task is not None and task not in cfg.tasks:
-        raise CliError(f"no task {task!r} in this run; tasks: {list(cfg.tasks)}")
+        from paddlepalm.cli.config import not_one_of
+
+        raise CliError(f"--task {not_one_of(task, list(cfg.tasks))} (the tasks of this run)")
 
 
 def cmd_eval(args) -> int:
@@ -367,10 +387,11 @@ def read_inputs(path: str) -> List:
 def cmd_predict(args) -> int:
     import json
 
-    from paddlepalm.inference import META_FILE
+    from paddlepalm.inference import META_FILE, is_export
 
     source = os.path.abspath(args.source)
-    if os.path.isfile(os.path.join(source, META_FILE)):
+    inputs = _predict_inputs(args.input)
+    if is_export(source):
         export_dir = source
     elif os.path.isfile(os.path.join(source, "config.yaml")):
         export_dir = _predict_export(source, args.task)
@@ -378,11 +399,13 @@ def cmd_predict(args) -> int:
         raise CliError(f"{args.source} is neither an export folder ({META_FILE}) nor a run directory (config.yaml)")
     import paddlepalm
 
-    inputs = read_inputs(args.input)
     predictor = paddlepalm.Predictor(export_dir, batch_size=args.batch_size)
     if args.task is not None and args.task not in predictor.tasks:
         raise CliError(f"the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}")
-    records = predictor.predict(inputs)
+    if args.pretokenized:
+        records = predictor.predict([_split_tokens(given) for given in inputs], pretokenized=True)
+    else:
+        records = predictor.predict(inputs)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for given, record in zip(inputs, records):
@@ -395,6 +418,21 @@ def cmd_predict(args) -> int:
     if args.output:
         print(f"palm predict: {len(records)} predictions written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _split_tokens(given):
+    """A pre-tokenized input line: its tokens (a pair: both texts' tokens)."""
+    return given.split() if isinstance(given, str) else tuple(text.split() for text in given)
+
+
+def _predict_inputs(path: str) -> List:
+    """``--input``'s inputs; a missing file or one without any input is a usage error."""
+    if not os.path.isfile(path):
+        raise CliError(f"--input {path}: no such file")
+    inputs = read_inputs(path)
+    if not inputs:
+        raise CliError(f"--input {path}: no input in it (the file is empty or holds only blank lines or a header)")
+    return inputs
 
 
 def _plain_value(value):
@@ -441,5 +479,12 @@ def cmd_ls(args) -> int:
 def cmd_download(args) -> int:
     from paddlepalm import downloader
 
-    print(downloader.download(args.item, args.scope, args.path))
+    try:
+        path = downloader.download(args.item, args.scope, args.path)
+    except downloader.UnknownNameError as error:  # a misspelt name is a usage error: exit 2
+        if args.debug:
+            raise
+        print(f"palm download: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from paddlepalm.cli.config import REQUIRED, Config, classes, parameters
+from paddlepalm.cli.config import REQUIRED, Config, classes, not_one_of, parameters
 from paddlepalm.utils.fileio import read_json, read_lines
 
 _SAVE_AT_END = 10 ** 9  # train.save_steps: 0 -> only the final save
@@ -233,7 +233,8 @@ def for_training(cfg: Config, run_dir: str) -> Built:
     bind_eval_readers(built, backbone, phase="eval")
     if cfg["backbone"]["pretrained"]:
         top.load_pretrain(cfg["backbone"]["pretrained"])
-    top.set_saver(os.path.join(run_dir, "checkpoints"), train["save_steps"] or _SAVE_AT_END, train["save_type"])
+    top.set_saver(os.path.join(run_dir, "checkpoints"), train["save_steps"] or _SAVE_AT_END, train["save_type"],
+                  keep_last=train["keep_checkpoints"])
     evaluated = [n for n in built.eval_readers if not cfg.tasks[n]["aux"]]
     if evaluated:
         for name in evaluated:
@@ -321,8 +322,8 @@ def make_component(key: str, value: Any):
     name = kwargs.pop("kind", None)
     classes = {n.lower(): getattr(module, n) for n in module.__all__ if n not in ("Schedule", "Mixture", "Balancer")}
     if not isinstance(name, str) or name.lower() not in classes:
-        raise ValueError(f"train.{key}: unknown {key} {name!r}; choose one of {sorted(classes)}")
+        raise ValueError(f"{key} {not_one_of(name.lower() if isinstance(name, str) else name, sorted(classes))}")
     try:
         return classes[name.lower()](**kwargs)
     except TypeError as error:
-        raise ValueError(f"train.{key}: {error}") from None
+        raise ValueError(f"{name}: {error}") from None

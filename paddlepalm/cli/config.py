@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from paddlepalm.downloader.names import is_name
+
 Path = Tuple[Any, ...]
 REQUIRED = object()  # a key without a default
 CLI = "-o"
@@ -165,10 +167,15 @@ class Str(Type):
             raise ValueError(f"expected {self.name}, got {value!r}")
         value = str(value)
         if self.choices and value not in self.choices:
-            close = difflib.get_close_matches(value, self.choices, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"expected {self.name}, got {value!r}{hint}")
+            raise ValueError(not_one_of(value, self.choices))
         return value
+
+
+def not_one_of(value: Any, choices: Sequence[str]) -> str:
+    """``'chars' is not one of whitespace, jieba, char, wordpiece; did you mean 'char'?``"""
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{value!r} is not one of {', '.join(map(str, choices))}{hint}"
 
 
 class FilePath(Str):
@@ -180,6 +187,15 @@ class FilePath(Str):
         super().__init__()
         self.data = data  # relative to data_dir when it is set
         self.name = "a path"
+
+
+class PathOrName(FilePath):
+    """A path, or a pretrained model's registry name (``palm ls pretrain``) where no such path
+    exists; :mod:`paddlepalm.cli.pretrained` resolves the name."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "a path or a pretrained model name"
 
 
 class Optional_(Type):
@@ -279,7 +295,9 @@ BACKBONE: Section = {
     "config_file": Key(Optional_(FilePath()), None, "a released config JSON (`ernie_config.json`, `config.json`)"),
     "config": Key(Mapping_(), {}, "config keys, over the file's; `vocab_size` defaults to the first task's "
                                   "vocabulary size"),
-    "pretrained": Key(Optional_(FilePath()), None, "`load_pretrain` path: a released folder or a checkpoint"),
+    "pretrained": Key(Optional_(PathOrName()), None, "`load_pretrain` path (a released folder or a checkpoint) "
+                                                     "or a registry name (`palm ls pretrain`), which also "
+                                                     "supplies `config_file` and the tasks' `vocab`"),
 }
 OPTIMIZER: Section = {
     "kind": Key(Str(OPTIMIZERS), "Adam", "optimizer class (`paddlepalm.optimizer`)"),
@@ -309,6 +327,8 @@ TRAIN: Section = {
     "print_steps": Key(Int(minimum=0), 10, "a log line and a metrics record every N steps (0: none)"),
     "save_steps": Key(Int(minimum=0), 0, "a checkpoint every N steps (0: only at the end)"),
     "save_type": Key(Str(("ckpt", "predict", "ckpt,predict")), "ckpt", "what a save writes (`set_saver`)"),
+    "keep_checkpoints": Key(Optional_(Int(minimum=1)), None, "keep only the newest N `ckpt.step{N}` (and "
+                                                             "`pred.step{N}`) folders (null: keep all; `best/` stays)"),
     "eval_steps": Key(Int(minimum=0), 0, "evaluate the dev files every N steps (0: at the end only)"),
     "patience": Key(Optional_(Int(minimum=1)), None, "stop after N evaluations without a better score"),
     "min_delta": Key(Float(minimum=0), 0.0, "an improvement smaller than this does not count"),
@@ -439,6 +459,7 @@ def resolve(text: str, source: str, overrides: Sequence[str] = (), run_dir: Opti
     from_cli = set()
     for item in overrides:
         key_path, value = parse_override(item)
+        check_override_task(doc, key_path, item)
         _set(doc, key_path, value, item)
         origins[key_path] = f"{CLI} {item}"
         from_cli.add(key_path)
@@ -489,6 +510,16 @@ def parse_override(item: str) -> Tuple[Path, Any]:
         raise ConfigError(f"{CLI} {item}: empty part in the key path {key!r}")
     parsed, _ = parse_yaml(value, f"{CLI} {item}") if value.strip() else (None, {})
     return path, parsed
+
+
+def check_override_task(doc: Dict[str, Any], path: Path, item: str) -> None:
+    """``-o tasks.NAME.key=...`` must name a task of the config (``-o tasks.NAME={...}`` may add one)."""
+    tasks = doc.get("tasks") if isinstance(doc.get("tasks"), dict) else {}
+    if len(path) > 2 and path[0] == "tasks" and path[1] not in tasks:
+        names = [str(name) for name in tasks]
+        close = difflib.get_close_matches(path[1], names, n=1, cutoff=0.5)
+        raise ConfigError(f"{CLI} {item}: no task {path[1]!r}" + (f"; did you mean {close[0]!r}?" if close else
+                                                                 f"; tasks: {', '.join(names) or 'none'}"))
 
 
 def _set(doc: Dict[str, Any], path: Path, value: Any, item: str) -> None:
@@ -563,7 +594,10 @@ class _Checker:
             raise self.fail(path, str(error)) from None
         path_type = spec.type if isinstance(spec.type, FilePath) else getattr(spec.type, "inner", None)
         if isinstance(path_type, FilePath) and value is not None and not path_type.data:
-            value = self.path(value, path)
+            resolved = self.path(value, path)
+            if isinstance(path_type, PathOrName) and not os.path.exists(resolved) and is_name(value):
+                return value  # a model name: finish() resolves it (a path that exists wins)
+            value = resolved
         return value
 
     def path(self, value: str, path: Path, data_dir: Optional[str] = None) -> str:
@@ -639,6 +673,9 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
             raise checker.fail(("prepare",), "a config with `prepare` needs a run directory (or set data_dir)")
         data["data_dir"] = os.path.join(os.path.abspath(run_dir), "data")
     _substitute_data_dir(data, data["data_dir"] or checker.base)
+    from paddlepalm.cli.pretrained import supply_from_name
+
+    supply_from_name(data, origins, checker)
     names = list(data["tasks"])
     for name, task in data["tasks"].items():
         tpath = ("tasks", name)
@@ -649,6 +686,8 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
             raise checker.fail(tpath + ("vocab",), "missing: the reader's vocabulary file (in the task or in `defaults`)")
         for kind in ("reader", "head"):
             task[kind] = check_kwargs(task[kind], kind, tpath + (kind,), checker)
+        check_file_format(task, tpath, checker)
+        check_metrics(task, tpath, checker)
         if task["reuse_head_with"] is not None and task["reuse_head_with"] not in names:
             raise checker.fail(tpath + ("reuse_head_with",), f"no task named {task['reuse_head_with']!r}; "
                                                              f"tasks: {names}")
@@ -680,10 +719,41 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
     for key in ("schedule", "balancer"):
         if train[key] is not None:
             check_available("MultiHeadTrainer", key, ("train", key), checker)
+            check_component(key, train[key], checker)
     for key, spec in OPTIMIZER.items():
         if spec.future and data["optimizer"][key] is not None:
             check_available("optimizer", key, ("optimizer", key), checker, data["optimizer"]["kind"])
     check_backbone_keys(data["backbone"], checker)
+
+
+def check_file_format(task: Dict[str, Any], path: Path, checker: _Checker) -> None:
+    """``file_format`` must be one the task's reader reads (``Reader.FILE_FORMATS``)."""
+    formats = classes("reader")[task["reader"]["kind"]].FILE_FORMATS
+    if task["file_format"] is not None and task["file_format"] not in formats:
+        raise checker.fail(path + ("file_format",), f"{task['reader']['kind']} reads: "
+                                                    f"{not_one_of(task['file_format'], formats)}")
+
+
+def check_metrics(task: Dict[str, Any], path: Path, checker: _Checker) -> None:
+    """``metrics`` must be known metric names and ``target_metric`` one of the scores they report."""
+    from paddlepalm import evaluation
+
+    for name in task["metrics"] or []:
+        if name not in evaluation.METRICS:
+            raise checker.fail(path + ("metrics",), f"metric {not_one_of(name, list(evaluation.METRICS))}")
+    scores = evaluation.score_names(task["metrics"], task["head"]["kind"])
+    if task["target_metric"] is not None and scores and task["target_metric"] not in scores:
+        raise checker.fail(path + ("target_metric",), f"the metrics report: {not_one_of(task['target_metric'], scores)}")
+
+
+def check_component(key: str, value: Any, checker: _Checker) -> None:
+    """``train.schedule`` / ``train.balancer`` name a class that takes the arguments given."""
+    from paddlepalm.cli import build
+
+    try:
+        build.make_component(key, value)
+    except (TypeError, ValueError) as error:
+        raise checker.fail(("train", key), str(error)) from None
 
 
 def _substitute_data_dir(node: Any, data_dir: str) -> Any:
@@ -771,6 +841,8 @@ def _hint_type(hint: Any, name: str) -> Type:
     if name in PATH_ARGUMENTS:
         return FilePath()
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return Str(args)
     if origin is typing.Union:
         inner = [a for a in args if a is not type(None)]
         types = [_hint_type(a, name) for a in inner]

@@ -10,6 +10,7 @@
     RUN_DIR/data/                the data a config's `prepare` script wrote
     RUN_DIR/visualdl/            VisualDL scalars (train.report_to: visualdl)
 """
+import contextlib
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ import shutil
 import sys
 import time
 from importlib import metadata
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from paddlepalm.utils.fileio import read_json, read_lines, write_json, write_json_lines, write_text
 
@@ -45,14 +46,34 @@ def open_for_training(run_dir: str, resume: bool, force: bool) -> bool:
         if unknown:
             raise RunDirError(f"{run_dir} holds files palm train did not write ({', '.join(unknown[:5])}): "
                               "--force clears only a run directory; choose another directory")
-        for entry in entries:
-            path = os.path.join(run_dir, entry)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        _clear(run_dir)
         return False
     if resume and entries and not started:
         raise RunDirError(f"{run_dir} has no config.yaml: no run started there to resume (--force starts over)")
     os.makedirs(run_dir, exist_ok=True)
     return resume and started
+
+
+def _clear(run_dir: str) -> None:
+    for entry in os.listdir(run_dir):
+        path = os.path.join(run_dir, entry)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+@contextlib.contextmanager
+def cleared_on_failure(run_dir: str, made: bool, trained: Callable[[], bool]) -> Iterator[None]:
+    """Around a new run's preparation and training: when it fails while ``trained()`` is false
+    (not one step done), what it wrote is removed (``run_dir`` too when this launch ``made`` it),
+    so that the same command can run again without ``--force``."""
+    try:
+        yield
+    except BaseException:
+        if not trained() and os.path.isdir(run_dir):
+            _clear(run_dir)
+            if made:
+                os.rmdir(run_dir)
+            print(f"palm train: no step was trained: {run_dir} {'removed' if made else 'emptied'}", file=sys.stderr)
+        raise
 
 
 def _leftover(name: str) -> bool:

@@ -1,13 +1,17 @@
-"""Pretrained models: ``ls()`` what the registry offers, ``download()`` it safely.
+"""Pretrained models: ``ls()`` what the registry offers, ``download()`` it safely, and
+``resolve_pretrained()`` a registry name wherever a path to a pretrained model goes.
 
 PALM's API and layout: ``download('pretrain', name, path)`` unpacks into
 ``{path}/pretrain/{name}/`` and returns that directory, ready for
 ``trainer.load_pretrain``. The registry is the data file ``registry.json`` beside
 this module (regenerate with ``tools/build_registry.py``); :func:`register` adds
-entries at run time (an internal model, a test).
+entries at run time (an internal model, a test). A name given where a path goes
+(``load_pretrain``, ``ERNIE.from_pretrained``, ``backbone.pretrained`` in a palm config)
+is downloaded once into the cache ``$PALM_HOME/pretrain/{name}/`` (:mod:`.names`).
 
 Environment:
-* ``PALM_HOME``: default download root when ``path`` is not given (else ``.``).
+* ``PALM_HOME``: default download root when ``path`` is not given (else ``.``), and the
+  cache of models named by their registry name (else ``~/.paddlepalm``).
 * ``PALM_DOWNLOAD_MIRROR``: base URL replacing scheme and host of every upstream
   URL, the path kept (``https://bj.bcebos.com/paddlenlp/x/vocab.txt`` ->
   ``$PALM_DOWNLOAD_MIRROR/paddlenlp/x/vocab.txt``), so a team can mirror files
@@ -15,22 +19,43 @@ Environment:
 * ``PALM_DOWNLOAD_TIMEOUT`` (seconds, default 30), ``PALM_DOWNLOAD_RETRIES`` (default 4).
 """
 import copy
+import difflib
 import os
+import sys
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 from paddlepalm.downloader.extract import UnsafeArchiveError, check_readable, safe_extract
 from paddlepalm.downloader.fetch import ChecksumError, DownloadError, fetch
+from paddlepalm.downloader.names import PretrainedNotFoundError, cache_root, resolve_pretrained
 from paddlepalm.utils.fileio import read_json, read_text, write_json
 from paddlepalm.utils.safe_pickle import check_pickle
 
-__all__ = ["ls", "download", "register", "entry", "DownloadError", "ChecksumError", "UnsafeArchiveError"]
+__all__ = ["ls", "download", "register", "entry", "resolve_pretrained", "cache_root", "DownloadError",
+           "ChecksumError", "UnsafeArchiveError", "UnknownNameError", "PretrainedNotFoundError"]
 
 REGISTRY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "registry.json")
 MARKER = ".palm_download.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 _registry: Optional[Dict[str, List[Dict[str, Any]]]] = None
+
+
+class UnknownNameError(KeyError):
+    """An item or entry name the registry does not have; the message suggests the closest ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, names: List[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``names`` (case-insensitive), else ``""``."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    shown = [repr(by_lower[c]) for c in close]
+    return "; did you mean " + (f"{', '.join(shown[:-1])} or " if len(shown) > 1 else "") + shown[-1] + "?"
 
 
 def _items() -> Dict[str, List[Dict[str, Any]]]:
@@ -50,14 +75,23 @@ def register(item: str, new_entry: Dict[str, Any]) -> None:
     entries[:] = [e for e in entries if e["name"].lower() != new_entry["name"].lower()] + [copy.deepcopy(new_entry)]
 
 
-def entry(item: str, name: str) -> Dict[str, Any]:
+def _item_entries(item: str) -> List[Dict[str, Any]]:
     items = _items()
     if item.lower() not in items:
-        raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
-    for candidate in items[item.lower()]:
+        raise UnknownNameError(f"{item!r} is not a download item{did_you_mean(item, list(items))} "
+                               f"(items: {', '.join(sorted(items))})")
+    return items[item.lower()]
+
+
+def entry(item: str, name: str) -> Dict[str, Any]:
+    """The registry entry ``name`` (case-insensitive) of ``item``; :class:`UnknownNameError` otherwise."""
+    entries = _item_entries(item)
+    for candidate in entries:
         if candidate["name"].lower() == name.lower():
             return candidate
-    raise KeyError(f"{name!r} is not in the {item} registry; names: {[e['name'] for e in items[item.lower()]]}")
+    raise UnknownNameError(f"{name!r} is not in the {item.lower()} registry"
+                           f"{did_you_mean(name, [e['name'] for e in entries])} (`palm ls {item.lower()}` lists "
+                           f"the names)")
 
 
 def _size_text(e: Dict[str, Any]) -> str:
@@ -81,9 +115,7 @@ def ls(item: str = "all", scope: str = "all") -> List[Dict[str, Any]]:
     names = sorted(items) if item == "all" else [item.lower()]
     shown = []
     for name in names:
-        if name not in items:
-            raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
-        entries = items[name] if scope == "all" else [entry(name, scope)]
+        entries = _item_entries(name) if scope == "all" else [entry(name, scope)]
         print(f"Available {name} items:")
         for e in entries:
             print(f"  => {e['name']:<42} {e['kind']:<8} {_size_text(e):>9}  {e.get('format', '')}")
@@ -127,19 +159,19 @@ def _download_entry(item: str, e: Dict[str, Any], root: str, timeout: float, ret
                     backoff: float) -> str:
     target = os.path.join(root, item, e["name"])
     if _is_complete(target, e):
-        print(f"{item} {e['name']} already downloaded in {target}")
+        print(f"{item} {e['name']} already downloaded in {target}", file=sys.stderr)
         return target
     os.makedirs(target, exist_ok=True)
-    print(f"Downloading {item}: {e['name']} into {target}")
+    print(f"Downloading {item}: {e['name']} into {target}", file=sys.stderr)
     for spec in e["files"]:
         url = mirrored(spec["url"])
         upstream_name = os.path.basename(urlparse(spec["url"]).path)
         local_name = upstream_name if _is_archive(upstream_name) else spec.get("save_as", upstream_name)
         dest = os.path.join(target, local_name)
         fetch(url, dest, sha256=spec.get("sha256"), size=spec.get("size"), check=_check_for(local_name),
-              timeout=timeout, retries=retries, backoff=backoff)
+              timeout=timeout, retries=retries, backoff=backoff, upstream=spec["url"])
         if _is_archive(local_name):
-            print(f"Extracting {local_name}")
+            print(f"Extracting {local_name}", file=sys.stderr)
             try:
                 safe_extract(dest, target)
             finally:
@@ -161,11 +193,9 @@ def download(item: str, scope: str = "all", path: Optional[str] = None, *, timeo
     timeout = float(os.environ.get("PALM_DOWNLOAD_TIMEOUT", 30)) if timeout is None else timeout
     retries = int(os.environ.get("PALM_DOWNLOAD_RETRIES", 4)) if retries is None else retries
     item = item.lower()
-    items = _items()
-    if item not in items:
-        raise KeyError(f"{item!r} is not a download item; items: {sorted(items)}")
+    entries = _item_entries(item)
     if scope != "all":
         return _download_entry(item, entry(item, scope), root, timeout, retries, backoff)
-    for e in items[item]:
+    for e in entries:
         _download_entry(item, e, root, timeout, retries, backoff)
     return os.path.join(root, item)

@@ -30,11 +30,12 @@ def _retryable_http(code: int) -> bool:
     return code in (408, 425, 429) or code >= 500
 
 
-def _offline_hint(url: str, dest: str) -> str:
+def _offline_hint(url: str, dest: str, upstream: Optional[str]) -> str:
+    source = upstream or url
     return (f"could not reach {urlparse(url).netloc}; this machine seems offline or the host is blocked. "
-            f"Set PALM_DOWNLOAD_MIRROR to a reachable mirror, or place the file by hand: fetch {url} "
-            f"elsewhere and copy it to {dest}, then call download() again (a file already there is "
-            f"verified and used); see docs/downloader.md")
+            f"Set PALM_DOWNLOAD_MIRROR to the base URL of a reachable mirror serving the same path "
+            f"({urlparse(source).path}), or place the file by hand: fetch {source} elsewhere and copy it to "
+            f"{dest}, then run again (a file already there is verified and used); see docs/downloader.md")
 
 
 def _verify(part: str, sha256: Optional[str], size: Optional[int], check: Optional[Callable[[str], None]],
@@ -93,13 +94,14 @@ def _transfer(url: str, part: str, timeout: float, desc: str) -> bool:
 
 def fetch(url: str, dest: str, *, sha256: Optional[str] = None, size: Optional[int] = None,
           check: Optional[Callable[[str], None]] = None, timeout: float = 30.0, retries: int = 4,
-          backoff: float = 1.0, log: Callable[[str], None] = print) -> str:
+          backoff: float = 1.0, log: Callable[[str], None] = print, upstream: Optional[str] = None) -> str:
     """Download ``url`` to ``dest`` unless a verified ``dest`` is already there.
 
     The transfer goes to ``dest + '.part'`` (kept across attempts and runs, so an
     interrupted download resumes with an HTTP Range request) and is renamed to
     ``dest`` only after the size, the sha256 (when given) and ``check`` pass; a
-    file that fails them is deleted.
+    file that fails them is deleted. ``upstream``: the URL the file is published at,
+    when ``url`` is a mirror's copy (named in the offline hint).
     """
     if os.path.exists(dest):
         if sha256 and sha256_of(dest) != sha256.lower():
@@ -137,9 +139,9 @@ def fetch(url: str, dest: str, *, sha256: Optional[str] = None, size: Optional[i
         if isinstance(last_error, TimeoutError):
             raise DownloadError(f"timed out fetching {url} ({last_error}) after {retries + 1} attempts; "
                                 f"{os.path.getsize(part) if os.path.exists(part) else 0} bytes kept in {part} "
-                                f"for the next try") from None
+                                f"for the next try; {_offline_hint(url, dest, upstream)}") from None
         if isinstance(last_error, urllib.error.URLError):
-            raise DownloadError(f"{url}: {last_error.reason}; {_offline_hint(url, dest)}") from None
+            raise DownloadError(f"{url}: {last_error.reason}; {_offline_hint(url, dest, upstream)}") from None
         raise DownloadError(f"failed to fetch {url} after {retries + 1} attempts: {last_error}") from None
     _verify(part, sha256, size, check, url)
     os.replace(part, dest)

@@ -62,6 +62,12 @@ class Head(nn.Layer):
     def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
         raise NotImplementedError
 
+    def describe_input(self, result: Dict[str, Any], feature: Dict[str, Any]) -> Dict[str, Any]:
+        """``result`` of a raw input (``reader.features_of``) with what the head can say about that
+        input in the input's own terms (a tagger: its tokens and entity spans as character offsets
+        into the raw text). Nothing by default."""
+        return result
+
     def epoch_postprocess(self, post_inputs: Any = None, output_dir: Optional[str] = None) -> List[Dict[str, Any]]:
         """All results of the pass in input order; written to ``output_dir/predictions.json``."""
         results = sorted(self._results, key=lambda r: r["index"])

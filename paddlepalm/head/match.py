@@ -1,5 +1,5 @@
 """Sentence-pair matching head: pointwise softmax or pairwise hinge on a sigmoid score."""
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Literal, get_args
 
 import numpy as np
 import paddle
@@ -9,7 +9,8 @@ from paddle import nn
 from paddlepalm.head.base_head import Head
 from paddlepalm.head.cls import class_results
 
-STRATEGIES = ("pointwise", "pairwise")
+Strategy = Literal["pointwise", "pairwise"]
+STRATEGIES = get_args(Strategy)
 
 
 class Match(Head):
@@ -24,7 +25,7 @@ class Match(Head):
     """
 
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0,
-                 param_initializer_range: float = 0.02, learning_strategy: str = "pointwise",
+                 param_initializer_range: float = 0.02, learning_strategy: Strategy = "pointwise",
                  margin: float = 0.5, phase: str = "train"):
         super().__init__(phase)
         if learning_strategy not in STRATEGIES:

@@ -1,6 +1,6 @@
 """Sequence labeling head: linear emissions + linear-chain CRF over original tokens."""
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -88,3 +88,27 @@ class SequenceLabel(Head):
                 result["tags"] = [self.label_names[t] for t in labels]
             results.append(result)
         return results
+
+    def describe_input(self, result: Dict[str, Any], feature: Dict[str, Any]) -> Dict[str, Any]:
+        """Adds ``tokens`` (the units tagged, one per tag, as sliced from the raw text) and
+        ``spans`` (entities with their character offsets ``[start, end)`` in the raw text and
+        their token range ``[token_start, token_end)``)."""
+        text, word_spans = feature.get("text"), feature.get("word_spans")
+        if text is None or word_spans is None or "tags" not in result:
+            return result
+        result["tokens"] = [text[start:end] for start, end in word_spans]
+        result["spans"] = entity_spans(result["tags"], word_spans, text)
+        return result
+
+
+def entity_spans(tags: Sequence[str], word_spans: Sequence[Sequence[int]], text: str) -> List[Dict[str, Any]]:
+    """Entities of a tag sequence (BIO/BIOES/IO, ``paddlepalm.metrics.chunks``) with their text and
+    character offsets ``[start, end)`` in ``text``, and their token range, in order."""
+    from paddlepalm.metrics import chunks
+
+    spans = []
+    for kind, first, last in sorted(chunks(list(tags)[:len(word_spans)]), key=lambda c: c[1]):
+        start, end = word_spans[first][0], word_spans[last - 1][1]
+        spans.append({"type": kind, "text": text[start:end], "start": int(start), "end": int(end),
+                      "token_start": int(first), "token_end": int(last)})
+    return spans

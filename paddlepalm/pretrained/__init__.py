@@ -13,6 +13,9 @@ Formats recognised at ``path`` (a directory or a file):
 
 ``.pdparams`` files are unpickled by :mod:`paddlepalm.utils.safe_pickle`, which
 refuses anything but arrays and containers.
+
+``path`` may also be a registry name (``'ernie-3.0-medium-zh'``, ``palm ls pretrain``) when
+no such path exists: it is downloaded once into the cache (:mod:`paddlepalm.downloader.names`).
 """
 import os
 import tarfile
@@ -23,6 +26,7 @@ import numpy as np
 import paddle
 
 from paddlepalm import checkpoint
+from paddlepalm.downloader.names import resolve_pretrained
 from paddlepalm.pretrained import elmo_names, fluid_names
 from paddlepalm.pretrained.lod_tensor import looks_like_tensor_file, read_params_dir, tensor_from_bytes
 from paddlepalm.utils.safe_pickle import load_state_dict
@@ -197,7 +201,9 @@ def _fill_aliases(own: Dict[str, paddle.Tensor], to_set: Dict[str, np.ndarray], 
 
 
 def load_pretrained_backbone(backbone, path: str) -> LoadReport:
-    """Copy matching weights into ``backbone``; raise if none match."""
+    """Copy matching weights into ``backbone``; raise if none match. ``path``: a folder or file
+    in a format above, or a registry name (downloaded into the cache when not there yet)."""
+    path = resolve_pretrained(path)
     source = read_source_state(path, backbone)
     own = backbone.state_dict()
     report = LoadReport(source=path, format=source.format)

@@ -9,7 +9,8 @@ in the input file, so predictions can be written back in input order).
 import copy
 import math
 import unicodedata
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.reader import sources
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.sources import Source
-from paddlepalm.reader.tokenization import build_tokenizer, vocab_ids
+from paddlepalm.reader.segmentation import Unit, split_units, unspaced_cjk
+from paddlepalm.reader.tokenization import Lang, TokenizerKind, build_tokenizer, vocab_ids
 
 Batch = Dict[str, np.ndarray]
 Feature = Dict[str, Any]
@@ -64,24 +66,27 @@ def _may_vanish(text: str) -> bool:
 class Reader:
     """PALM reader contract: ``load_data``, ``register_with``, ``num_examples``, ``clone``."""
 
-    # readers of rows (reader/sources.py) take CSV, JSON lines and in-memory data too
-    reads_rows = False
-    file_formats: Tuple[str, ...] = ("tsv",)
+    FILE_FORMATS: Tuple[str, ...] = ("tsv",)  # the ``load_data(file_format=)`` values it reads; the first is its own
+    reads_rows = False  # readers of rows (reader/sources.py) take CSV, JSON lines and in-memory data too
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
-                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train"):
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
+                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
+                 fold_width: bool = False):
         if phase not in ("train", "predict", "eval"):
             raise ValueError(f"phase must be 'train', 'eval' or 'predict', got {phase!r}")
         if max_len < 3:
             raise ValueError(f"max_len must be at least 3, got {max_len}")
         self._init_args = dict(vocab_path=vocab_path, max_len=max_len, tokenizer=tokenizer, lang=lang,
                                seed=seed, do_lower_case=do_lower_case)
+        if fold_width:  # recorded only when set: readers without the option rebuild from older settings
+            self._init_args["fold_width"] = True
+        self._warned_unspaced = False
         self.vocab_path = vocab_path
         self.max_len = int(max_len)
         self.lang = lang
         self.seed = 0 if seed is None else int(seed)
         self.phase = phase
-        self.tokenizer = build_tokenizer(vocab_path, tokenizer, lang, do_lower_case)
+        self.tokenizer = build_tokenizer(vocab_path, tokenizer, lang, do_lower_case, fold=fold_width)
         self.pad_id = self.tokenizer.vocab[self.tokenizer.pad_token]
         self._registered: Optional[List[str]] = None
         self._features: List[Feature] = []
@@ -169,17 +174,40 @@ class Reader:
     def _extra_settings(self) -> Dict[str, Any]:
         return {}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
         """Features of raw inputs (strings, or pairs for sentence-pair readers) by the same
         tokenization as files; ``example_id`` is the position in ``inputs`` and ``truncated``
-        says whether the input was cut to ``max_len``."""
+        says whether the input was cut to ``max_len``. ``pretokenized``: each text is a list of
+        its tokens instead (never guessed from spaces)."""
         raise NotImplementedError(f"{type(self).__name__} does not read raw inputs")
+
+    @property
+    def tokenizer_kind(self) -> str:
+        """``'wordpiece'``, ``'whitespace'``, ``'jieba'`` or ``'char'``."""
+        return self._init_args["tokenizer"]
+
+    def units_of(self, text: str) -> List[Unit]:
+        """The units of raw ``text`` this reader's tokenizer tags, with their character offsets
+        (:mod:`paddlepalm.reader.segmentation`)."""
+        if self.tokenizer_kind == "whitespace" and not self._warned_unspaced and unspaced_cjk(text):
+            self._warned_unspaced = True
+            warnings.warn("this model's tokenizer splits at whitespace, so Chinese typed without spaces is one "
+                          "token to it; train with tokenizer 'char', 'jieba' or 'wordpiece' for raw Chinese",
+                          stacklevel=2)
+        return split_units(text, self.tokenizer_kind)
+
+    def word_pieces(self, word: str) -> List[str]:
+        """The tokens of one given word (a unit of pre-tokenized text); ``[UNK]`` for a word the
+        tokenizer drops entirely, so that every word keeps a position."""
+        split = getattr(self.tokenizer, "word_pieces", None)
+        pieces = split(word) if split is not None else self.tokenizer.tokenize(word)
+        return pieces or [self.tokenizer.unk_token]
 
     # ------------------------------------------------------------- subclassing
     def _check_format(self, file_format: str) -> None:
-        if file_format not in self.file_formats:
-            allowed = " or ".join(repr(f) for f in self.file_formats)
-            raise ValueError(f"{type(self).__name__} reads file_format={allowed}, got {file_format!r}")
+        if file_format not in self.FILE_FORMATS:
+            raise ValueError(f"{type(self).__name__} reads file_format {' or '.join(map(repr, self.FILE_FORMATS))}, "
+                             f"got {file_format!r}")
 
     def _check_source(self, source: Source, columns: Optional[Mapping[str, str]]) -> None:
         if self.reads_rows:
@@ -324,19 +352,22 @@ class Reader:
         """The tokens of a feature as strings (word-level tokenizers keep them; else from the ids)."""
         return feature.get("tokens") or self.tokenizer.convert_ids_to_tokens(feature["token_ids"])
 
-    def _tokenize(self, text: str) -> List[str]:
+    def _tokenize(self, text: Union[str, Sequence[str]]) -> List[str]:
         """The tokenizer's tokens of ``text``, except that a whitespace-separated word made only of
         characters the tokenizer drops (U+FFFD, control and format characters, lone combining
         marks) keeps its place as ``[UNK]``, as it does in ``SequenceLabelReader`` (which needs a
         token per word for its tag): the same sentence then gets the same ids from both readers,
-        which joint batches require."""
+        which joint batches require. A list of strings is pre-tokenized text: its words' pieces."""
+        if not isinstance(text, str):
+            return [piece for word in text for piece in self.word_pieces(word)]
         tokens = self.tokenizer.tokenize(text)
         if not _may_vanish(text):
             return tokens
         unk = self.tokenizer.unk_token
         return [piece for word in text.split() for piece in (self.tokenizer.tokenize(word) or [unk])]
 
-    def _encode_text(self, text_a: str, text_b: Optional[str] = None) -> Dict[str, List[int]]:
+    def _encode_text(self, text_a: Union[str, Sequence[str]],
+                     text_b: Union[str, Sequence[str], None] = None) -> Dict[str, List[int]]:
         """[CLS] a [SEP] (b [SEP]) ids and segments, truncated longest-first to ``max_len``."""
         tokens_a = self._tokenize(text_a)
         tokens_b = self._tokenize(text_b) if text_b is not None else []

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature
-from paddlepalm.reader.labels import LabelMapConfig, UnseenLabels, check_unseen_policy, load_label_map
+from paddlepalm.reader.labels import LabelMapConfig, UnseenLabels, UnseenPolicy, check_unseen_policy, load_label_map
 from paddlepalm.reader.sources import Location
 
 _INTEGER = re.compile(r"\s*[-+]?[0-9]+\s*")
@@ -28,7 +28,7 @@ class ClassLabels:
     _features: list
     _input_file: Optional[str]
 
-    def _init_labels(self, label_map_config: Optional[LabelMapConfig], unseen_labels: str) -> None:
+    def _init_labels(self, label_map_config: Optional[LabelMapConfig], unseen_labels: UnseenPolicy) -> None:
         self.label_map = load_label_map(label_map_config) if label_map_config is not None else None
         self._label_map_source = label_map_config if isinstance(label_map_config, str) else "(given as a mapping)"
         self._names_are_ids = self.label_map is None or not any(_INTEGER.fullmatch(k) for k in self.label_map)

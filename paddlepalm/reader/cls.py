@@ -3,7 +3,9 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 
 from paddlepalm.reader.base_reader import Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
+from paddlepalm.reader.labels import UnseenPolicy
 from paddlepalm.reader.sources import FILE_FORMATS, ID, LABEL, TEXT, Source, read_rows
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 
 
 class ClassifyReader(ClassLabels, Reader):
@@ -16,14 +18,15 @@ class ClassifyReader(ClassLabels, Reader):
     does, ``'warn'`` (scored as wrong, counted) or ``'error'`` (see :mod:`paddlepalm.reader.labels`).
     """
 
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
     reads_rows = True
-    file_formats = FILE_FORMATS + ("auto",)
     FIELDS = {"text_a": TEXT, "text_b": TEXT, "label": LABEL, "qid": ID}
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
-                 label_map_config: Optional[Union[str, Mapping[str, int]]] = None, unseen_labels: str = "warn"):
-        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+                 fold_width: bool = False, label_map_config: Optional[Union[str, Mapping[str, int]]] = None,
+                 unseen_labels: UnseenPolicy = "warn"):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         self._init_labels(label_map_config, unseen_labels)
         self._has_labels = phase != "predict"
 
@@ -44,22 +47,30 @@ class ClassifyReader(ClassLabels, Reader):
         self._finish_labels()
         return features
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
-        """``inputs``: strings, or ``(text_a, text_b)`` pairs."""
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
+        """``inputs``: strings, or ``(text_a, text_b)`` pairs; with ``pretokenized``, lists of
+        tokens, or pairs of such lists."""
         features = []
         for index, item in enumerate(inputs):
-            text_a, text_b = _text_pair(item, index, pair_required=False)
+            text_a, text_b = text_pair(item, index, pair_required=False, pretokenized=pretokenized)
             feature = self._encode_text(text_a, text_b)
             feature["example_id"] = index
             features.append(feature)
         return features
 
 
-def _text_pair(item: Any, index: int, pair_required: bool):
-    """``(text_a, text_b or None)`` of one raw input; a clear error for anything else."""
-    if isinstance(item, str) and not pair_required:
+def _is_tokens(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(t, str) and t.strip() for t in value)
+
+
+def text_pair(item: Any, index: int, pair_required: bool, pretokenized: bool = False):
+    """``(text_a, text_b or None)`` of one raw input (strings, or token lists with
+    ``pretokenized``); a clear error for anything else."""
+    single = _is_tokens if pretokenized else (lambda value: isinstance(value, str))
+    if single(item) and not pair_required:
         return item, None
-    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, str) for t in item):
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(single(t) for t in item):
         return item[0], item[1]
-    wanted = "a (text_a, text_b) pair of strings" if pair_required else "a string or a (text_a, text_b) pair"
+    what = "a non-empty list of tokens" if pretokenized else "a string"
+    wanted = f"a pair of {what.replace('a ', '', 1)}s" if pair_required else f"{what} or a pair of them"
     raise TypeError(f"input {index} must be {wanted}, got {type(item).__name__}: {item!r:.80}")

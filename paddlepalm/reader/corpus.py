@@ -23,13 +23,15 @@ logged by ``load_data``):
 """
 import glob
 import os
+import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader, check_load_args
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.mask_lm import MASK_ATTRS, MaskingMixin
+from paddlepalm.reader.mask_lm import MASK_ATTRS, MaskingMixin, WordSegmenter
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 from paddlepalm.reader.tsv import check_no_nul
 from paddlepalm.utils.fileio import strip_bom
 
@@ -71,11 +73,12 @@ class CorpusReader(MaskingMixin, Reader):
     """Base of the streamed pretraining readers; subclasses turn documents into features."""
 
     needs_documents = False
+    FILE_FORMATS = ("text", "txt")
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "cn",
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "cn",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
                  mask_prob: float = 0.15, max_ngram: int = 1, whole_word_mask: bool = False,
-                 word_segmenter: Optional[str] = None, shuffle_buffer: int = 2048):
+                 word_segmenter: Optional[WordSegmenter] = None, shuffle_buffer: int = 2048):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
         if word_segmenter is None:
             word_segmenter = "jieba" if lang in ("cn", "zh") and whole_word_mask else "wordpiece"
@@ -90,8 +93,7 @@ class CorpusReader(MaskingMixin, Reader):
     # ------------------------------------------------------------- contract
     def load_data(self, input_file, batch_size: int, num_epochs: Optional[float] = None,
                   file_format: str = "text", shuffle_train: bool = True) -> None:
-        if file_format not in ("text", "txt"):
-            raise ValueError(f"{type(self).__name__} reads file_format='text', got {file_format!r}")
+        self._check_format(file_format)
         check_load_args(batch_size, num_epochs)
         self._files = corpus_files(input_file)
         self._input_file = input_file
@@ -106,7 +108,7 @@ class CorpusReader(MaskingMixin, Reader):
         if self._num_examples == 0:
             raise DataFormatError(str(input_file), None, f"the corpus yields no example ({self.stats})")
         print(f"{type(self).__name__}: {len(self._files)} file(s), {self._num_examples} examples; {self.stats}",
-              flush=True)
+              file=sys.stderr, flush=True)
         self._check_fills_a_batch()
 
     @property

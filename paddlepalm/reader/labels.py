@@ -14,13 +14,14 @@ label is its ``unseen_labels`` policy:
 Training data never has unseen labels: there the label map is wrong, and loading stops either way.
 """
 import sys
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Literal, Mapping, Optional, Union, get_args
 
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.reader.tsv import check_no_nul
 from paddlepalm.utils.fileio import FileFormatError, read_json
 
-UNSEEN_POLICIES = ("warn", "error")
+UnseenPolicy = Literal["warn", "error"]
+UNSEEN_POLICIES = get_args(UnseenPolicy)
 LabelMapConfig = Union[str, Mapping[str, int]]
 
 

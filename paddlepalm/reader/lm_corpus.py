@@ -29,7 +29,8 @@ import numpy as np
 from paddlepalm.reader.base_reader import Batch, Feature, Reader, check_load_args, _BUCKET_BATCHES
 from paddlepalm.reader.corpus import read_lines
 from paddlepalm.reader.errors import DataFormatError
-from paddlepalm.reader.word_tokenizer import SPLITS, build_word_vocab, split_text
+from paddlepalm.reader.tokenization import Lang
+from paddlepalm.reader.word_tokenizer import SPLITS, WordSplit, build_word_vocab, split_text
 
 Paths = Union[str, Sequence[str]]
 
@@ -68,7 +69,9 @@ class LMCorpusReader(Reader):
     or ``'char'`` (one token per character).
     """
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "whitespace", lang: str = "cn",
+    FILE_FORMATS = ("txt", "text", "tsv")
+
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: WordSplit = "whitespace", lang: Lang = "cn",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train"):
         if tokenizer not in SPLITS:
             raise ValueError(f"LMCorpusReader tokenizer must be one of {SPLITS}, got {tokenizer!r}")
@@ -78,10 +81,6 @@ class LMCorpusReader(Reader):
         self.num_lines = self.num_split_lines = self.num_tokens = self.num_oov_tokens = 0
 
     # ------------------------------------------------------------------ loading
-    def _check_format(self, file_format: str) -> None:
-        if file_format not in ("txt", "text", "tsv"):
-            raise ValueError(f"LMCorpusReader reads plain text (file_format='txt'), got {file_format!r}")
-
     def load_data(self, input_file: Paths, batch_size: int, num_epochs: Optional[int] = None,
                   file_format: str = "txt", shuffle_train: bool = True) -> None:
         check_load_args(batch_size, num_epochs)

@@ -1,12 +1,15 @@
 """Masked-LM reader: TSV ``text_a`` (optional ``text_b``) -> dynamically masked batches."""
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, get_args
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.sources import FILE_FORMATS, TEXT, read_rows
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 from paddlepalm.utils.masking import Masker, batch_seed, jieba_segment, word_units, wordpiece_word_lengths
 
+WordSegmenter = Literal["wordpiece", "jieba", "whitespace"]  # the words whole-word masking masks
+WORD_SEGMENTERS = get_args(WordSegmenter)
 MASK_ATTRS = {"mask_label": ([-1], "int64"), "mask_pos": ([-1], "int64")}
 
 
@@ -19,9 +22,10 @@ class MaskingMixin:
     whole-word masking) and ``word_offsets`` (where each text's words start).
     """
 
-    def _init_masking(self, mask_prob: float, max_ngram: int, whole_word_mask: bool, word_segmenter: str) -> None:
-        if word_segmenter not in ("wordpiece", "jieba", "whitespace"):
-            raise ValueError(f"word_segmenter must be 'wordpiece', 'jieba' or 'whitespace', got {word_segmenter!r}")
+    def _init_masking(self, mask_prob: float, max_ngram: int, whole_word_mask: bool,
+                      word_segmenter: WordSegmenter) -> None:
+        if word_segmenter not in WORD_SEGMENTERS:
+            raise ValueError(f"word_segmenter must be one of {WORD_SEGMENTERS}, got {word_segmenter!r}")
         vocab = self.tokenizer.vocab.token_to_idx
         special = {vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t in vocab}
         if "[MASK]" not in vocab:
@@ -103,13 +107,13 @@ class MaskLMReader(MaskingMixin, Reader):
     ``'whitespace'`` for pre-segmented text); labels are always the original tokens.
     """
 
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
     reads_rows = True
-    file_formats = FILE_FORMATS + ("auto",)
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train", dev_count: int = 1,
                  print_prefix: str = "", mask_prob: float = 0.15, max_ngram: int = 1, whole_word_mask: bool = False,
-                 word_segmenter: Optional[str] = None):
+                 word_segmenter: Optional[WordSegmenter] = None):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
         if word_segmenter is None:
             word_segmenter = "jieba" if lang in ("cn", "zh") and whole_word_mask else "wordpiece"

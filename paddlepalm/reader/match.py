@@ -1,12 +1,15 @@
 """Sentence-pair matching reader, pointwise or pairwise (PALM's ``MatchReader``)."""
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Union, get_args
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
-from paddlepalm.reader.cls import _text_pair
+from paddlepalm.reader.cls import text_pair
+from paddlepalm.reader.labels import UnseenPolicy
 from paddlepalm.reader.sources import FILE_FORMATS, ID, LABEL, TEXT, Source, read_rows
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 
-STRATEGIES = ("pointwise", "pairwise")
+Strategy = Literal["pointwise", "pairwise"]
+STRATEGIES = get_args(Strategy)
 
 
 class MatchReader(ClassLabels, Reader):
@@ -22,15 +25,16 @@ class MatchReader(ClassLabels, Reader):
       (one row per pair, ``label`` optional).
     """
 
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
     reads_rows = True
-    file_formats = FILE_FORMATS + ("auto",)
     FIELDS = {"text_a": TEXT, "text_b": TEXT, "text_b_neg": TEXT, "label": LABEL, "qid": ID}
 
-    def __init__(self, vocab_path: str, max_len: int, tokenizer: str = "wordpiece", lang: str = "en",
-                 seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: str = "pointwise",
-                 phase: str = "train", dev_count: int = 1, print_prefix: str = "",
-                 label_map_config: Optional[Union[str, Mapping[str, int]]] = None, unseen_labels: str = "warn"):
-        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
+                 seed: Optional[int] = None, do_lower_case: bool = False, learning_strategy: Strategy = "pointwise",
+                 phase: str = "train", dev_count: int = 1, print_prefix: str = "", fold_width: bool = False,
+                 label_map_config: Optional[Union[str, Mapping[str, int]]] = None,
+                 unseen_labels: UnseenPolicy = "warn"):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         if learning_strategy not in STRATEGIES:
             raise ValueError(f"learning_strategy must be one of {STRATEGIES}, got {learning_strategy!r}")
         self.learning_strategy = learning_strategy
@@ -74,11 +78,11 @@ class MatchReader(ClassLabels, Reader):
     def _extra_settings(self) -> Dict[str, Any]:
         return {"learning_strategy": self.learning_strategy}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
-        """``inputs``: ``(text_a, text_b)`` pairs."""
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
+        """``inputs``: ``(text_a, text_b)`` pairs (of token lists with ``pretokenized``)."""
         features = []
         for index, item in enumerate(inputs):
-            feature = self._encode_text(*_text_pair(item, index, pair_required=True))
+            feature = self._encode_text(*text_pair(item, index, pair_required=True, pretokenized=pretokenized))
             feature["example_id"] = index
             features.append(feature)
         return features

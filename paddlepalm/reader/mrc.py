@@ -15,13 +15,15 @@ find answer"), and so is a training question that is empty: ``load_data`` prints
 how many, and their ids are kept in ``skipped_questions``. ``strict=True`` makes
 such a question an error. (Outside training an empty question is an error.)
 """
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.tokenization import Lang
 from paddlepalm.utils.fileio import FileFormatError, read_json
 
 
@@ -39,8 +41,10 @@ class MRCExample:
 
 
 class MRCReader(Reader):
+    FILE_FORMATS = ("json", "tsv")  # SQuAD JSON either way: PALM scripts call load_data() with its default 'tsv'
+
     def __init__(self, vocab_path: str, max_len: int, max_query_len: int, doc_stride: int,
-                 tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
+                 tokenizer: Literal["wordpiece"] = "wordpiece", lang: Lang = "en", seed: Optional[int] = None,
                  do_lower_case: bool = False, remove_noanswer: bool = True, phase: str = "train",
                  strict: bool = False):
         if tokenizer != "wordpiece":
@@ -59,11 +63,6 @@ class MRCReader(Reader):
         self.skipped_questions: List[str] = []
         self.examples: List[MRCExample] = []
         self.num_dropped_windows = 0
-
-    def _check_format(self, file_format: str) -> None:
-        # PALM scripts call load_data() with its default 'tsv'; the file is SQuAD JSON either way.
-        if file_format not in ("json", "tsv"):
-            raise ValueError(f"MRCReader reads SQuAD JSON (file_format='json'), got {file_format!r}")
 
     @property
     def num_questions(self) -> int:
@@ -103,7 +102,7 @@ class MRCReader(Reader):
                 f", {empty} with an empty question" if empty else "")
             print(f"MRCReader: {input_file}: skipped {len(skipped)} of {len(examples)} training questions, "
                   f"{kinds} (ids: {shown}; all in reader.skipped_questions; strict=True makes this an error)",
-                  flush=True)
+                  file=sys.stderr, flush=True)
         return features
 
     def _add_windows(self, example: MRCExample, doc_ids: List[int], doc_spans: List[Tuple[int, int]],
@@ -139,11 +138,14 @@ class MRCReader(Reader):
     def _extra_settings(self) -> Dict[str, Any]:
         return {"max_query_len": self.max_query_len, "doc_stride": self.doc_stride}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
         """``inputs``: ``(question, context)`` pairs or ``{"question", "context"}`` dicts. The reader
         then holds these questions (``get_epoch_outputs``, for the head's answer decoding); a
         question's windows share its ``question_index``, its position in ``inputs``. A long
-        context is cut into windows, not truncated (``truncated``: the question was cut)."""
+        context is cut into windows, not truncated (``truncated``: the question was cut).
+        Answers are character spans of the raw context, so there is no pre-tokenized form."""
+        if pretokenized:
+            raise ValueError("MRCReader reads raw (question, context) text only: answers are spans of the raw context")
         cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
         self.examples, features = [], []
         for index, item in enumerate(inputs):

@@ -1,12 +1,13 @@
 """Sequence labeling reader: one tag per token, CRF over original tokens."""
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
-from paddlepalm.reader.labels import UnseenLabels, check_unseen_policy, load_label_map
+from paddlepalm.reader.labels import UnseenLabels, UnseenPolicy, check_unseen_policy, load_label_map
+from paddlepalm.reader.segmentation import units_of_tokens
 from paddlepalm.reader.sources import FILE_FORMATS, TEXT, TOKENS, Location, Source, read_rows
+from paddlepalm.reader.tokenization import Lang, TokenizerKind
 
 TOKEN_SEPARATOR = "\x02"
 
@@ -26,14 +27,14 @@ class SequenceLabelReader(Reader):
     """
 
     reads_rows = True
-    file_formats = FILE_FORMATS + ("auto",)
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
     FIELDS = {"text_a": TEXT, "label": TEXT, "tokens": TOKENS, "tags": TOKENS}
 
     def __init__(self, vocab_path: str, max_len: int, label_map_config: Union[str, Mapping[str, int]],
-                 tokenizer: str = "wordpiece", lang: str = "en", seed: Optional[int] = None,
+                 tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en", seed: Optional[int] = None,
                  do_lower_case: bool = False, phase: str = "train", dev_count: int = 1, print_prefix: str = "",
-                 unseen_labels: str = "warn"):
-        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+                 fold_width: bool = False, unseen_labels: UnseenPolicy = "warn"):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         self.label_map = load_label_map(label_map_config)
         self._label_map_source = label_map_config if isinstance(label_map_config, str) else "(given as a mapping)"
         self.label_names = [None] * len(self.label_map)
@@ -62,8 +63,7 @@ class SequenceLabelReader(Reader):
     def _pieces(self, word: str) -> List[int]:
         ids = self._piece_cache.get(word)
         if ids is None:
-            tokens = self.tokenizer.tokenize(word) or [self.tokenizer.unk_token]
-            ids = self._piece_cache[word] = self.tokenizer.convert_tokens_to_ids(tokens)
+            ids = self._piece_cache[word] = self.tokenizer.convert_tokens_to_ids(self.word_pieces(word))
         return ids
 
     def _read_examples(self, source: Source) -> List[Feature]:
@@ -119,19 +119,34 @@ class SequenceLabelReader(Reader):
     def _extra_settings(self) -> Dict[str, Any]:
         return {"label_map_config": dict(self.label_map)}
 
-    def features_of(self, inputs: Sequence[Any]) -> List[Feature]:
-        """``inputs``: sentences, split into words at whitespace; each feature keeps the words'
-        character ``word_spans`` in its sentence (for entity offsets)."""
+    def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
+        """``inputs``: raw sentences, split into the units this reader's tokenizer tags
+        (:meth:`units_of`: Chinese needs no spaces); with ``pretokenized``, lists of tokens, one
+        tag each. Each feature keeps its ``text`` and the units' character ``word_spans`` in it
+        (a pre-tokenized input's text is its tokens joined by one space)."""
         cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
         features = []
-        for index, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(f"input {index} must be a string, got {type(text).__name__}: {text!r:.80}")
-            matches = list(re.finditer(r"\S+", text))
-            feature = self._encode_words([m.group() for m in matches], index, cls_id, sep_id)
-            feature["word_spans"] = [m.span() for m in matches]
+        for index, item in enumerate(inputs):
+            text, units = self._text_units(item, index, pretokenized)
+            feature = self._encode_words([unit[0] for unit in units], index, cls_id, sep_id)
+            feature["word_spans"] = [(start, end) for _, start, end in units]
+            feature["text"] = text
             features.append(feature)
         return features
+
+    def _text_units(self, item: Any, index: int, pretokenized: bool):
+        if pretokenized:
+            if isinstance(item, str) or not isinstance(item, Sequence):
+                raise TypeError(f"input {index} must be a list of tokens (pretokenized), got "
+                                f"{type(item).__name__}: {item!r:.80}")
+            try:
+                return units_of_tokens(item)
+            except ValueError as error:
+                raise ValueError(f"input {index}: {error}") from None
+        if not isinstance(item, str):
+            raise TypeError(f"input {index} must be a string, got {type(item).__name__}: {item!r:.80} "
+                            "(a list of tokens needs pretokenized=True)")
+        return item, self.units_of(item)
 
     def _label_attrs(self) -> Dict[str, Any]:
         attrs = {"word_starts": ([-1, -1], "int64"), "word_counts": ([-1], "int64"),

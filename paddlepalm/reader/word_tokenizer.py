@@ -15,18 +15,22 @@ The tokenizer has the attributes the readers use (``vocab``, ``cls_token``,
 with it unchanged: ``<S>`` plays ``[CLS]`` and ``</S>`` plays ``[SEP]``.
 """
 import collections
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Literal, Optional, get_args
 
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.segmentation import fold_width
 from paddlepalm.reader.tsv import check_no_nul
 from paddlepalm.utils.fileio import FileFormatError, read_lines, write_text
 
 BOS, EOS, UNK, PAD = "<S>", "</S>", "<UNK>", "<PAD>"
 SPECIAL_TOKENS = [BOS, EOS, UNK]
-SPLITS = ("whitespace", "jieba", "char")
+WordSplit = Literal["whitespace", "jieba", "char"]  # how a word-level tokenizer splits text
+SPLITS = get_args(WordSplit)
 
 
-def split_text(text: str, split: str, lowercase: bool = False) -> List[str]:
+def split_text(text: str, split: str, lowercase: bool = False, fold: bool = False) -> List[str]:
+    if fold:
+        text = fold_width(text)
     if lowercase:
         text = text.lower()
     if split == "whitespace":
@@ -44,10 +48,10 @@ class WordTokenizer:
     is_word_level = True
     cls_token, sep_token, unk_token = BOS, EOS, UNK
 
-    def __init__(self, vocab_path: str, split: str = "whitespace", lowercase: bool = False):
+    def __init__(self, vocab_path: str, split: str = "whitespace", lowercase: bool = False, fold: bool = False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.split, self.lowercase = split, lowercase
+        self.split, self.lowercase, self.fold = split, lowercase, fold
         self.vocab: Dict[str, int] = {}
         for line in read_vocab_lines(vocab_path):
             token = line.split("\t")[0]
@@ -65,7 +69,16 @@ class WordTokenizer:
         return len(self.vocab)
 
     def tokenize(self, text: str) -> List[str]:
-        return split_text(text, self.split, self.lowercase)
+        return split_text(text, self.split, self.lowercase, self.fold)
+
+    def word_pieces(self, word: str) -> List[str]:
+        """The tokens of one given word (a unit of pre-tokenized text): its characters for
+        ``'char'``, else the word itself (it is not segmented again)."""
+        if self.split == "char":
+            return self.tokenize(word)
+        word = fold_width(word) if self.fold else word
+        word = word.lower() if self.lowercase else word
+        return [word] if word.strip() else []
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
         return [self.vocab.get(t, self.unk_id) for t in tokens]

@@ -49,7 +49,20 @@ def _forward_by_gemm(alpha, emissions, mask, trans):
 
 def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,
             transitions: paddle.Tensor) -> paddle.Tensor:
-    """Per-sequence ``-log p(labels | emissions)``; emissions ``[B, T, K]``, lengths ``[B]`` (>= 1)."""
+    """Per-sequence ``-log p(labels | emissions)``; emissions ``[B, T, K]``, lengths ``[B]`` (>= 1).
+
+    On CPU in eager mode the whole loss and its gradient run in one C++ operator
+    (:mod:`paddlepalm.utils.fused_crf`); elsewhere, or when it cannot be built,
+    :func:`crf_nll_reference`."""
+    from paddlepalm.utils.fused_crf import fused_nll
+
+    fused = fused_nll(emissions, labels, paddle.clip(lengths, min=1), transitions)
+    return fused if fused is not None else crf_nll_reference(emissions, labels, lengths, transitions)
+
+
+def crf_nll_reference(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,
+                      transitions: paddle.Tensor) -> paddle.Tensor:
+    """:func:`crf_nll` in Paddle operations (the forward algorithm stepped over time)."""
     start, stop, trans = split_transitions(transitions)
     batch, steps, num_tags = emissions.shape
     mask = (paddle.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)).astype(emissions.dtype)  # [B, T]
