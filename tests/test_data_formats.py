@@ -298,6 +298,9 @@ CAIS = ["打 O", "给 O", "妈 B-contact", "妈 E-contact", "phone_call", "", "-
 def test_conll_with_intent_lines_bioes_and_a_bad_line_each(tmp_path):
     src = tmp_path / "cais"
     _lines(str(src / "train.txt"), CAIS)
+    _lines(str(src / "dev.txt"), ["放 O", "歌 S-song"])
+    message = error_of(lambda: prepare("conll", str(src), str(tmp_path / "out")))
+    assert message == f"{src}/dev.txt:1: no sentence label (the training split has them)"
     _lines(str(src / "dev.txt"), ["放 O", "歌 S-song", "music_play"])
     prepared = prepare("conll", str(src), str(tmp_path / "out"))
     out = tmp_path / "out"
@@ -387,6 +390,7 @@ def test_config_prepare_kind_columns_and_format_reach_the_reader(files, tmp_path
                                    ("{kind: conll, script: x.py, source: d}", "give `kind`"),
                                    ("{source: d}", "missing: `kind`"),
                                    ("{kind: seq_in, source: d, strip_position: true}", "a `kind: conll` option"),
+                                   ("{kind: seq_in, source: d, files: {train: t}}", "reads the folders"),
                                    ("{script: x.py, lowercase: true}", "an option of `kind`"),
                                    ("{kind: conl, source: d}", "did you mean 'conll'")]:
         with pytest.raises(config.ConfigError, match=problem.replace("(", r"\(")):

@@ -659,6 +659,8 @@ def check_prepare(prepare: Optional[Dict[str, Any]], checker: _Checker) -> None:
             raise checker.fail(path + ("args",), "a `script`'s arguments (a `kind` takes keys instead)")
         if prepare["strip_position"] and prepare["kind"] != "conll":
             raise checker.fail(path + ("strip_position",), "a `kind: conll` option")
+        if prepare["files"] and prepare["kind"] == "seq_in":
+            raise checker.fail(path + ("files",), "`seq_in` reads the folders train/, valid/ (or dev/), test/")
         return
     for key in ("files", "lowercase", "tokenizer", "strip_position"):
         if prepare[key] != PREPARE[key].default:

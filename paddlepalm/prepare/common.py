@@ -143,6 +143,7 @@ def write(kind: str, source: str, splits: Dict[str, List[Example]], out: str, la
         prepared.label_classes = len(classes)
         prepared.files.append(_write_json(out, layout.label_map, classes))
     for split, examples in splits.items():
+        _check_like_train(examples, has_tags, has_labels)
         record: Dict[str, Any] = {"examples": len(examples)}
         if has_tags:
             record["unseen_tags"] = _unseen(split, examples, tags, lambda e: e.tags or [], "tag")
@@ -154,6 +155,15 @@ def write(kind: str, source: str, splits: Dict[str, List[Example]], out: str, la
     prepared.files += _write_vocabs(out, train, lowercase, tokenizer)
     fileio.write_json(os.path.join(out, "prepare.json"), prepared.as_dict())
     return prepared
+
+
+def _check_like_train(examples: Sequence[Example], has_tags: bool, has_labels: bool) -> None:
+    """Every split has what the training split has: token tags, sentence labels."""
+    for e in examples:
+        if has_tags and e.tags is None:
+            raise DataFormatError(e.where, None, "no token tags (the training split has them)")
+        if has_labels and e.label is None:
+            raise DataFormatError(e.label_where or e.where, None, "no sentence label (the training split has them)")
 
 
 def _unseen(split: str, examples: Sequence[Example], known: Mapping[str, int], labels, what: str) -> int:
