@@ -12,6 +12,8 @@ RUNTIME = [
     "tqdm",
     "PyYAML>=5.1",  # palm's configs
     "matplotlib",  # palm plot
+    "fastapi",  # palm serve (paddlenlp installs it too)
+    "uvicorn",  # palm serve (paddlenlp installs it too)
 ]
 
 setup(

@@ -198,7 +198,7 @@ def test_every_key_is_documented():
         docs = f.read()
     missing = [key for key in config.schema_keys() if f"`{key.split('.')[-1]}`" not in docs]
     assert not missing, missing
-    for command in ("train", "eval", "predict", "export", "plot", "ls", "download"):
+    for command in ("train", "eval", "predict", "export", "serve", "plot", "ls", "download"):
         assert f"palm {command}" in docs
 
 
@@ -207,7 +207,7 @@ def test_help_of_palm_and_each_subcommand(capsys):
         main(["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for command in ("train", "eval", "predict", "export", "plot", "ls", "download"):
+    for command in ("train", "eval", "predict", "export", "serve", "plot", "ls", "download"):
         assert re.search(rf"^\s+{command}\s+\S", text, re.M), command
         with pytest.raises(SystemExit):
             main([command, "--help"])

@@ -259,7 +259,7 @@ def test_palm_train_with_a_name_supplies_config_and_vocab_and_records_them(hub, 
     run = tmp_path / "run"
     assert main(["train", cli_config, "-s", str(run), "-o", f"backbone.pretrained={NAME}", "--no-progress"]) == 0
     folder = hub.cache / NAME
-    assert f"backbone parameters from {folder} (paddlenlp model_state.pdparams); 0 missing" in capsys.readouterr().out
+    assert f"backbone parameters from {folder} (paddlenlp model_state.pdparams); 0 missing" in capsys.readouterr().err  # logs go to stderr
     recorded = yaml.safe_load((run / "config.yaml").read_text())
     assert recorded["backbone"]["kind"] == "ERNIE"
     assert recorded["backbone"]["pretrained"] == str(folder)

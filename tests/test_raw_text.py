@@ -233,3 +233,34 @@ def test_fold_width_reads_full_width_input_as_the_folded_training_data(tmp_path)
     feature = folded.features_of([raw])[0]
     assert [raw[s:e] for s, e in feature["word_spans"]] == list(raw)  # offsets into the raw text
     assert folded.settings()["fold_width"] is True  # recorded in exports
+
+
+def test_palm_serve_raw_equals_pretokenized(model):
+    """``palm serve``'s HTTP answers: ``{"texts": ...}`` and ``{"tokens": ...}`` (pre-tokenized)."""
+    import http.client
+    import urllib.parse
+
+    from paddlepalm.serve import Service, ServerThread
+
+    texts = list(TEXTS.values())
+    tokens = [expected_tokens(model["tokenizer"], t) for t in texts]
+
+    def post(url, body):
+        parts = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
+            connection.request("POST", "/predict", json.dumps(body).encode("utf-8"),
+                               {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            assert response.status == 200, answer
+            return answer["predictions"]
+        finally:
+            connection.close()
+
+    with ServerThread(Service(palm.Predictor(model["export"], threads=1))) as server:
+        raw, pre = post(server.url, {"texts": texts}), post(server.url, {"tokens": tokens})
+    for text, r, p in zip(texts, raw, pre):
+        _check(r, p, model["tokenizer"], text)
+    direct = palm.Predictor(model["export"], threads=1).predict(texts)
+    assert [r["slot"]["tags"] for r in raw] == [d["slot"]["tags"] for d in direct]

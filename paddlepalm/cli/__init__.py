@@ -18,6 +18,7 @@ EPILOG = """examples:
   palm eval runs/joint --split test
   palm export runs/joint --joint
   palm predict runs/joint --input sentences.txt --output predictions.jsonl
+  palm serve runs/joint --port 8000                                        # POST /predict {"texts": [...]}
   palm plot runs/joint
   palm ls pretrain; palm download pretrain ERNIE-v2-en-base --path models
 
@@ -99,6 +100,33 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--output", metavar="DIR", help="default: RUN_DIR/export/<joint|TASK>")
     x.set_defaults(run=cmd_export)
 
+    from paddlepalm import serve as serving
+
+    sv = sub.add_parser("serve", help="serve an exported model over HTTP (JSON, dynamic batching)",
+                        description="Serve a Predictor: POST /predict {\"texts\": [...]} (or {\"tokens\": [[...]]}) "
+                                    "answers {\"predictions\": [...]}, one record per input; GET /health, GET /stats. "
+                                    "Concurrent requests are run together, in batches. Stop with Ctrl-C or SIGTERM.")
+    sv.add_argument("source", metavar="RUN_DIR|EXPORT_DIR", help="an export folder, or a run directory (its "
+                                                                 "export/, exported first when missing)")
+    sv.add_argument("--host", default=serving.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    sv.add_argument("--port", type=_number(int, 0), default=serving.DEFAULT_PORT, help="0: a free port (the URL is "
+                                                                                     "printed; default: %(default)s)")
+    sv.add_argument("--max-batch", type=_number(int, 1), default=serving.DEFAULT_MAX_BATCH,
+                    help="inputs per model call, from one or several requests (default: %(default)s)")
+    sv.add_argument("--max-wait-ms", type=_number(float, 0), default=serving.DEFAULT_MAX_WAIT_MS,
+                    help="how long a request waits for others to share its call (default: %(default)s)")
+    sv.add_argument("--max-inputs", type=_number(int, 1), default=serving.DEFAULT_MAX_INPUTS,
+                    help="inputs per request (more: 413; default: %(default)s)")
+    sv.add_argument("--max-chars", type=_number(int, 1), default=serving.DEFAULT_MAX_CHARS,
+                    help="characters per input (more: 413; default: %(default)s)")
+    sv.add_argument("--max-body-bytes", type=_number(int, 1), default=serving.DEFAULT_MAX_BODY_BYTES,
+                    help="bytes per request body (more: 413; default: %(default)s)")
+    sv.add_argument("--threads", type=_number(int, 1), help="CPU threads of the model (default: MKL_NUM_THREADS, "
+                                                             "else every core)")
+    sv.add_argument("--task", help="answer only this task's results")
+    sv.add_argument("--no-access-log", action="store_true", help="no line per request on standard error")
+    sv.set_defaults(run=cmd_serve)
+
     pl = sub.add_parser("plot", help="plot a run's metrics.jsonl as PNG files",
                         description="Write RUN_DIR/plots/: loss.png (per-task training loss, smoothed), eval.png "
                                     "(dev metrics, best checkpoint marked), lr.png (learning rate and throughput), "
@@ -141,8 +169,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from paddlepalm.cli.config import ConfigError
 
         from paddlepalm.cli.run_dir import RunDirError
+        from paddlepalm.downloader import UnknownNameError
 
-        usage = (ConfigError, CliError, RunDirError)
+        usage = (ConfigError, CliError, RunDirError, UnknownNameError)  # a misspelt download name too
         text = " ".join(str(error).split()) or type(error).__name__
         if not isinstance(error, usage + (PrepareError,)):
             text = f"{type(error).__name__}: {text}"
@@ -384,19 +413,23 @@ def read_inputs(path: str) -> List:
     return inputs
 
 
+def _export_dir(source: str, task: Optional[str]) -> str:
+    """``source`` if it is an export folder, else the export of the run directory ``source``."""
+    from paddlepalm.inference import META_FILE, is_export
+
+    path = os.path.abspath(source)
+    if is_export(path):  # an export, or a folder of per-task exports (pred.step{N}/)
+        return path
+    if os.path.isfile(os.path.join(path, "config.yaml")):
+        return _predict_export(path, task)
+    raise CliError(f"{source} is neither an export folder ({META_FILE}) nor a run directory (config.yaml)")
+
+
 def cmd_predict(args) -> int:
     import json
 
-    from paddlepalm.inference import META_FILE, is_export
-
-    source = os.path.abspath(args.source)
     inputs = _predict_inputs(args.input)
-    if is_export(source):
-        export_dir = source
-    elif os.path.isfile(os.path.join(source, "config.yaml")):
-        export_dir = _predict_export(source, args.task)
-    else:
-        raise CliError(f"{args.source} is neither an export folder ({META_FILE}) nor a run directory (config.yaml)")
+    export_dir = _export_dir(args.source, args.task)
     import paddlepalm
 
     predictor = paddlepalm.Predictor(export_dir, batch_size=args.batch_size)
@@ -459,6 +492,43 @@ def _predict_export(run: str, task: Optional[str]) -> str:
     return _export(run, task, False, "paddle", None, None)
 
 
+# ------------------------------------------------------------------ serve
+def _number(kind, minimum):
+    """An argparse type: ``kind`` (int or float) of at least ``minimum`` (else a usage error, exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+    return parse
+
+
+def cmd_serve(args) -> int:
+    import contextlib
+
+    import paddlepalm
+    from paddlepalm import serve
+
+    with contextlib.redirect_stdout(sys.stderr):  # standard output holds the URL only
+        try:
+            export_dir = _export_dir(args.source, args.task)
+        except CliError as error:  # a usage problem: exit 2, as argparse's own
+            print(f"palm serve: error: {error}", file=sys.stderr)
+            return 2
+        predictor = paddlepalm.Predictor(export_dir, threads=args.threads, batch_size=args.max_batch)
+        if args.task is not None and args.task not in predictor.tasks:
+            print(f"palm serve: error: the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}",
+                  file=sys.stderr)
+            return 2
+        service = serve.Service(predictor, serve.Limits(args.max_inputs, args.max_chars, args.max_body_bytes),
+                                args.max_batch, args.max_wait_ms, args.task)
+    serve.run(service, args.source, args.host, args.port, access_log=not args.no_access_log)
+    return 0
+
+
 # ------------------------------------------------------------------ plot / downloader
 def cmd_plot(args) -> int:
     from paddlepalm.cli import plot
@@ -479,12 +549,5 @@ def cmd_ls(args) -> int:
 def cmd_download(args) -> int:
     from paddlepalm import downloader
 
-    try:
-        path = downloader.download(args.item, args.scope, args.path)
-    except downloader.UnknownNameError as error:  # a misspelt name is a usage error: exit 2
-        if args.debug:
-            raise
-        print(f"palm download: error: {error}", file=sys.stderr)
-        return 2
-    print(path)
+    print(downloader.download(args.item, args.scope, args.path))  # a misspelt name: UnknownNameError, exit 2
     return 0
