@@ -60,6 +60,7 @@ def build(work: str, joint: bool):
 
     d = os.path.join(work, "atis")
     sizes = prepare_data.convert(os.path.join(DATA, "atis"), d)
+    prepare_data.head(d, 500)  # 500 training sentences (dev may hold labels the training label maps lack)
     vocab = os.path.join(d, "vocab.txt")
     config = {"vocab_size": sum(1 for _ in open(vocab, encoding="utf-8")), "max_position_embeddings": 128,
               "type_vocab_size": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
@@ -68,7 +69,7 @@ def build(work: str, joint: bool):
     backbone = palm.backbone.ERNIE.from_config(config)
     intent = palm.Trainer("intent")
     intent_reader = palm.reader.ClassifyReader(vocab, 64, seed=1)
-    intent_reader.load_data(os.path.join(d, "intent", "dev.tsv"), batch_size=32)
+    intent_reader.load_data(os.path.join(d, "intent", "train_head.tsv"), batch_size=32)
     intent.build_forward(backbone, palm.head.Classify(sizes["intent_classes"], SIZE["hidden_size"]))
     if not joint:
         intent.build_backward(palm.optimizer.Adam(intent.model, 1e-4))
@@ -77,7 +78,7 @@ def build(work: str, joint: bool):
         return intent, {"intent": intent_reader}
     slot = palm.Trainer("slot")
     slot_reader = palm.reader.SequenceLabelReader(vocab, 64, os.path.join(d, "label_map.json"), seed=1)
-    slot_reader.load_data(os.path.join(d, "slot", "dev.tsv"), batch_size=32)
+    slot_reader.load_data(os.path.join(d, "slot", "train_head.tsv"), batch_size=32)
     slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], SIZE["hidden_size"]))
     trainer = palm.MultiHeadTrainer([slot, intent])
     trainer.build_backward(palm.optimizer.Adam(trainer.build_forward(), 1e-4))

@@ -33,6 +33,9 @@ from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.sinks import Sinks
 
 Results = List[Dict[str, Any]]
+# a count in a task's scores, not a metric: the gold labels of the evaluation data that training never
+# saw (scored as wrong); present only when there are some
+UNSEEN = "unseen_labels"
 
 
 # ----------------------------------------------------------------------- metrics
@@ -74,7 +77,8 @@ class ChunkF1(Metric):
 
     def __call__(self, results, reader):
         names = reader.label_names
-        gold = [[names[t] for t in f["labels"]] for f in reader._features]
+        # a row with a tag unseen in training keeps its gold tag names: that entity is a false negative
+        gold = [f.get("gold_tags") or [names[t] for t in f["labels"]] for f in reader._features]
         predicted = [[names[t] for t in r["label"][:len(g)]] for r, g in zip(results, gold)]
         scores = palm_metrics.chunk_f1(predicted, gold)
         return {"entity_f1": scores["f1"], "entity_precision": scores["precision"],
@@ -180,6 +184,9 @@ class TaskEvaluator:
         scores: Dict[str, float] = {}
         for metric in self.metrics:
             scores.update(metric(results, self.reader))
+        unseen = getattr(self.reader, "unseen_labels", 0)
+        if unseen:  # gold labels training never saw, scored as wrong (paddlepalm/reader/labels.py)
+            scores[UNSEEN] = unseen
         return scores
 
 
@@ -249,7 +256,7 @@ class EvaluationLoop:
         for evaluator in self.evaluators:
             scores = evaluator.evaluate(model, self.sinks.wrap)
             record["tasks"][evaluator.task] = scores
-            shown = ", ".join(f"{k}: {v:.4f}" for k, v in scores.items())
+            shown = ", ".join(f"{k}: {v}" if isinstance(v, int) else f"{k}: {v:.4f}" for k, v in scores.items())
             _log(f"global step: {step}, eval {evaluator.task}: {shown}")
         score = float(np.mean([record["tasks"][e.task][e.target] for e in self.evaluators]))
         record["score"] = score

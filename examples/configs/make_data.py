@@ -124,8 +124,9 @@ def zh_ner(a, work, out):
     if a.max_train:
         splits["train"] = splits["train"][:a.max_train]
     os.makedirs(out, exist_ok=True)
-    tags = sorted({t for rows in splits.values() for _, ts in rows for t in ts} - {"O"})
-    _write_json(os.path.join(out, "label_map.json"), {"O": 0, **{t: i + 1 for i, t in enumerate(tags)}})
+    from paddlepalm.prepare.common import tag_map_of
+
+    _write_json(os.path.join(out, "label_map.json"), tag_map_of(ts for _, ts in splits["train"]))  # train only
     for name, rows in splits.items():
         with open(os.path.join(out, f"{name}.tsv"), "w", encoding="utf-8") as f:
             f.write("text_a\tlabel\n")

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 from paddlepalm import metrics  # noqa: E402
+from paddlepalm.prepare.common import tag_map_of  # noqa: E402
 from paddlepalm.reader.errors import DataFormatError  # noqa: E402
 
 
@@ -97,8 +98,7 @@ def prepare(args):
         test = read_conll(os.path.join(folder, "weiboNER_2nd_conll.test"), strip_position=True)
     else:
         train, test = make_sample(random.Random(0))
-    tags = sorted({t for _, ts in train + test for t in ts} - {"O"})
-    label_map = {"O": 0, **{t: i + 1 for i, t in enumerate(tags)}}
+    label_map = tag_map_of(ts for _, ts in train)  # the training split's tags only: no test leak
     with open(os.path.join(out, "label_map.json"), "w", encoding="utf-8") as f:
         json.dump(label_map, f, ensure_ascii=False)
     write_tsv(train, os.path.join(out, "train.tsv"))

@@ -41,6 +41,7 @@ import re
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from paddlepalm.prepare.common import tag_map_of
 from paddlepalm.reader.errors import DataFormatError
 from paddlepalm.utils import fileio
 from paddlepalm.utils.vocab import build_char_vocab, write_vocab
@@ -179,8 +180,7 @@ def convert(raw: Dict[str, Dict[str, list]], out: str, eval_size: int = 600, max
             fileio.write_text(path, text)
     fileio.write_json(os.path.join(out, "tnews", "label_map.json"),
                       {name: i for i, name in enumerate(raw["tnews"]["label_names"])})
-    tags = sorted({t for split in splits["weibo"].values() for _, ts in split for t in ts} - {"O"})
-    fileio.write_json(os.path.join(out, "weibo", "label_map.json"), {"O": 0, **{t: i + 1 for i, t in enumerate(tags)}})
+    fileio.write_json(os.path.join(out, "weibo", "label_map.json"), tag_map_of(ts for _, ts in splits["weibo"]["train"]))
     texts = [r[1] for r in splits["tnews"]["train"]] + [t for r in splits["afqmc"]["train"] for t in r[:2]] \
         + [r[1] for r in splits["senti"]["train"]] + ["".join(c) for c, _ in splits["weibo"]["train"]]
     vocab = build_char_vocab(texts, max_size=VOCAB_SIZE)

@@ -259,15 +259,35 @@ def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
 
 
 def prepare_data(cfg) -> None:
-    """Run the config's ``prepare`` script once (in this process), into ``data_dir``."""
-    from paddlepalm import engine
-
+    """Run the config's ``prepare`` step once, into ``data_dir``: a built-in conversion (``kind``,
+    ``paddlepalm.prepare``) or a script (in this process)."""
     spec, data_dir = cfg["prepare"], cfg["data_dir"]
     if spec is None or os.path.isdir(data_dir):
         return
     tmp = data_dir + ".tmp"
     if os.path.isdir(tmp):
         shutil.rmtree(tmp)
+    if spec["kind"] is not None:
+        _prepare_kind(spec, tmp)
+    else:
+        _prepare_script(spec, tmp)
+    os.replace(tmp, data_dir)
+
+
+def _prepare_kind(spec, out: str) -> None:
+    from paddlepalm import engine, prepare
+
+    engine.log(f"palm train: preparing the data: {spec['kind']} from {spec['source']}")
+    prepared = prepare.prepare(spec["kind"], spec["source"], out, files=spec["files"], lowercase=spec["lowercase"],
+                               tokenizer=spec["tokenizer"], strip_position=spec["strip_position"])
+    counts = ", ".join(f"{split} {record['examples']}" for split, record in prepared.splits.items())
+    sizes = [f"{n} {what}" for n, what in ((prepared.tag_classes, "tags"), (prepared.label_classes, "classes")) if n]
+    engine.log(f"palm train: prepared {counts} examples, {', '.join(sizes)} (label maps from train)")
+
+
+def _prepare_script(spec, tmp: str) -> None:
+    from paddlepalm import engine
+
     argv = [spec["script"], *spec["args"], "--out", tmp] + (["--source", spec["source"]] if spec["source"] else [])
     engine.log(f"palm train: preparing the data: python {' '.join(argv)}")
     saved = sys.argv
@@ -279,7 +299,6 @@ def prepare_data(cfg) -> None:
             raise PrepareError(f"the prepare script {spec['script']} exited with {exit_.code}") from None
     finally:
         sys.argv = saved
-    os.replace(tmp, data_dir)
 
 
 # ------------------------------------------------------------------ eval / export / predict

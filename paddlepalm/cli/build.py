@@ -68,9 +68,10 @@ def make_reader(cfg: Config, name: str, phase: str):
     params = parameters(cls)
     kwargs: Dict[str, Any] = {"vocab_path": task["vocab"], **spec, "phase": phase}
     if "label_map_config" in params:
-        if task["label_map"] is None:
+        if task["label_map"] is not None:  # a classifier's: its class names (labels may then be names)
+            kwargs["label_map_config"] = task["label_map"]
+        elif params["label_map_config"][1] is REQUIRED:
             raise cfg.error(("tasks", name, "label_map"), f"missing: {cls.__name__} needs a label map JSON")
-        kwargs["label_map_config"] = task["label_map"]
     if "seed" in params and "seed" not in spec:
         kwargs["seed"] = cfg["train"]["seed"]
     _check_required(cfg, ("tasks", name, "reader"), cls, params, kwargs)
@@ -135,10 +136,16 @@ def _check_required(cfg: Config, path, cls, params, kwargs) -> None:
 
 
 def _load(cfg: Config, name: str, reader, path: str, batch_size: int, num_epochs=None) -> None:
+    """``load_data`` with the task's ``file_format`` (null: from the file's extension for the readers
+    of rows) and ``columns``."""
     task = cfg.tasks[name]
     kwargs: Dict[str, Any] = {"batch_size": batch_size, "num_epochs": num_epochs}
     if task["file_format"] is not None:
         kwargs["file_format"] = task["file_format"]
+    elif getattr(reader, "reads_rows", False):
+        kwargs["file_format"] = "auto"
+    if task["columns"] is not None:
+        kwargs["columns"] = task["columns"]
     if reader.phase == "train":
         kwargs["shuffle_train"] = task["shuffle_train"]
     reader.load_data(path, **kwargs)

@@ -274,11 +274,21 @@ Section = Dict[str, Any]  # name -> Key or nested Section
 BACKBONES = ("ERNIE", "BERT", "ALBERT", "ELECTRA", "ELMo", "BiLSTM", "BiGRU")
 OPTIMIZERS = ("Adam", "AdamW", "LAMB")
 
+PREPARE_KINDS = ("seq_in", "conll", "clue_json")  # paddlepalm.prepare.KINDS (a test checks)
 PREPARE: Section = {
-    "script": Key(FilePath(), REQUIRED, "Python script that writes the data files (run in this process, once, "
-                                         "when `data_dir` does not exist yet)"),
-    "args": Key(ListOf(Str()), [], "its arguments; `--out DATA_DIR` (and `--source SOURCE`) are appended"),
-    "source": Key(Optional_(FilePath()), None, "a raw data set folder for the script (null: its generated sample)"),
+    "kind": Key(Optional_(Str(PREPARE_KINDS)), None, "a built-in conversion of a public layout (`paddlepalm.prepare`, "
+                                                     "docs/data.md): `seq_in`, `conll` or `clue_json`"),
+    "script": Key(Optional_(FilePath()), None, "or a Python script that writes the data files (run in this process, "
+                                               "once, when `data_dir` does not exist yet)"),
+    "args": Key(ListOf(Str()), [], "the script's arguments; `--out DATA_DIR` (and `--source SOURCE`) are appended"),
+    "source": Key(Optional_(FilePath()), None, "the raw data set folder (required by `kind`; for a script, null: "
+                                               "its generated sample)"),
+    "files": Key(Optional_(Mapping_()), None, "`kind`: `{train: NAME, dev: NAME, test: NAME}` in `source` "
+                                              "(null: the files named like *train*, *dev*/*valid*, *test*)"),
+    "lowercase": Key(Bool(), False, "`kind`: lowercase the vocabularies (match the readers' `do_lower_case`)"),
+    "tokenizer": Key(Str(("char", "jieba", "whitespace")), "char",
+                     "`kind`: how `word_vocab.txt` splits sentences that have no tokens (`clue_json` classification)"),
+    "strip_position": Key(Bool(), False, "`conll`: drop a token's trailing position digits (Weibo NER's `科0`)"),
 }
 BACKBONE: Section = {
     "kind": Key(Str(BACKBONES), "ERNIE", "backbone class (`paddlepalm.backbone`)"),
@@ -343,7 +353,10 @@ TASK: Section = {
     "vocab": Key(Optional_(FilePath(data=True)), None, "the reader's `vocab_path`"),
     "label_map": Key(Optional_(FilePath(data=True)), None, "JSON `{label: id}`: a tagger's `label_map_config`; "
                                                            "class names and count for classifiers"),
-    "file_format": Key(Optional_(Str()), None, "`load_data(file_format=)` (null: the reader's default)"),
+    "file_format": Key(Optional_(Str()), None, "`load_data(file_format=)`: `tsv`, `csv`, `jsonl` (null: from each "
+                                               "file's extension for the readers of rows, else the reader's default)"),
+    "columns": Key(Optional_(Mapping_()), None, "`load_data(columns=)`: `{field: column}`, e.g. "
+                                                "`{text_a: review, label: stars}` (null: the field names)"),
     "batch_size": Key(Int(minimum=1), 32, "training batch size"),
     "dev_batch_size": Key(Int(minimum=1), 64, "evaluation batch size"),
     "shuffle_train": Key(Bool(), True, "shuffle the training data each epoch"),
@@ -631,8 +644,32 @@ def _copy_origins(origins: Dict[Path, str], src: Path, dst: Path) -> None:
             origins[("@",) + dst + path[len(src):]] = path  # the key path as the user wrote it
 
 
+def check_prepare(prepare: Optional[Dict[str, Any]], checker: _Checker) -> None:
+    """``kind`` or ``script``, not both; each with only its own keys."""
+    if prepare is None:
+        return
+    path = ("prepare",)
+    if (prepare["kind"] is None) == (prepare["script"] is None):
+        raise checker.fail(path, "give `kind` (a built-in conversion) or `script`, not both" if prepare["kind"]
+                           else "missing: `kind` (seq_in, conll, clue_json) or `script`")
+    if prepare["kind"] is not None:
+        if prepare["source"] is None:
+            raise checker.fail(path + ("source",), f"missing: the raw data set folder `kind: {prepare['kind']}` reads")
+        if prepare["args"]:
+            raise checker.fail(path + ("args",), "a `script`'s arguments (a `kind` takes keys instead)")
+        if prepare["strip_position"] and prepare["kind"] != "conll":
+            raise checker.fail(path + ("strip_position",), "a `kind: conll` option")
+        if prepare["files"] and prepare["kind"] == "seq_in":
+            raise checker.fail(path + ("files",), "`seq_in` reads the folders train/, valid/ (or dev/), test/")
+        return
+    for key in ("files", "lowercase", "tokenizer", "strip_position"):
+        if prepare[key] != PREPARE[key].default:
+            raise checker.fail(path + (key,), "an option of `kind` (a script takes `args`)")
+
+
 def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, run_dir: Optional[str]) -> None:
     """Cross-key checks, task data paths, reader/head arguments."""
+    check_prepare(data["prepare"], checker)
     if data["prepare"] is not None and data["data_dir"] is None:
         if run_dir is None:
             raise checker.fail(("prepare",), "a config with `prepare` needs a run directory (or set data_dir)")

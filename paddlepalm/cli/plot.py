@@ -97,7 +97,7 @@ def plot_eval(evals: List[Dict[str, Any]], path: str) -> str:
     best_step = evals[-1].get("best_step")
     plt, fig, axes = _figure(len(tasks), f"Dev metrics (best checkpoint: step {best_step}, by {evals[-1].get('target')})")
     for ax, task in zip(axes, tasks):
-        metrics = list(evals[-1]["tasks"][task])
+        metrics = [m for m in evals[-1]["tasks"][task] if m != "unseen_labels"]  # a count, not a fraction
         for metric, color in zip(metrics, _colors(len(metrics))):
             points = [(r["step"], 100 * r["tasks"][task][metric]) for r in evals if metric in r["tasks"].get(task, {})]
             steps, values = zip(*points)

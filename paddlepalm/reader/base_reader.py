@@ -10,12 +10,14 @@ import copy
 import math
 import unicodedata
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
+from paddlepalm.reader import sources
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.sources import Source
 from paddlepalm.reader.segmentation import Unit, split_units, unspaced_cjk
 from paddlepalm.reader.tokenization import Lang, TokenizerKind, build_tokenizer, vocab_ids
 
@@ -65,6 +67,7 @@ class Reader:
     """PALM reader contract: ``load_data``, ``register_with``, ``num_examples``, ``clone``."""
 
     FILE_FORMATS: Tuple[str, ...] = ("tsv",)  # the ``load_data(file_format=)`` values it reads; the first is its own
+    reads_rows = False  # readers of rows (reader/sources.py) take CSV, JSON lines and in-memory data too
 
     def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
@@ -88,6 +91,8 @@ class Reader:
         self._registered: Optional[List[str]] = None
         self._features: List[Feature] = []
         self._input_file: Optional[str] = None
+        self._file_format: str = "tsv"
+        self._columns: Dict[str, str] = {}
         self.batch_size = 1
         self._num_epochs: Optional[int] = None
         self.shuffle = phase == "train"
@@ -113,14 +118,23 @@ class Reader:
                                  f"use the vocabulary the model was trained with, or a config with vocab_size >= {needed}")
         self._registered = list(backbone.inputs_attr)
 
-    def load_data(self, input_file: str, batch_size: int, num_epochs: Optional[int] = None,
-                  file_format: str = "tsv", shuffle_train: bool = True) -> None:
+    def load_data(self, input_file: Source, batch_size: int, num_epochs: Optional[int] = None,
+                  file_format: str = "tsv", shuffle_train: bool = True,
+                  columns: Optional[Mapping[str, str]] = None) -> None:
+        """Read ``input_file`` into features. PALM's arguments, and for the readers of rows
+        (classification, matching, tagging, masked LM): ``input_file`` may also be a list of dicts
+        or a ``datasets.Dataset``; ``file_format`` 'tsv' (PALM's), 'csv', 'jsonl' or 'auto' (from
+        the file name); ``columns`` maps the reader's field names to the data's column names
+        (``{"text_a": "review", "label": "stars"}``). See docs/data.md."""
         check_load_args(batch_size, num_epochs)
         self._check_format(file_format)
-        self._input_file = input_file
+        self._check_source(input_file, columns)
+        self._file_format, self._columns = file_format, dict(columns or {})
+        self._input_file = sources.describe(input_file)
         self._features = self._read_examples(input_file)
         if not self._features:
-            raise DataFormatError(input_file, None, "no examples (the file holds only a header, or every entry was skipped)")
+            raise DataFormatError(self._input_file, None,
+                                  "no examples (the file holds only a header, or every entry was skipped)")
         self.batch_size = int(batch_size)
         self._num_epochs = num_epochs
         self.shuffle = shuffle_train and self.phase == "train"
@@ -194,6 +208,14 @@ class Reader:
         if file_format not in self.FILE_FORMATS:
             raise ValueError(f"{type(self).__name__} reads file_format {' or '.join(map(repr, self.FILE_FORMATS))}, "
                              f"got {file_format!r}")
+
+    def _check_source(self, source: Source, columns: Optional[Mapping[str, str]]) -> None:
+        if self.reads_rows:
+            return
+        if not sources.is_file(source):
+            raise TypeError(f"{type(self).__name__} reads files only, got {type(source).__name__}")
+        if columns:
+            raise ValueError(f"{type(self).__name__} reads no named columns: columns= is for the readers of rows")
 
     def _read_examples(self, input_file: str) -> List[Feature]:
         raise NotImplementedError

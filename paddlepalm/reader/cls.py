@@ -1,39 +1,50 @@
 """Single-sentence or sentence-pair classification reader."""
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 from paddlepalm.reader.base_reader import Feature, Reader
 from paddlepalm.reader.class_labels import ClassLabels
+from paddlepalm.reader.labels import UnseenPolicy
+from paddlepalm.reader.sources import FILE_FORMATS, ID, LABEL, TEXT, Source, read_rows
 from paddlepalm.reader.tokenization import Lang, TokenizerKind
-from paddlepalm.reader.tsv import read_tsv
 
 
 class ClassifyReader(ClassLabels, Reader):
-    """TSV with a header: ``label`` (integer id), ``text_a``, optional ``text_b`` and ``qid``.
+    """Rows of ``label``, ``text_a``, optional ``text_b`` and ``qid`` (PALM's TSV with a header, or
+    CSV, JSON lines, a list of dicts, a ``datasets.Dataset``: see ``load_data``).
 
-    In ``phase='predict'`` the ``label`` column may be absent.
+    ``label``: an integer class id, or a class name of ``label_map_config`` (``{name: id}``, the
+    training split's classes). In ``phase='predict'`` the ``label`` column may be absent.
+    ``unseen_labels``: what an evaluation label outside the label map (or the head's classes)
+    does, ``'warn'`` (scored as wrong, counted) or ``'error'`` (see :mod:`paddlepalm.reader.labels`).
     """
+
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
+    reads_rows = True
+    FIELDS = {"text_a": TEXT, "text_b": TEXT, "label": LABEL, "qid": ID}
 
     def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
-                 fold_width: bool = False):
+                 fold_width: bool = False, label_map_config: Optional[Union[str, Mapping[str, int]]] = None,
+                 unseen_labels: UnseenPolicy = "warn"):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
+        self._init_labels(label_map_config, unseen_labels)
         self._has_labels = phase != "predict"
-        self._label_lines: List[int] = []
 
-    def _read_examples(self, input_file: str) -> List[Feature]:
-        required = ["text_a"] if self.phase == "predict" else ["text_a", "label"]
+    def _read_examples(self, source: Source) -> List[Feature]:
+        required = [("text_a",)] if self.phase == "predict" else [("text_a",), ("label",)]
         features = []
-        self._label_lines = []
-        for number, row in read_tsv(input_file, required, optional=["text_b", "qid", "label"]):
+        self._start_labels()
+        for location, row in read_rows(source, self.FIELDS, required, self._file_format, self._columns):
             feature = self._encode_text(row["text_a"], row.get("text_b"))
             feature["example_id"] = len(features)
-            feature["line"] = number
+            feature["line"] = location.line
             if "qid" in row:
                 feature["qid"] = row["qid"]
             if "label" in row:
-                self._read_label(input_file, number, row, feature)
+                self._read_label(location, row["label"], feature)
             features.append(feature)
         self._has_labels = bool(features) and "label" in features[0]
+        self._finish_labels()
         return features
 
     def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:

@@ -3,9 +3,15 @@ from typing import Optional
 
 
 class DataFormatError(ValueError):
-    """A data file is malformed. The message names the file, the line and the problem."""
+    """Malformed input data. The message names where: ``file:line`` for a file, ``row N`` (its
+    index) for in-memory data (a list of dicts, a ``datasets.Dataset``), then the problem."""
 
-    def __init__(self, path: str, line: Optional[int], problem: str):
-        self.path, self.line, self.problem = path, line, problem
-        where = f"{path}:{line}" if line is not None else str(path)
+    def __init__(self, path: str, line: Optional[int], problem: str, row: Optional[int] = None):
+        self.path, self.line, self.problem, self.row = path, line, problem, row
+        if row is not None:
+            where = f"row {row}"
+        elif line is not None:
+            where = f"{path}:{line}"
+        else:
+            where = str(path)
         super().__init__(f"{where}: {problem}")

@@ -4,8 +4,8 @@ from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, get_a
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
+from paddlepalm.reader.sources import FILE_FORMATS, TEXT, read_rows
 from paddlepalm.reader.tokenization import Lang, TokenizerKind
-from paddlepalm.reader.tsv import read_tsv
 from paddlepalm.utils.masking import Masker, batch_seed, jieba_segment, word_units, wordpiece_word_lengths
 
 WordSegmenter = Literal["wordpiece", "jieba", "whitespace"]  # the words whole-word masking masks
@@ -97,7 +97,8 @@ class MaskingMixin:
 
 
 class MaskLMReader(MaskingMixin, Reader):
-    """TSV with a header: ``text_a``, optional ``text_b``; 15% of tokens masked per sequence.
+    """Rows of ``text_a``, optional ``text_b`` (PALM's TSV with a header, or CSV, JSON lines, a list
+    of dicts, a ``datasets.Dataset``); 15% of tokens masked per sequence.
 
     Masked positions: 80% ``[MASK]``, 10% a random token, 10% unchanged; never a
     special token. New masks every epoch (dynamic masking). ``max_ngram > 1``
@@ -105,6 +106,9 @@ class MaskLMReader(MaskingMixin, Reader):
     (``word_segmenter='jieba'`` for Chinese, ``'wordpiece'`` groups ``##`` pieces,
     ``'whitespace'`` for pre-segmented text); labels are always the original tokens.
     """
+
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
+    reads_rows = True
 
     def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en",
                  seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train", dev_count: int = 1,
@@ -117,7 +121,8 @@ class MaskLMReader(MaskingMixin, Reader):
 
     def _read_examples(self, input_file: str) -> List[Feature]:
         features = []
-        for _, row in read_tsv(input_file, ["text_a"], optional=["text_b"]):
+        rows = read_rows(input_file, {"text_a": TEXT, "text_b": TEXT}, [("text_a",)], self._file_format, self._columns)
+        for _, row in rows:
             feature = self._encode_words(row["text_a"], row.get("text_b"))
             feature["example_id"] = len(features)
             features.append(feature)

@@ -1,40 +1,55 @@
-"""Sequence labeling reader: one tag per whitespace-free token, CRF over original tokens."""
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+"""Sequence labeling reader: one tag per token, CRF over original tokens."""
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from paddlepalm.reader.base_reader import Batch, Feature, Reader
-from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.reader.labels import UnseenLabels, UnseenPolicy, check_unseen_policy, load_label_map
 from paddlepalm.reader.segmentation import units_of_tokens
+from paddlepalm.reader.sources import FILE_FORMATS, TEXT, TOKENS, Location, Source, read_rows
 from paddlepalm.reader.tokenization import Lang, TokenizerKind
-from paddlepalm.reader.tsv import check_no_nul, read_tsv
-from paddlepalm.utils.fileio import FileFormatError, read_json
 
 TOKEN_SEPARATOR = "\x02"
 
 
 class SequenceLabelReader(Reader):
-    """TSV with header ``text_a<TAB>label``; tokens and tags each joined by ``\\x02``.
+    """Rows of tokens and their tags: ``text_a`` and ``label``, each joined by ``\\x02`` (PALM's TSV
+    with a header ``text_a<TAB>label``, or CSV), or in JSON lines, lists of dicts and
+    ``datasets.Dataset`` also ``tokens`` and ``tags`` as lists of strings (a token may then hold
+    any character, a space too). See ``load_data`` and docs/data.md.
 
     Each original token is split into word pieces; the model tags the first piece
     of every token (``word_starts``), so labels and predictions are one per
     original token. Tokens that do not fit in ``max_len`` are cut in training and
     counted; in prediction they get the ``O`` tag (or id 0) and are counted too.
+    ``unseen_labels``: what a tag of evaluation data outside the label map does, ``'warn'`` (its
+    entity is a false negative, counted) or ``'error'`` (see :mod:`paddlepalm.reader.labels`).
     """
+
+    reads_rows = True
+    FILE_FORMATS = FILE_FORMATS + ("auto",)
+    FIELDS = {"text_a": TEXT, "label": TEXT, "tokens": TOKENS, "tags": TOKENS}
 
     def __init__(self, vocab_path: str, max_len: int, label_map_config: Union[str, Mapping[str, int]],
                  tokenizer: TokenizerKind = "wordpiece", lang: Lang = "en", seed: Optional[int] = None,
                  do_lower_case: bool = False, phase: str = "train", dev_count: int = 1, print_prefix: str = "",
-                 fold_width: bool = False):
+                 fold_width: bool = False, unseen_labels: UnseenPolicy = "warn"):
         super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
-        self.label_map = _load_label_map(label_map_config)
+        self.label_map = load_label_map(label_map_config)
         self._label_map_source = label_map_config if isinstance(label_map_config, str) else "(given as a mapping)"
         self.label_names = [None] * len(self.label_map)
         for tag, index in self.label_map.items():
             self.label_names[index] = tag
+        self.unseen_policy = check_unseen_policy(unseen_labels)
+        self._unseen = UnseenLabels("tag")
         self._has_labels = phase != "predict"
         self._piece_cache: Dict[str, List[int]] = {}
         self.num_truncated = 0
+
+    @property
+    def unseen_labels(self) -> int:
+        """How many tags of the loaded data training never saw (their entities count as missed)."""
+        return self._unseen.count
 
     def check_num_classes(self, num_classes: int) -> None:
         """A head with fewer classes than the label map could never predict some tags.
@@ -51,36 +66,36 @@ class SequenceLabelReader(Reader):
             ids = self._piece_cache[word] = self.tokenizer.convert_tokens_to_ids(self.word_pieces(word))
         return ids
 
-    def _read_examples(self, input_file: str) -> List[Feature]:
-        required = ["text_a"] if self.phase == "predict" else ["text_a", "label"]
+    def _read_examples(self, source: Source) -> List[Feature]:
+        required = [("tokens", "text_a")] + ([] if self.phase == "predict" else [("tags", "label")])
         cls_id, sep_id = self.tokenizer.convert_tokens_to_ids([self.tokenizer.cls_token, self.tokenizer.sep_token])
         features = []
         self.num_truncated = 0
-        for number, row in read_tsv(input_file, required, optional=["label"]):
-            words = row["text_a"].split(TOKEN_SEPARATOR)
-            tags = None
-            if "label" in row:
-                tags = row["label"].split(TOKEN_SEPARATOR)
-                if len(tags) != len(words):
-                    raise DataFormatError(input_file, number,
-                                          f"{len(words)} tokens but {len(tags)} tags")
-                # PALM's process.py leaves a trailing separator on both strings: an empty
-                # token with an empty tag is no token
-                kept = [i for i, (w, t) in enumerate(zip(words, tags)) if w or t]
-                words, tags = [words[i] for i in kept], [tags[i] for i in kept]
-                unknown = [t for t in tags if t not in self.label_map]
-                if unknown:
-                    raise DataFormatError(input_file, number,
-                                          f"unknown tag {unknown[0]!r} (not in the label map)")
-            else:
-                words = [w for w in words if w]
+        self._unseen = UnseenLabels("tag")
+        for location, row in read_rows(source, self.FIELDS, required, self._file_format, self._columns):
+            words, tags = _words_and_tags(location, row)
             feature = self._encode_words(words, len(features), cls_id, sep_id)
-            feature["line"] = number
+            feature["line"] = location.line
             if tags is not None:
-                feature["labels"] = [self.label_map[t] for t in tags[:len(feature["word_starts"])]]
+                self._add_labels(location, tags, len(feature["word_starts"]), feature)
             features.append(feature)
         self._has_labels = bool(features) and "labels" in features[0]
+        self._unseen.warn(str(self._input_file))
         return features
+
+    def _add_labels(self, location: Location, tags: Sequence[str], kept: int, feature: Feature) -> None:
+        """``labels``: the ids of the first ``kept`` tags (the tokens that fit). An unseen tag gets -1
+        and the row keeps its ``gold_tags`` (names) for scoring."""
+        unknown = [t for t in tags if t not in self.label_map]
+        if unknown and (self.phase == "train" or self.unseen_policy == "error"):
+            raise location.error(f"unknown tag {unknown[0]!r} (not in the label map)")
+        tags = tags[:kept]
+        feature["labels"] = [self.label_map.get(t, -1) for t in tags]
+        if -1 in feature["labels"]:
+            feature["gold_tags"] = list(tags)
+            for tag in tags:
+                if tag not in self.label_map:
+                    self._unseen.add(location, repr(tag))
 
     def _encode_words(self, words: Sequence[str], example_id: int, cls_id: int, sep_id: int) -> Feature:
         """``[CLS] pieces of each word [SEP]``; words that do not fit in ``max_len`` are left out
@@ -160,26 +175,17 @@ class SequenceLabelReader(Reader):
         return batch
 
 
-def _load_label_map(config: Union[str, Mapping[str, int]]) -> Dict[str, int]:
-    """``tag -> id`` from a JSON file or a mapping; ids must be the integers ``0..n-1``."""
-    if isinstance(config, str):
-        try:
-            label_map = read_json(config)
-        except FileFormatError as err:
-            raise DataFormatError(config, err.line, f"label map: {err.problem}") from None
-        source = config
-    else:
-        label_map, source = config, "label_map_config"
-    if not isinstance(label_map, Mapping):
-        raise DataFormatError(source, None, f"label map must be a JSON object {{tag: id}}, "
-                                            f"got a {type(label_map).__name__}")
-    bad = [(tag, index) for tag, index in label_map.items()
-           if not isinstance(index, int) or isinstance(index, bool)]
-    if bad:
-        raise DataFormatError(source, None, f"tag ids must be integers; tag {bad[0][0]!r} has {bad[0][1]!r}")
-    ids = sorted(label_map.values())
-    if ids != list(range(len(ids))):
-        raise DataFormatError(source, None, f"tag ids must be 0..{len(ids) - 1} without gaps, got {ids}")
-    for tag in label_map:
-        check_no_nul(source, None, str(tag))
-    return {str(k): int(v) for k, v in label_map.items()}
+def _words_and_tags(location: Location, row: Dict[str, Any]) -> Tuple[List[str], Optional[List[str]]]:
+    """A row's tokens and tags (None when it has none): lists as given, or ``\\x02``-joined strings."""
+    words = row["tokens"] if "tokens" in row else row["text_a"].split(TOKEN_SEPARATOR)
+    tags = row["tags"] if "tags" in row else row["label"].split(TOKEN_SEPARATOR) if "label" in row else None
+    if tags is None:
+        return [w for w in words if w], None
+    if len(tags) != len(words):
+        raise location.error(f"{len(words)} tokens but {len(tags)} tags")
+    if "tokens" not in row:
+        # PALM's process.py leaves a trailing separator on both strings: an empty
+        # token with an empty tag is no token
+        kept = [i for i, (w, t) in enumerate(zip(words, tags)) if w or t]
+        words, tags = [words[i] for i in kept], [tags[i] for i in kept]
+    return words, tags

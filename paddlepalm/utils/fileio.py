@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Any, Callable, IO, Iterator
+from typing import Any, Callable, IO, Iterator, Tuple
 
 BOM = "\ufeff"
 
@@ -69,14 +69,17 @@ def read_json(path: str) -> Any:
 
 def read_json_lines(path: str) -> list:
     """One parsed JSON value per non-blank line; a bad line names the file and line."""
-    records = []
+    return [value for _, value in json_lines(path)]
+
+
+def json_lines(path: str) -> Iterator[Tuple[int, Any]]:
+    """``(line number, parsed value)`` of each non-blank line; a bad line names the file and line."""
     for number, line in enumerate(read_lines(path), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                yield number, json.loads(line)
             except json.JSONDecodeError as err:
                 raise FileFormatError(path, number, f"invalid JSON at column {err.colno}: {err.msg}") from None
-    return records
 
 
 def read_state(path: str) -> Any:
