@@ -601,7 +601,14 @@ class _Checker:
         return value
 
     def path(self, value: str, path: Path, data_dir: Optional[str] = None) -> str:
-        value = os.path.expanduser(value)
+        """``~`` and environment variables (``$PALM_DATA_ROOT/atis``) expanded; relative paths
+        resolved from the current folder (``-o``), else ``data_dir`` or the config's folder. An
+        unset variable is an error, not a literal ``$NAME`` folder."""
+        expanded = os.path.expandvars(os.path.expanduser(value))
+        if "$" in expanded:
+            unset = expanded[expanded.index("$"):].split("/")[0]
+            raise self.fail(path, f"{value!r}: environment variable {unset} is not set")
+        value = expanded
         if os.path.isabs(value):
             return os.path.normpath(value)
         if where(self.origins, path, self.source).startswith(CLI):
