@@ -1,21 +1,17 @@
-"""The training loop shared by ``Trainer`` (one task) and ``MultiHeadTrainer`` (several)."""
-import contextlib
+"""What a training session is made of, below the update (paddlepalm/update.py) and the session
+(paddlepalm/session.py): the plan of updates, the saver, the loss guard, mixed precision, the log."""
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 
 from paddlepalm import checkpoint, distributed
-from paddlepalm.balancing.base_balancer import Balancer
-from paddlepalm.balancing.static import Static
 from paddlepalm.inference import verify_export
-from paddlepalm.model import MultiTaskModel, to_tensors
-from paddlepalm.sinks import Sinks
+from paddlepalm.model import MultiTaskModel
 from paddlepalm.utils import rng
 
 
@@ -49,15 +45,15 @@ class Saver:
             raise ValueError(f"keep_last must be a positive integer or None (keep all), got {keep_last!r}")
         return cls(save_path, int(save_steps), tuple(types), keep_last)
 
-    def save(self, step: int, model: MultiTaskModel, optimizer, state: Dict) -> List[str]:
+    def save(self, step: int, model: MultiTaskModel, optimizer, state: Dict, ema=None) -> List[str]:
         """Rank 0 writes; the other ranks hold identical parameters and write nothing.
-        Parameters that are not all finite are never written."""
+        Parameters that are not all finite are never written. ``ema``: the moving average of the
+        weights (its state is saved; a 'predict' save exports its averaged weights)."""
         self.last_saved_step = step
         written = []
         if not distributed.is_main():
             return written
         check_finite_parameters(model, step, self.last_checkpoint)
-        ema = getattr(optimizer, "palm_ema", None)
         if "ckpt" in self.save_types:
             extra = {ema.FILE: ema.state_dict()} if ema is not None else None
             path = checkpoint.save_checkpoint(os.path.join(self.save_path, f"ckpt.step{step}"), model, optimizer,
@@ -105,28 +101,11 @@ class Saver:
         return [directory]
 
 
-def _print(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-_echo: Callable[[str], None] = _print  # a progress bar swaps in tqdm.write while it is shown (see sinks.py)
-
-
 def log(message: str) -> None:
-    """Print a progress or log line on rank 0 only, to stderr (stdout carries results only)."""
+    """A progress or log line on standard error, on rank 0 only (standard output carries results
+    only). While a progress bar is shown, the session writes its lines through the bar instead."""
     if distributed.is_main():
-        _echo(message)
-
-
-@contextlib.contextmanager
-def echo_through(writer: Callable[[str], None]) -> Iterator[None]:
-    """Send :func:`log`'s lines through ``writer`` for a while (a progress bar keeps itself intact)."""
-    global _echo
-    previous, _echo = _echo, writer
-    try:
-        yield
-    finally:
-        _echo = previous
+        print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -147,24 +126,6 @@ class Amp:
             return None
         scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15) if dtype == "float16" else None
         return cls(dtype, scaler)
-
-
-@dataclass
-class TrainStats:
-    """What the updates since the last log line did: each task's losses (one per update it took
-    part in) and the number of examples trained on."""
-
-    losses: Dict[str, List[paddle.Tensor]] = field(default_factory=dict)
-    samples: int = 0
-    last_time: float = field(default_factory=time.time)
-    last_step: int = 0
-
-    def add(self, work: "Work", losses: Mapping[str, paddle.Tensor]) -> None:
-        for task, loss in losses.items():
-            self.losses.setdefault(task, []).append(loss)
-        for _, batches in work:  # a joint group's tasks share their examples: count them once
-            batch = next(iter(batches.values()))
-            self.samples += len(batch["example_ids"] if "example_ids" in batch else next(iter(batch.values())))
 
 
 def check_finite_parameters(model: MultiTaskModel, step: int, last_checkpoint: Optional[str]) -> None:
@@ -219,23 +180,6 @@ class LossGuard:
         last = self.saver.last_checkpoint if self.saver is not None else None
         raise NonFiniteLossError(f"task {task}: loss is {value} at global step {step}; training stopped. "
                                  f"Last good checkpoint: {last or 'none written in this run'}")
-
-
-@dataclass(frozen=True)
-class TaskSettings:
-    """How a task's batch enters an update (set on its ``Trainer``): its loss is multiplied by
-    ``loss_weight``; its gradient is clipped to ``clip_norm`` (global norm) before it is added
-    to the other tasks'; its batch is split into ``micro_batches`` forward/backward passes
-    whose gradients add up to the whole batch's."""
-
-    loss_weight: float = 1.0
-    clip_norm: Optional[float] = None
-    micro_batches: int = 1
-
-    @classmethod
-    def of(cls, trainer) -> "TaskSettings":
-        return cls(float(getattr(trainer, "loss_weight", 1.0)), getattr(trainer, "clip_norm", None),
-                   int(getattr(trainer, "micro_batches", 1)))
 
 
 @dataclass
@@ -302,364 +246,3 @@ class Plan:
                                              f"run with {self.config}")
         if self.blocks is not None:
             self.updates = self.blocks.restore(state)
-
-
-Work = Sequence[Tuple[Sequence, Dict[str, Dict[str, np.ndarray]]]]  # (unit's trainers, {task: batch})
-
-
-def unit_batches(trainers: Sequence) -> Dict[str, Dict[str, np.ndarray]]:
-    """The next training batch of each member of a unit; a joint group's must hold the same examples."""
-    batches = {t.name: t._next_train_batch() for t in trainers}
-    if len(trainers) > 1:
-        check_same_examples(batches)
-    return batches
-
-
-_BACKBONE_ARRAYS = ("token_ids", "segment_ids", "seq_lens", "char_ids")
-
-
-def check_same_examples(batches: Mapping[str, Dict[str, np.ndarray]]) -> None:
-    """A joint batch runs the backbone once: every task's inputs must be the first task's."""
-    (first, reference), *others = batches.items()
-    for task, batch in others:
-        for name in _BACKBONE_ARRAYS:
-            if name in reference and not np.array_equal(reference[name], batch.get(name)):
-                raise ValueError(f"joint batch: task {task}'s {name} differ from task {first}'s (examples "
-                                 f"{batch.get('example_ids')} vs {reference.get('example_ids')}): the readers "
-                                 "of a joint group must serve the same tokens (no masking reader in a group)")
-
-
-def _micro_batches(trainers: Sequence, batches: Dict[str, Dict[str, np.ndarray]], parts: int):
-    """``(micro-batches {task: batch}, weight)`` pairs whose weighted losses add up to the batch's."""
-    if parts == 1:
-        yield batches, 1.0
-        return
-    split = {t.name: t.train_reader.split_batch(batches[t.name], parts) for t in trainers}
-    first = split[trainers[0].name]
-    for i in range(len(first)):
-        if first[i][1] > 0:  # a micro-batch with none of the loss's items (no masked token) adds nothing
-            yield {name: pieces[i][0] for name, pieces in split.items()}, first[i][1]
-
-
-class GradientBank:
-    """Each task's gradient of one update, kept apart: so that it can be clipped on its own
-    before the tasks' gradients are combined (``Trainer(clip_norm=...)``), and for the gradient
-    methods of loss balancing (PCGrad combines them; GradNorm reads the norms of those of one
-    layer). ``only``: keep the gradients of these parameters alone; the update's gradient then
-    comes from the ordinary backward (``partial``); ``boundary()`` gives the input of their layer
-    in the current pass, where the per-task backward stops."""
-
-    def __init__(self, parameters: Sequence[paddle.Tensor], only: Optional[Sequence[paddle.Tensor]] = None,
-                 boundary: Optional[Callable[[], Optional[paddle.Tensor]]] = None):
-        trainable = [p for p in parameters if not p.stop_gradient]
-        self.params = trainable if only is None else list(only)
-        self.partial = only is not None
-        # paddle.grad runs the custom backward functions (utils/cpu_speed.py) between the loss and
-        # the tensors it is asked for; each returns the gradients of its inputs, which Paddle
-        # accepts only for tensors on the way to an asked one. A partial bank asks for every
-        # parameter from the first kept one on (in model order: the later layers and the heads) and
-        # for the layer's input, where the backward stops; without that input (a layer that runs
-        # more than once per pass, as ALBERT's shared one), for every parameter.
-        first = min(i for i, p in enumerate(trainable) if any(p is q for q in self.params)) if only else 0
-        self._trainable, self._downstream = trainable, trainable[first:]
-        self._boundary = boundary
-        self.grads: Dict[str, Dict[int, paddle.Tensor]] = {}
-
-    def add(self, task: str, loss: paddle.Tensor, retain_graph: bool) -> None:
-        """Add the gradient of ``loss`` to ``task``'s account (``paddle.grad``: the parameters'
-        ``.grad`` stay untouched until ``combine``)."""
-        account = self.grads.setdefault(task, {})
-        stop = self._boundary() if self._boundary is not None else None
-        if self.partial and stop is not None and not stop.stop_gradient:
-            asked = self._downstream + [stop]
-        else:
-            asked = self._trainable
-        grads = paddle.grad([loss], asked, retain_graph=retain_graph, allow_unused=True)
-        position = {id(p): j for j, p in enumerate(asked)}
-        for i, param in enumerate(self.params):
-            grad = grads[position[id(param)]]
-            if grad is not None:
-                account[i] = account[i] + grad if i in account else grad
-
-    def average_over_ranks(self) -> None:
-        """Data parallelism: every task's gradient becomes its mean over ranks (one all-reduce),
-        before any clipping or combination, so every rank combines the same gradients."""
-        distributed.average_tensors([grad for grads in self.grads.values() for grad in grads.values()])
-
-    def gradients_of(self, params: Sequence[paddle.Tensor]) -> Dict[str, List[paddle.Tensor]]:
-        """Each task's gradients of ``params`` (those it has)."""
-        where = {id(p): i for i, p in enumerate(self.params)}
-        return {task: [grads[where[id(p)]] for p in params if where.get(id(p)) in grads]
-                for task, grads in self.grads.items()}
-
-    def combine(self, clip_norms: Mapping[str, Optional[float]],
-                combine_fn: Callable[[Dict[str, Dict[int, paddle.Tensor]]], Dict[int, paddle.Tensor]]) -> None:
-        """Set every parameter's gradient to ``combine_fn`` (the balancer's: the sum, or PCGrad's
-        projection) of the tasks' gradients, each clipped to its norm first."""
-        clipped: Dict[str, Dict[int, paddle.Tensor]] = {}
-        for task, grads in self.grads.items():
-            scale = clip_scale(list(grads.values()), clip_norms.get(task))
-            clipped[task] = grads if scale is None else {i: grad * scale for i, grad in grads.items()}
-        for i, grad in combine_fn(clipped).items():
-            self.params[i]._set_grad_ivar(grad)
-
-
-def clip_scale(grads: Sequence[paddle.Tensor], clip_norm: Optional[float]) -> Optional[paddle.Tensor]:
-    """Paddle's ``ClipGradByGlobalNorm`` factor ``c / max(norm, c)``; None when not clipping."""
-    if clip_norm is None or not grads:
-        return None
-    norm = paddle.sqrt(paddle.add_n([paddle.sum(g.astype("float32") ** 2) for g in grads]))
-    return clip_norm / paddle.maximum(norm, paddle.to_tensor(clip_norm, dtype="float32"))
-
-
-def _forward(model: MultiTaskModel, batches: Dict[str, Dict[str, np.ndarray]], amp: Optional[Amp]):
-    tensors = {task: to_tensors(batch) for task, batch in batches.items()}
-    if amp is None:
-        return model.forward_tasks(tensors)
-    with paddle.amp.auto_cast(dtype=amp.dtype):
-        return model.forward_tasks(tensors)
-
-
-def _backward(loss: paddle.Tensor, amp: Optional[Amp], retain_graph: bool = False) -> None:
-    if amp is not None and amp.scaler is not None:
-        loss = amp.scaler.scale(loss)
-    loss.backward(retain_graph=retain_graph)
-
-
-def train_update(model: MultiTaskModel, optimizer, work: Work, amp: Optional[Amp] = None,
-                 guard: Optional[LossGuard] = None, step: int = 0,
-                 balancer: Optional[Balancer] = None) -> Dict[str, paddle.Tensor]:
-    """One optimizer update over ``work``: for each unit (one task, or a joint group on the same
-    examples) and each of its micro-batches, one forward pass (the backbone once) and the backward
-    of its tasks' weighted losses; the gradients add up; then one step. Returns each task's
-    (unweighted, detached) loss. ``guard`` sees the weighted total before the step (non-finite:
-    stop, or skip the update).
-
-    A task's loss enters multiplied by its ``loss_weight`` and by the ``balancer``'s weight
-    (``paddlepalm.balancing``; None: static weights). The tasks' gradients are kept apart
-    (``GradientBank``) for per-task clipping and for the balancer's gradient methods."""
-    model.train()
-    balancer = balancer if balancer is not None else _STATIC
-    settings = {t.name: TaskSettings.of(t) for unit, _ in work for t in unit}
-    balancer.check_update(list(settings), {task: s.micro_batches for task, s in settings.items()})
-    bank = _gradient_bank(model, settings, amp, balancer)
-    weights = None if balancer.needs_losses_first else balancer.loss_weights(list(settings))
-    losses: Dict[str, paddle.Tensor] = {}
-    held: List[Tuple[str, paddle.Tensor]] = []  # terms whose backward waits for every loss (FAMO)
-    for unit, batches in work:
-        for micro, weight in _micro_batches(unit, batches, settings[unit[0].name].micro_batches):
-            terms = []
-            for task, output in _forward(model, micro, amp).items():
-                loss = output["loss"] * weight if weight != 1.0 else output["loss"]
-                losses[task] = losses[task] + loss.detach() if task in losses else loss.detach()
-                terms.append((task, _scaled(loss, settings[task].loss_weight)))
-            if weights is None:
-                held.extend(terms)
-            else:
-                _backward_terms(terms, weights, bank, amp)
-    weighed = {task: loss * settings[task].loss_weight for task, loss in losses.items()}  # what the balancer weighs
-    seen = _rank_mean(weighed) if balancer.reads_losses else {}
-    if weights is None:
-        weights = balancer.loss_weights(list(settings), seen)
-        _backward_terms(held, weights, bank, amp)
-    total = paddle.add_n([_scaled(loss, weights[task]) for task, loss in weighed.items()])
-    if guard is None or guard.admit("+".join(losses), step, total):
-        if bank is not None:
-            bank.average_over_ranks()
-        if bank is not None and not bank.partial:
-            bank.combine({task: s.clip_norm for task, s in settings.items()}, balancer.combine)
-        else:
-            distributed.average_gradients(model.parameters())
-        if amp is not None and amp.scaler is not None:
-            amp.scaler.step(optimizer)
-            amp.scaler.update()
-        else:
-            optimizer.step()
-        ema = getattr(optimizer, "palm_ema", None)
-        if ema is not None:
-            ema.update()
-        if balancer.reads_losses:
-            balancer.after_update(seen, bank, lambda: _losses_after_step(model, work, settings, amp))
-    # set_to_zero=False leaves the grads of heads that did not run as None, so
-    # the optimizer skips them: no momentum or decay update for inactive heads.
-    optimizer.clear_grad(set_to_zero=False)
-    scheduler = optimizer._learning_rate
-    if isinstance(scheduler, paddle.optimizer.lr.LRScheduler):
-        scheduler.step()
-    return losses
-
-
-_STATIC = Static()
-
-
-def _scaled(loss: paddle.Tensor, factor: float) -> paddle.Tensor:
-    return loss * factor if factor != 1.0 else loss
-
-
-def _gradient_bank(model: MultiTaskModel, settings: Mapping[str, TaskSettings], amp: Optional[Amp],
-                   balancer: Balancer) -> Optional[GradientBank]:
-    """The update's per-task gradients: every parameter's for per-task clipping and PCGrad, one
-    layer's for GradNorm; None when nothing needs them."""
-    clipping = any(s.clip_norm is not None for s in settings.values())
-    if not clipping and balancer.task_gradients is None:
-        return None
-    if amp is not None and amp.scaler is not None:
-        raise ValueError(f"per-task gradients ({'a per-task clip_norm' if clipping else balancer.name}) cannot be "
-                         "taken from fp16-scaled losses: use amp_dtype='bfloat16' (or the optimizer's global "
-                         "grad_clip_norm)")
-    if clipping or balancer.task_gradients == "all":
-        return GradientBank(model.parameters())
-    return GradientBank(model.parameters(), only=balancer.layer_parameters(model), boundary=balancer.layer_input)
-
-
-def _backward_terms(terms: Sequence[Tuple[str, paddle.Tensor]], weights: Mapping[str, float],
-                    bank: Optional[GradientBank], amp: Optional[Amp]) -> None:
-    """The backward of one pass's weighted task losses: into the bank task by task, and/or as one sum."""
-    terms = [(task, _scaled(loss, weights[task])) for task, loss in terms]
-    if bank is not None:
-        for i, (task, loss) in enumerate(terms):
-            bank.add(task, loss, retain_graph=bank.partial or i < len(terms) - 1)
-    if bank is None or bank.partial:
-        _backward(paddle.add_n([loss for _, loss in terms]) if len(terms) > 1 else terms[0][1], amp)
-
-
-def _rank_mean(losses: Mapping[str, paddle.Tensor]) -> Dict[str, float]:
-    return dict(zip(losses, distributed.mean_over_ranks([float(loss) for loss in losses.values()])))
-
-
-def _losses_after_step(model: MultiTaskModel, work: Work, settings: Mapping[str, TaskSettings],
-                       amp: Optional[Amp]) -> Dict[str, float]:
-    """The update's weighed task losses on the same batches after its step (forward only: FAMO)."""
-    losses: Dict[str, paddle.Tensor] = {}
-    with paddle.no_grad():
-        for unit, batches in work:
-            for micro, weight in _micro_batches(unit, batches, settings[unit[0].name].micro_batches):
-                for task, output in _forward(model, micro, amp).items():
-                    loss = output["loss"] * weight if weight != 1.0 else output["loss"]
-                    losses[task] = losses[task] + loss if task in losses else loss
-    return _rank_mean({task: loss * settings[task].loss_weight for task, loss in losses.items()})
-
-
-def train_step(model: MultiTaskModel, optimizer, task: str, batch: Dict[str, np.ndarray],
-               amp: Optional[Amp] = None, guard: Optional[LossGuard] = None, step: int = 0,
-               trainer=None) -> paddle.Tensor:
-    """One update of ``task`` alone on ``batch`` (``train_update`` with one unit); returns its loss."""
-    member = trainer if trainer is not None else _Bare(task)
-    return train_update(model, optimizer, [([member], {task: batch})], amp, guard, step)[task]
-
-
-@dataclass
-class _Bare:
-    """A task with the default settings, for ``train_step`` without its ``Trainer``."""
-
-    name: str
-
-
-def run_training(model: MultiTaskModel, optimizer, trainers: Sequence, plan: Plan, start_step: int,
-                 print_steps: int, saver: Optional[Saver], state_fn: Callable[[int], Dict],
-                 amp: Optional[Amp] = None, after_step: Optional[Callable[[int], bool]] = None,
-                 guard: Optional[LossGuard] = None, balancer: Optional[Balancer] = None,
-                 sinks: Optional[Sinks] = None) -> int:
-    """Train the updates ``plan`` holds after ``start_step``; return the final global step.
-
-    ``after_step(step)`` runs after each update (evaluation); training stops when it returns True.
-    ``guard`` checks every loss (default: stop at a non-finite one). ``balancer``: see ``train_update``.
-    ``sinks`` (paddlepalm/sinks.py) see a ``start`` record, an ``update`` record per step and, with
-    each log line, its ``train`` record (:func:`train_record`)."""
-    if optimizer is None:
-        raise RuntimeError("call build_backward(optimizer) before train()")
-    if not 0 <= start_step <= len(plan):
-        raise ValueError(f"the run is at global step {start_step}, beyond its {len(plan)} scheduled steps "
-                         "(a checkpoint of another run?)")
-    guard = guard or LossGuard()
-    guard.saver = saver
-    if saver is not None and distributed.is_main():
-        for name in checkpoint.recover(saver.save_path):
-            log(f"restored {os.path.join(saver.save_path, name)} from the copy an interrupted save left")
-    distributed.broadcast_parameters(model)
-    stats = TrainStats(last_step=start_step)
-    step = start_step
-    total = len(plan)
-    sinks = sinks if sinks is not None else Sinks()
-    sinks.log(start_step, {"event": "start", "start_step": start_step, "total_steps": total})
-    for step in range(start_step + 1, total + 1):
-        units = [[trainers[i] for i in unit] for unit in plan.units_at(step)]
-        work = [(members, unit_batches(members)) for members in units]
-        losses = train_update(model, optimizer, work, amp, guard, step, balancer)
-        plan.after_update(step, losses)
-        for members in units:
-            for trainer in members:
-                trainer._steps_done += 1
-        stats.add(work, losses)
-        sinks.log(step, UPDATE)
-        if print_steps > 0 and (step % print_steps == 0 or step == total):
-            guard.flush()
-            record = train_record(step, total, trainers, stats, optimizer)
-            _print_progress(record, [t.name for members in units for t in members])
-            sinks.log(step, record)
-        stop = after_step is not None and after_step(step)  # evaluate first: the checkpoint then holds it
-        save_if_due(saver, step, model, optimizer, state_fn, guard)
-        if stop:
-            break
-    guard.flush()
-    if step > start_step:
-        save_final(saver, step, model, optimizer, state_fn, guard)
-    return step
-
-
-def save_if_due(saver: Optional[Saver], step: int, model, optimizer, state_fn,
-                guard: Optional[LossGuard] = None) -> None:
-    """Write the saver's checkpoints when ``step`` is a multiple of ``save_steps``; run after
-    every training step, by ``train()`` and by ``train_one_step`` alike."""
-    if saver is not None and step % saver.save_steps == 0:
-        _save(saver, step, model, optimizer, state_fn, guard)
-
-
-def save_final(saver: Optional[Saver], step: int, model, optimizer, state_fn,
-               guard: Optional[LossGuard] = None) -> None:
-    """At the end of training: save the last step unless it was just saved."""
-    if saver is not None and saver.last_saved_step != step:
-        _save(saver, step, model, optimizer, state_fn, guard)
-
-
-def _save(saver: Saver, step: int, model, optimizer, state_fn, guard: Optional[LossGuard]) -> None:
-    if guard is not None:
-        guard.flush()
-    for path in saver.save(step, model, optimizer, state_fn(step)):
-        log(f"checkpoint saved to {path}")
-
-
-def train_record(step: int, total: int, trainers: Sequence, stats: TrainStats, optimizer) -> Dict[str, Any]:
-    """The ``train`` record of a log line (then ``stats`` restart): per task, the mean loss of its
-    updates since the last line (skipped, non-finite losses left out), how many of the window's
-    updates it took part in (``share``: the realized sampling proportion) and its epoch position;
-    the learning rate of the next update, steps and examples per second."""
-    now = time.time()
-    window = max(step - stats.last_step, 1)
-    seconds = max(now - stats.last_time, 1e-9)
-    tasks = {}
-    for trainer in trainers:
-        losses = [float(v) for v in stats.losses.get(trainer.name) or []]
-        finite = [v for v in losses if math.isfinite(v)]
-        tasks[trainer.name] = {"loss": sum(finite) / len(finite) if finite else None, "updates": len(losses),
-                               "share": len(losses) / window, "epoch": trainer._epoch,
-                               "batch": trainer._batch_in_epoch, "steps_per_epoch": trainer.steps_pur_epoch}
-    record = {"event": "train", "step": step, "total_steps": total, "lr": float(optimizer.get_lr()),
-              "steps_per_s": (step - stats.last_step) / seconds, "samples_per_s": stats.samples / seconds,
-              "tasks": tasks}
-    stats.losses, stats.samples = {}, 0
-    stats.last_time, stats.last_step = now, step
-    return record
-
-
-def _print_progress(record: Dict[str, Any], names: Sequence[str]) -> None:
-    """PALM's log line for the tasks of the last update (each task's mean loss since the last line)."""
-    parts = []
-    for name in names:
-        task = record["tasks"][name]
-        loss = float("nan") if task["loss"] is None else task["loss"]
-        parts.append(f"{name}: step {task['batch']}/{task['steps_per_epoch']} (epoch {task['epoch']}), loss: {loss:.3f}")
-    log(f"global step: {record['step']}, {', '.join(parts)}, speed: {record['steps_per_s']:.2f} steps/s")
-
-
-UPDATE: Dict[str, Any] = {"event": "update"}  # the record sinks see after every update

@@ -219,6 +219,7 @@ class EvaluationLoop:
         # called after each evaluation with (step, {task: target score}): a dynamic sampling schedule
         self.listeners: List[Callable[[int, Dict[str, float]], None]] = []
         self.sinks = Sinks()  # train(sinks=...) sets them: each evaluation is an 'eval' record
+        self.write: Callable[[str], None] = engine.log  # the session's log writer (above a progress bar)
 
     def state(self) -> Dict[str, Any]:
         """What a checkpoint keeps so that a resumed run picks the same best checkpoint and
@@ -257,7 +258,7 @@ class EvaluationLoop:
             scores = evaluator.evaluate(model, self.sinks.wrap)
             record["tasks"][evaluator.task] = scores
             shown = ", ".join(f"{k}: {v}" if isinstance(v, int) else f"{k}: {v:.4f}" for k, v in scores.items())
-            _log(f"global step: {step}, eval {evaluator.task}: {shown}")
+            self.write(f"global step: {step}, eval {evaluator.task}: {shown}")
         score = float(np.mean([record["tasks"][e.task][e.target] for e in self.evaluators]))
         record["score"] = score
         self.history.append(record)
@@ -275,14 +276,14 @@ class EvaluationLoop:
         else:
             self._since_best += 1
         note = f", saved to {self.best_dir}" if improved and self.best_dir else ""
-        _log(f"global step: {step}, eval {self.aggregate_name}: {score:.4f} "
+        self.write(f"global step: {step}, eval {self.aggregate_name}: {score:.4f} "
              f"(best {self.best_score:.4f} at step {self.best_step}{note}), time: {time.time() - started:.1f} s")
         self.sinks.log(step, {"event": "eval", "step": step, "tasks": record["tasks"], "score": score,
                               "best_score": self.best_score, "best_step": self.best_step, "improved": improved,
                               "target": self.aggregate_name})
         if self.patience is not None and self._since_best >= self.patience:
             self.stopped_early = True
-            _log(f"early stopping at global step {step}: no better {self.aggregate_name} "
+            self.write(f"early stopping at global step {step}: no better {self.aggregate_name} "
                  f"for {self._since_best} evaluations")
         return record
 
@@ -295,7 +296,3 @@ def best_dir_for(best_dir: Optional[str], saver, save_best: bool) -> Optional[st
     if saver is None:
         raise ValueError("save_best needs a place: call set_saver(save_path, ...) first or pass best_dir=")
     return os.path.join(saver.save_path, "best")
-
-
-def _log(message: str) -> None:
-    engine.log(message)

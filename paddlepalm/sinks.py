@@ -1,6 +1,6 @@
 """Where training records go: a progress bar, a metrics file, VisualDL scalars.
 
-The training loop (``engine.run_training``) and the evaluation loop (``evaluation.py``) hand
+The training session (``session.Session``) and the evaluation loop (``evaluation.py``) hand
 every *sink* a record with ``sink.log(step, record)``; ``record["event"]`` is one of
 
 - ``start``: ``{start_step, total_steps}``, once before the first update (after a resume,
@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 
 class Sinks:
@@ -49,27 +49,42 @@ def sinks_for(progress: bool, sinks: Optional[Sequence]) -> Sinks:
     return Sinks(([ProgressBar()] if progress else []) + list(sinks or []))
 
 
+def writer_of(sinks: Sinks) -> Optional[Callable[[str], None]]:
+    """The log-line writer of the first sink that has one (a progress bar), or None."""
+    return next((sink.write for sink in sinks.sinks if hasattr(sink, "write")), None)
+
+
 class ProgressBar:
     """A tqdm bar over the global steps (per-task loss and examples/s in its postfix, updated with
-    each log line) and a bar per evaluation pass. While it is shown, PALM's log lines are printed
-    above it (``tqdm.write``), unchanged."""
+    each log line) and a bar per evaluation pass. While it is shown, the session's log lines go
+    through :meth:`write`, above the bar, unchanged."""
 
     def __init__(self, file=None):
         self.file = file or sys.stderr
         self.bar = None
-        self._echo = None
+
+    def write(self, message: str) -> None:
+        """A log line above the bar while it is shown (else as ``engine.log`` prints it)."""
+        from paddlepalm import distributed
+
+        if not distributed.is_main():
+            return
+        if self.bar is None:
+            print(message, file=sys.stderr, flush=True)
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=self.file)
 
     def log(self, step: int, record: Dict[str, Any]) -> None:
         from tqdm.auto import tqdm
 
-        from paddlepalm import distributed, engine
+        from paddlepalm import distributed
 
         event = record["event"]
         if event == "start" and self.bar is None and distributed.is_main():
             self.bar = tqdm(total=record["total_steps"], initial=record["start_step"], desc="train", unit="step",
                             file=self.file, dynamic_ncols=True)
-            self._echo = engine.echo_through(lambda message: tqdm.write(message, file=self.file))
-            self._echo.__enter__()
         elif self.bar is None:
             return
         elif event == "update":
@@ -92,9 +107,6 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        if self._echo is not None:
-            self._echo.__exit__(None, None, None)
-            self._echo = None
 
 
 class MetricsFile:

@@ -1,10 +1,13 @@
 """Base class of loss balancers: how the per-task losses of one update become its gradient.
 
 A balancer is bound to the task names of a ``MultiHeadTrainer`` (``bind``). In every update
-``engine.train_update`` asks it for the weight of each task's loss (``loss_weights``: before the
-update's losses exist, or, with ``needs_losses_first``, from them), lets the gradient methods
-combine the tasks' separate gradients (``combine``, from ``engine.GradientBank``), and reports
-the update's losses after the optimizer step (``after_update``), when a balancer learns.
+the update (paddlepalm/update.py) asks it for the bank that keeps the tasks' gradients apart
+(``gradient_bank``), the weight of each task's loss (``weights_before_losses``: before the
+update's losses exist, or ``weights_from_losses``: from them), lets the gradient methods combine
+the tasks' separate gradients (``combine``), and hands it the update's losses after the optimizer
+step (``finish_update``), when a balancer learns. The update asks; the balancer's class attributes
+below decide the answers, so a subclass usually sets them and overrides ``loss_weights``,
+``combine`` or ``after_update``.
 
 The losses a balancer sees are each task's ``Trainer.loss_weight`` times its head's loss, averaged
 over the data-parallel ranks (and the per-task gradients are averaged over ranks before
@@ -17,6 +20,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
+
+from paddlepalm.balancing.gradient_bank import GradientBank
 
 Gradients = Dict[str, Dict[int, paddle.Tensor]]  # task -> {parameter index in the bank: gradient}
 
@@ -66,6 +71,36 @@ class Balancer:
     def loss_weights(self, tasks: Sequence[str], losses: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
         """The factor of each task's loss in this update (``losses`` only with ``needs_losses_first``)."""
         return {task: 1.0 for task in tasks}
+
+    # ------------------------------------------------------ what an update asks
+    def gradient_bank(self, model: paddle.nn.Layer, clipping: bool) -> Optional[GradientBank]:
+        """The bank of this update's per-task gradients: every parameter's for per-task clipping
+        (``clipping``) and ``task_gradients='all'``, one layer's for ``'layer'``; None when nothing
+        needs them (the ordinary backward sums the tasks' gradients)."""
+        if clipping or self.task_gradients == "all":
+            return GradientBank(model.parameters())
+        if self.task_gradients == "layer":
+            return GradientBank(model.parameters(), only=self.layer_parameters(model), boundary=self.layer_input)
+        return None
+
+    def weights_before_losses(self, tasks: Sequence[str]) -> Optional[Dict[str, float]]:
+        """The weights, when they do not depend on this update's losses (each pass's backward then
+        runs right after its forward); None otherwise (``needs_losses_first``)."""
+        return None if self.needs_losses_first else self.loss_weights(tasks)
+
+    def observe(self, losses: Callable[[], Dict[str, float]]) -> Dict[str, float]:
+        """This update's rank-averaged weighted losses, read (``losses()``, one float per task)
+        only by a balancer that ``reads_losses``; ``{}`` otherwise."""
+        return losses() if self.reads_losses else {}
+
+    def weights_from_losses(self, tasks: Sequence[str], seen: Mapping[str, float]) -> Dict[str, float]:
+        return self.loss_weights(tasks, seen)
+
+    def finish_update(self, seen: Mapping[str, float], bank: Optional[GradientBank],
+                      reforward: Callable[[], Dict[str, float]]) -> None:
+        """After the optimizer step (``after_update``, for a balancer that ``reads_losses``)."""
+        if self.reads_losses:
+            self.after_update(seen, bank, reforward)
 
     def layer_parameters(self, model: paddle.nn.Layer) -> Optional[List[paddle.Tensor]]:
         """With ``task_gradients='layer'``: the parameters whose per-task gradients are kept."""
