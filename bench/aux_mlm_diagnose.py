@@ -23,6 +23,9 @@ The same setup as ``examples/multi-task-aux/run.py`` (its own functions build it
    word-embedding table (how far the token embeddings have collapsed onto one direction).
 
 ``--plot`` draws a report's probes and the dev and test accuracy of run.py logs (docs/results-aux-mlm.png).
+
+``--smoke`` (seconds): both modes on run.py's generated sample (64 training sentences, hidden 16, 1 layer),
+2 steps probed at each, the report and its plot written into a temporary folder.
 """
 import argparse
 import glob
@@ -174,7 +177,7 @@ def diagnose(argv, steps, probe_every):
     head_moved_on_mlm_step = False
     for step in range(1, steps + 1):
         if step % probe_every == 1 or probe_every == 1:
-            record = {"step": step, "target_steps_done": trainer.trainers[0]._steps_done,
+            record = {"step": step, "target_steps_done": trainer.trainers[0].cur_train_step,
                       **probe(trainer, {k: fixed[k] for k in fixed if k == "sentiment" or args.mode == "aux"})}
             report["probes"].append(record)
             print(json.dumps(record), flush=True)
@@ -265,7 +268,11 @@ def main():
     p.add_argument("--plot", default=None, help="a report written by this script: draw it (with --runs)")
     p.add_argument("--runs", nargs="*", default=[], help="globs of run.py logs for the test-accuracy panel")
     p.add_argument("--png", default="docs/results-aux-mlm.png")
+    p.add_argument("--smoke", action="store_true", help="seconds: tiny runs of both modes, then --plot of their "
+                                                         "report, in a temporary folder")
     known, rest = p.parse_known_args()
+    if known.smoke:
+        rest += smoke(known)
     if known.plot:
         return plot(known.plot, known.runs, known.png)
     settings = {variant.strip(): rest + variant.split() for variant in known.variants.split(";")}
@@ -276,6 +283,17 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(known.out)), exist_ok=True)
     write_json(known.out, report)
     print(f"wrote {known.out}")
+    if known.smoke:
+        plot(known.out, known.runs, known.png)
+
+
+def smoke(known) -> list:
+    """Set the --smoke run in ``known``; returns its run.py arguments."""
+    work = tempfile.mkdtemp(prefix="palm-bench-aux-mlm.")
+    known.steps, known.probe_every, known.variants, known.plot = 2, 1, "--mode target;--mode aux", None
+    known.out, known.png = os.path.join(work, "report.json"), os.path.join(work, "plot.png")
+    return ["--max_train", "64", "--hidden", "16", "--layers", "1", "--max_seqlen", "32", "--batch_size", "16",
+            "--epochs", "1", "--work_dir", work]
 
 
 if __name__ == "__main__":

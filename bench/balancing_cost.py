@@ -2,6 +2,7 @@
 
     python bench/balancing_cost.py                                  # generated sample
     python bench/balancing_cost.py --data_dir $PALM_DATA_ROOT/atis   # ATIS
+    python bench/balancing_cost.py --smoke                          # seconds: tiny model, 1 + 1 updates
 
 The joint slot + intent model of ``examples/multi-task/run.py`` (small ERNIE from scratch, a CRF
 slot head and an intent head, dropout 0.1) trains on joint batches (``joint=True``: both heads on
@@ -19,6 +20,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,8 +119,14 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--no_write", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="seconds: hidden 16, 1 layer, batch 8, 1 warm-up + 1 "
+                                                         "timed update of every method, no write")
     args = p.parse_args()
     work = os.path.join("/tmp", "palm_bench_balancing")
+    if args.smoke:
+        work = tempfile.mkdtemp(prefix="palm-bench-balancing.")
+        args.data_dir, args.updates, args.warmup, args.batch_size, args.hidden, args.layers = None, 1, 1, 8, 16, 1
+        args.no_write = True
     raw = args.data_dir or make_sample(os.path.join(work, "raw"))
     data = os.path.join(work, "data")
     sizes = prepare_data.convert(raw, data)

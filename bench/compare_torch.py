@@ -1,9 +1,10 @@
 """paddlepalm vs a plain PyTorch + transformers training script: same model, data and batches.
 
     python bench/compare_torch.py --data_root $PALM_DATA_ROOT --steps 40 --repeats 3
+    python bench/compare_torch.py --smoke     # seconds: generated data (bench/smoke_data.py), a tiny model, 2 steps
 
 Needs the optional bench dependencies ``torch`` and ``transformers`` (never used by
-the package). Two workloads:
+the package); without them the torch runs are skipped with a note. Two workloads:
 
 * ``chnsenticorp``: classification of ChnSentiCorp train (char vocabulary built from
   it, max length 128), one ``Classify`` task;
@@ -35,12 +36,15 @@ step to the end of the last (data collation included, file reading and model
 construction not).
 """
 import argparse
+import importlib.util
+import itertools
 import json
 import os
 import pickle
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,6 +53,7 @@ WORK = os.path.join("/tmp", "palm_bench_compare")
 CONFIG = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024,
           "vocab_size": 21128, "type_vocab_size": 2, "max_position_embeddings": 512,
           "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+SMOKE_CONFIG = dict(CONFIG, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 LR, WEIGHT_DECAY, DROPOUT = 1e-4, 0.01, 0.1
 
 
@@ -69,15 +74,15 @@ def per_device_batch() -> int:
     return 32 // int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
 
 
-def chn_readers(palm, data_root):
-    vocab = os.path.join(WORK, "chnsenticorp", "vocab.txt")
+def chn_readers(palm, data_root, work=WORK):
+    vocab = os.path.join(work, "chnsenticorp", "vocab.txt")
     reader = palm.reader.ClassifyReader(vocab, 128, seed=1, lang="cn")
     reader.load_data(os.path.join(data_root, "chnsenticorp", "train.tsv"), batch_size=per_device_batch())
     return {"cls": reader}, {"cls": 2}
 
 
-def atis_readers(palm, data_root):
-    data = os.path.join(WORK, "atis")
+def atis_readers(palm, data_root, work=WORK):
+    data = os.path.join(work, "atis")
     with open(os.path.join(data, "sizes.json")) as f:
         sizes = json.load(f)
     vocab = os.path.join(data, "vocab.txt")
@@ -92,22 +97,22 @@ def atis_readers(palm, data_root):
 WORKLOADS = {"chnsenticorp": chn_readers, "atis": atis_readers}
 
 
-def prepare(data_root: str, steps: int) -> None:
-    """Vocabularies, converted ATIS files, and per workload a pickle of features and batches."""
+def prepare(data_root: str, steps: int, work: str = WORK) -> None:
+    """Vocabularies, converted ATIS files, and per workload a pickle of features and batches, in ``work``."""
     palm = _palm()
     import prepare_data
     from paddlepalm.sampler import build_schedule, task_budgets
     from paddlepalm.utils.vocab import build_char_vocab, write_vocab
     from paddlepalm.reader.tsv import read_tsv
-    os.makedirs(os.path.join(WORK, "chnsenticorp"), exist_ok=True)
+    os.makedirs(os.path.join(work, "chnsenticorp"), exist_ok=True)
     train = os.path.join(data_root, "chnsenticorp", "train.tsv")
     write_vocab(build_char_vocab((row["text_a"] for _, row in read_tsv(train, ["text_a", "label"])), max_size=21128),
-                os.path.join(WORK, "chnsenticorp", "vocab.txt"))
-    sizes = prepare_data.convert(os.path.join(data_root, "atis"), os.path.join(WORK, "atis"))
-    with open(os.path.join(WORK, "atis", "sizes.json"), "w") as f:
+                os.path.join(work, "chnsenticorp", "vocab.txt"))
+    sizes = prepare_data.convert(os.path.join(data_root, "atis"), os.path.join(work, "atis"))
+    with open(os.path.join(work, "atis", "sizes.json"), "w") as f:
         json.dump(sizes, f)
     for name, build in WORKLOADS.items():
-        readers, classes = build(palm, data_root)
+        readers, classes = build(palm, data_root, work)
         tasks = list(readers)
         if len(tasks) == 1:
             schedule = [0] * steps
@@ -116,26 +121,38 @@ def prepare(data_root: str, steps: int) -> None:
             budgets = task_budgets(steps / len(tasks) / first.steps_per_epoch, [1.0] * len(tasks), 0,
                                    first.steps_per_epoch)
             schedule = build_schedule([1.0] * len(tasks), budgets, [False] * len(tasks), seed=0).tolist()
-        iters = {t: r.iter_epoch(0) for t, r in readers.items()}
+        iters = {t: epochs(r) for t, r in readers.items()}
         batches = []
         for index in schedule:
             task = tasks[index]
             batches.append((task, next(iters[task])["example_ids"].tolist()))
         features = {t: r._features for t, r in readers.items()}
-        with open(os.path.join(WORK, f"{name}.pkl"), "wb") as f:
+        with open(os.path.join(work, f"{name}.pkl"), "wb") as f:
             pickle.dump({"tasks": tasks, "classes": classes, "schedule": schedule, "batches": batches,
                          "features": features}, f)
 
 
+def epochs(reader):
+    """The reader's training batches, epoch after epoch, as a ``Trainer`` draws them."""
+    for epoch in itertools.count():
+        yield from reader.iter_epoch(epoch)
+
+
+def prepared(data_root: str, work: str = WORK) -> str:
+    """``work``, prepared by :func:`prepare` unless it already was (bench/memory.py, bench/reader_speed.py)."""
+    if not os.path.exists(os.path.join(work, "atis", "sizes.json")):
+        prepare(data_root, 30, work)
+    return work
+
+
 # ------------------------------------------------------------------------ workers
-def paddle_worker(workload: str, data_root: str, steps: int) -> dict:
+def paddle_worker(workload: str, data_root: str, work: str, steps: int, cfg: dict) -> dict:
     palm = _palm()
     import paddle
-    with open(os.path.join(WORK, f"{workload}.pkl"), "rb") as f:
+    with open(os.path.join(work, f"{workload}.pkl"), "rb") as f:
         plan = pickle.load(f)
     paddle.seed(0)
-    readers, classes = WORKLOADS[workload](palm, data_root)
-    cfg = dict(CONFIG)
+    readers, classes = WORKLOADS[workload](palm, data_root, work)
     backbone = palm.backbone.ERNIE.from_config(cfg)
     trainers = {}
     for task in plan["tasks"]:
@@ -166,7 +183,7 @@ def paddle_worker(workload: str, data_root: str, steps: int) -> dict:
         first = readers[plan["tasks"][0]]
         trainer.fit_readers_with_mixratio([readers[t] for t in plan["tasks"]], plan["tasks"][0],
                                           steps / len(trainers) / (first.num_examples // 32))  # global batches of 32
-        assert trainer._schedule.tolist() == plan["schedule"], "multi-task schedule differs from the plan"
+        assert trainer.overall_train_steps == len(plan["schedule"]), "multi-task plan differs from the planned steps"
     start = time.perf_counter()
     trainer.train(print_steps=0)
     seconds = time.perf_counter() - start
@@ -181,21 +198,18 @@ def paddle_worker(workload: str, data_root: str, steps: int) -> dict:
     return {"seconds": seconds, "steps": steps}
 
 
-def torch_worker(workload: str, steps: int, bf16: bool) -> dict:
+def torch_worker(workload: str, work: str, steps: int, bf16: bool, cfg: dict) -> dict:
     import numpy as np
     import torch
     import torch.nn.functional as F
     from transformers import BertConfig, BertModel
     torch.set_num_threads(cores())
     torch.manual_seed(0)
-    with open(os.path.join(WORK, f"{workload}.pkl"), "rb") as f:
+    with open(os.path.join(work, f"{workload}.pkl"), "rb") as f:
         plan = pickle.load(f)
     features, classes = plan["features"], plan["classes"]
-    bert = BertModel(BertConfig(vocab_size=CONFIG["vocab_size"], hidden_size=256, num_hidden_layers=4,
-                                num_attention_heads=4, intermediate_size=1024, type_vocab_size=2,
-                                hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                                attn_implementation="sdpa"))
-    heads = torch.nn.ModuleDict({t: torch.nn.Linear(256, classes[t]) for t in plan["tasks"]})
+    bert = BertModel(BertConfig(**cfg, attn_implementation="sdpa"))
+    heads = torch.nn.ModuleDict({t: torch.nn.Linear(cfg["hidden_size"], classes[t]) for t in plan["tasks"]})
     transitions = torch.nn.Parameter(torch.empty(classes.get("slot", 1) + 2, classes.get("slot", 1)).uniform_(-0.1, 0.1))
     dropout = torch.nn.Dropout(DROPOUT)
     params = list(bert.parameters()) + list(heads.parameters()) + ([transitions] if "slot" in classes else [])
@@ -270,30 +284,69 @@ BEFORE_ENV = {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}
 RUNS = [("paddlepalm fp32 before", "paddle", False, BEFORE_ENV), ("paddlepalm fp32", "paddle", False, {}),
         ("torch fp32", "torch", False, {}), ("torch bf16", "torch", True, {})]
 DP_RUN = ("paddlepalm fp32, 2 processes", "paddle-dp", False, {"MKL_NUM_THREADS": "1"})
+SMOKE_RUNS = ("paddlepalm fp32", "torch fp32")
 
 
 def run_worker(args, system: str, workload: str, bf16: bool = False, env_changes: dict = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", system, "--workload", workload,
-           "--data_root", args.data_root, "--steps", str(args.steps)] + (["--bf16"] if bf16 else [])
+           "--data_root", args.data_root, "--work", args.work, "--steps", str(args.steps)] + \
+        (["--bf16"] if bf16 else []) + (["--smoke"] if args.smoke else [])
     if system == "paddle-dp":  # one process per core, 1 thread each; rank 0 writes the result
-        result_file = os.path.join(WORK, "dp_result.json")
+        result_file = os.path.join(args.work, "dp_result.json")
         cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-               "--log_dir", os.path.join(WORK, "dp_logs")] + cmd[1:3] + ["paddle"] + cmd[4:] + \
+               "--log_dir", os.path.join(args.work, "dp_logs")] + cmd[1:3] + ["paddle"] + cmd[4:] + \
             ["--result_file", result_file]
     env = dict(os.environ, **(env_changes or {}))
     if env_changes and args.before_root:  # the "before" run: that checkout, with Paddle's defaults
         env["PALM_BENCH_ROOT"] = os.path.abspath(args.before_root)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     if system == "paddle-dp":
         with open(result_file) as f:
             return json.load(f)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def missing_torch() -> list:
+    """The optional bench dependencies of the torch runs that are not installed."""
+    return [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+
+
+def chosen_runs(args) -> list:
+    """The runs of this invocation; the torch runs are left out, with a note, without torch. --smoke runs
+    SMOKE_RUNS only: the other two are the same workers in another setting (environment, autocast)."""
+    runs = [run for run in RUNS if not args.smoke or run[0] in SMOKE_RUNS] + ([DP_RUN] if args.dp else [])
+    missing = missing_torch()
+    for name, system, *_ in runs:
+        if system == "torch" and missing:
+            print(f"{name}: skipped ({' and '.join(missing)} not installed: pip install paddlepalm[bench])", flush=True)
+    return [run for run in runs if run[1] != "torch" or not missing]
+
+
+def model_config(smoke: bool) -> dict:
+    """The model of the measured runs: CONFIG, or SMOKE_CONFIG (hidden 32, 1 layer) for --smoke."""
+    return dict(SMOKE_CONFIG if smoke else CONFIG)
+
+
+def smoke_paths() -> tuple:
+    """(data root, work folder) of a --smoke run: generated data (bench/smoke_data.py), a new folder."""
+    from smoke_data import data_root
+    return data_root(), tempfile.mkdtemp(prefix="palm-bench-compare.")
+
+
+def smoke(args) -> None:
+    """--smoke: the same runs on generated data, 2 steps, 1 repeat, nothing written (and the workers'
+    model is SMOKE_CONFIG)."""
+    args.data_root, args.work = smoke_paths()
+    args.steps, args.repeats, args.no_write = 2, 1, True
+
+
 # --------------------------------------------------------------------------- main
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_root", default=os.path.join(ROOT, "..", "shared", "data"))
+    p.add_argument("--work", default=WORK, help="prepared files (vocabularies, batches) and the workers' outputs")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workloads", default="chnsenticorp,atis")
@@ -306,19 +359,23 @@ def main():
     p.add_argument("--note", default="", help="a line added to the report (e.g. machine load)")
     p.add_argument("--before_root", help="a paddlepalm checkout to run as 'paddlepalm fp32 before' "
                    "(default: this checkout with Paddle's own kernels)")
+    p.add_argument("--smoke", action="store_true", help="seconds: generated data, hidden 32 x 1 layer, 2 steps, "
+                                                         "1 repeat, no write")
     args = p.parse_args()
     if args.worker == "paddle":
-        result = paddle_worker(args.workload, args.data_root, args.steps)
+        result = paddle_worker(args.workload, args.data_root, args.work, args.steps, model_config(args.smoke))
         if args.result_file and os.environ.get("PADDLE_TRAINER_ID", "0") == "0":
             with open(args.result_file, "w") as f:
                 json.dump(result, f)
         print(json.dumps(result))
         return
     if args.worker == "torch":
-        print(json.dumps(torch_worker(args.workload, args.steps, args.bf16)))
+        print(json.dumps(torch_worker(args.workload, args.work, args.steps, args.bf16, model_config(args.smoke))))
         return
-    prepare(args.data_root, args.steps)
-    runs = RUNS + ([DP_RUN] if args.dp else [])
+    if args.smoke:
+        smoke(args)
+    prepare(args.data_root, args.steps, args.work)
+    runs = chosen_runs(args)
     times = {(w, name): [] for w in args.workloads.split(",") for name, *_ in runs}
     versions = {}
     for rep in range(args.repeats):
@@ -333,7 +390,9 @@ def main():
 
 
 def _ratio(times, workload: str, paddle_run: str, torch_run: str) -> str:
-    """paddlepalm samples/s over torch samples/s (same steps and batches)."""
+    """paddlepalm samples/s over torch samples/s (same steps and batches); n/a when a run was left out."""
+    if (workload, paddle_run) not in times or (workload, torch_run) not in times:
+        return "n/a"
     return f"{statistics.median(times[(workload, torch_run)]) / statistics.median(times[(workload, paddle_run)]):.2f}x"
 
 

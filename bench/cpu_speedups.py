@@ -1,6 +1,7 @@
 """Each CPU speed-up of paddlepalm measured on its own, cumulatively, on one training step.
 
     python bench/cpu_speedups.py --steps 6 --repeats 3
+    python bench/cpu_speedups.py --smoke     # seconds: the last variant (the default), batch 4 x 16, 1 step
 
 The issue-7 shape: ERNIE with 4 layers, hidden 256, 4 heads, intermediate 1024,
 vocabulary 21128, dropout 0.1, a ``Classify`` head, AdamW, one batch of 32 x 128
@@ -55,8 +56,9 @@ TRIED = [
 ]
 
 
-def build_step():
-    """The trainer and the one batch every variant trains on (also used by bench/profile_step.py)."""
+def build_step(batch: int = BATCH, seq: int = SEQ):
+    """The trainer and the one batch of ``batch`` x ``seq`` tokens every variant trains on (also used by
+    bench/profile_step.py)."""
     sys.path.insert(0, ROOT)
     import paddlepalm as palm
     import numpy as np
@@ -66,16 +68,15 @@ def build_step():
     model = trainer.build_forward(palm.backbone.ERNIE.from_config(dict(CONFIG)), palm.head.Classify(2, 256, 0.1))
     trainer.build_backward(palm.optimizer.Adam(model, 1e-4), weight_decay=0.01)
     rng = np.random.RandomState(0)
-    batch = {"token_ids": rng.randint(1, CONFIG["vocab_size"], (BATCH, SEQ)).astype("int64"),
-             "position_ids": np.tile(np.arange(SEQ), (BATCH, 1)).astype("int64"),
-             "segment_ids": np.zeros((BATCH, SEQ), "int64"),
-             "input_mask": np.ones((BATCH, SEQ, 1), "float32"),
-             "label_ids": rng.randint(0, 2, (BATCH,)).astype("int64")}
-    return trainer, batch
+    return trainer, {"token_ids": rng.randint(1, CONFIG["vocab_size"], (batch, seq)).astype("int64"),
+                     "position_ids": np.tile(np.arange(seq), (batch, 1)).astype("int64"),
+                     "segment_ids": np.zeros((batch, seq), "int64"),
+                     "input_mask": np.ones((batch, seq, 1), "float32"),
+                     "label_ids": rng.randint(0, 2, (batch,)).astype("int64")}
 
 
-def worker(steps: int) -> dict:
-    trainer, batch = build_step()
+def worker(steps: int, batch: int, seq: int) -> dict:
+    trainer, batch = build_step(batch, seq)
     for _ in range(2):
         trainer.train_one_step(batch)
     times = []
@@ -86,15 +87,18 @@ def worker(steps: int) -> dict:
     return {"seconds": statistics.median(times)}
 
 
-def run_variant(env_changes: dict, steps: int) -> float:
+def run_variant(env_changes: dict, args) -> float:
     env = dict(os.environ)
     for key, value in env_changes.items():
         if value is None:
             env.pop(key, None)
         else:
             env[key] = value
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(steps)],
-                         env=env, check=True, capture_output=True, text=True)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(args.steps),
+           "--batch", str(args.batch), "--seq", str(args.seq)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
@@ -106,17 +110,25 @@ def main():
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="")
     p.add_argument("--tried", action="store_true", help="measure the TRIED settings instead of VARIANTS")
+    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--seq", type=int, default=SEQ)
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds: the last variant only, batch 4 x 16, 1 step, no write")
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.steps)))
+        print(json.dumps(worker(args.steps, args.batch, args.seq)))
         return
     variants = TRIED if args.tried else VARIANTS
+    if args.smoke:
+        variants = variants[-1:]
+        args.steps, args.repeats, args.batch, args.seq, args.no_write = 1, 1, 4, 16, True
     times = {name: [] for name, _ in variants}
     for rep in range(args.repeats):
         for name, env in variants:
-            seconds = run_variant(env, args.steps)
+            seconds = run_variant(env, args)
             times[name].append(seconds)
-            print(f"repeat {rep} {name}: {1000 * seconds:.0f} ms/step ({BATCH / seconds:.1f} samples/s)", flush=True)
+            print(f"repeat {rep} {name}: {1000 * seconds:.0f} ms/step ({args.batch / seconds:.1f} samples/s)",
+                  flush=True)
     report(args, variants, times)
 
 
@@ -131,7 +143,7 @@ def report(args, variants, times):
         t = statistics.median(times[name])
         per = ", ".join(f"{1000 * x:.0f}" for x in times[name])
         versus = f"{first / t:.2f}x |" if args.tried else f"{previous / t:.2f}x | {first / t:.2f}x |"
-        rows.append(f"| {name} | {1000 * t:.0f} ({per}) | {BATCH / t:.1f} | {versus}")
+        rows.append(f"| {name} | {1000 * t:.0f} ({per}) | {args.batch / t:.1f} | {versus}")
         previous = t
     if args.tried:
         heading = "CPU settings tried and not adopted (bench/cpu_speedups.py --tried)"
@@ -141,11 +153,12 @@ def report(args, variants, times):
         heading = "CPU speed-ups, one at a time (bench/cpu_speedups.py)"
         how = "Each row adds one change to the row above (see the script's docstring)."
         columns = "| variant | ms/step (per repeat) | samples/s | vs row above | vs before |\n|---|---|---|---|---|"
-    body = f"""Command: `python bench/cpu_speedups.py --steps {args.steps} --repeats {args.repeats}{' --tried' if args.tried else ''}`
+    shape = "" if (args.batch, args.seq) == (BATCH, SEQ) else f" --batch {args.batch} --seq {args.seq}"
+    body = f"""Command: `python bench/cpu_speedups.py --steps {args.steps} --repeats {args.repeats}{' --tried' if args.tried else ''}{shape}`
 
 Machine: {machine()}. {args.note}
 
-ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, dropout 0.1, `Classify`, AdamW; one batch of {BATCH} x {SEQ} tokens through `Trainer.train_one_step`; fresh process per variant, 2 warm-up steps, median of {args.steps} steps, {args.repeats} alternating repeats (medians of the per-repeat medians; per-repeat figures in brackets). {how}
+ERNIE 4 layers, hidden 256, 4 heads, intermediate 1024, vocabulary 21128, dropout 0.1, `Classify`, AdamW; one batch of {args.batch} x {args.seq} tokens through `Trainer.train_one_step`; fresh process per variant, 2 warm-up steps, median of {args.steps} steps, {args.repeats} alternating repeats (medians of the per-repeat medians; per-repeat figures in brackets). {how}
 
 {columns}
 {chr(10).join(rows)}

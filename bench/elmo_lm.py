@@ -3,6 +3,7 @@
     python bench/elmo_lm.py                     # issue shape: 2-layer biLSTM, cell 512, projection 256,
                                                 # vocab 20k, length 50, batch 64
     python bench/elmo_lm.py --quick             # small shape for a quick check
+    python bench/elmo_lm.py --smoke             # seconds: every variant on a tiny shape, 1 step, 1 round
     python bench/elmo_lm.py --write docs/benchmarks.md   # also write the table into that file's ELMo section
 
 Every variant trains (forward, backward, Adam step) on the same random batches
@@ -33,6 +34,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -64,9 +66,16 @@ def parse_args(argv=None):
                                          "paddle-nn.LSTM-full,torch-full,torch-sampled")
     p.add_argument("--profile", action="store_true", help="time forward / loss / backward+update of our variants")
     p.add_argument("--write", default=None, help="markdown file whose ELMo section receives the table")
+    p.add_argument("--smoke", action="store_true", help="seconds: vocab 200, cell 16, projection 8, length 6, "
+                                                         "batch 4, 32 samples, 1 warm-up + 1 timed step, --profile, "
+                                                         "--write to a temporary file")
     args = p.parse_args(argv)
     if args.quick:
         args.vocab, args.cell, args.proj, args.length, args.batch = 2000, 128, 64, 20, 16
+    if args.smoke:
+        args.vocab, args.cell, args.proj, args.length, args.batch, args.samples = 200, 16, 8, 6, 4, 32
+        args.steps, args.warmup, args.repeats, args.profile = 1, 1, 1, True
+        args.write = os.path.join(tempfile.mkdtemp(prefix="palm-bench-elmo."), "benchmarks.md")
     return args
 
 

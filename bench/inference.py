@@ -19,6 +19,7 @@ call, with where the time of a batch-1 ``predict`` goes.
 
     MKL_DEBUG_CPU_TYPE=5 python bench/inference.py [--rounds 3] [--single 100] [--models joint intent] [--write]
     MKL_DEBUG_CPU_TYPE=5 python bench/inference.py --options [--write]
+    python bench/inference.py --smoke     # seconds: both comparisons on generated sentences, 1 round
 """
 import argparse
 import contextlib
@@ -44,6 +45,7 @@ SAMPLE = ["show me flights from boston to denver", "what is the cheapest fare fr
           "list airlines"]
 MODELS = {"joint": ("joint slot + intent", True), "intent": ("intent classifier", False)}
 SIZE = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
+SMOKE_SIZE = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def cpu_flags() -> str:
@@ -55,22 +57,22 @@ def cpu_flags() -> str:
     return ", ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
-def build(work: str, joint: bool):
+def build(work: str, joint: bool, data_root: str = DATA, dims: dict = SIZE):
     import prepare_data
 
     d = os.path.join(work, "atis")
-    sizes = prepare_data.convert(os.path.join(DATA, "atis"), d)
+    sizes = prepare_data.convert(os.path.join(data_root, "atis"), d)
     prepare_data.head(d, 500)  # 500 training sentences (dev may hold labels the training label maps lack)
     vocab = os.path.join(d, "vocab.txt")
     config = {"vocab_size": sum(1 for _ in open(vocab, encoding="utf-8")), "max_position_embeddings": 128,
               "type_vocab_size": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-              "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02, **SIZE}
+              "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02, **dims}
     paddle.seed(0)
     backbone = palm.backbone.ERNIE.from_config(config)
     intent = palm.Trainer("intent")
     intent_reader = palm.reader.ClassifyReader(vocab, 64, seed=1)
     intent_reader.load_data(os.path.join(d, "intent", "train_head.tsv"), batch_size=32)
-    intent.build_forward(backbone, palm.head.Classify(sizes["intent_classes"], SIZE["hidden_size"]))
+    intent.build_forward(backbone, palm.head.Classify(sizes["intent_classes"], dims["hidden_size"]))
     if not joint:
         intent.build_backward(palm.optimizer.Adam(intent.model, 1e-4))
         intent.fit_reader(intent_reader)
@@ -79,7 +81,7 @@ def build(work: str, joint: bool):
     slot = palm.Trainer("slot")
     slot_reader = palm.reader.SequenceLabelReader(vocab, 64, os.path.join(d, "label_map.json"), seed=1)
     slot_reader.load_data(os.path.join(d, "slot", "train_head.tsv"), batch_size=32)
-    slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], SIZE["hidden_size"]))
+    slot.build_forward(backbone, palm.head.SequenceLabel(sizes["slot_classes"], dims["hidden_size"]))
     trainer = palm.MultiHeadTrainer([slot, intent])
     trainer.build_backward(palm.optimizer.Adam(trainer.build_forward(), 1e-4))
     trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", 1)
@@ -134,7 +136,7 @@ def check_same_results(a, b, texts) -> None:
 
 
 def torch_predict(vocab: str, num_intents: int, num_slots: Optional[int], transitions=None,
-                  slot_names=None, threads: Optional[int] = None):
+                  slot_names=None, threads: Optional[int] = None, dims: dict = SIZE):
     """BERT of the same size in PyTorch eager (transformers), raw text to records as the Predictor
     does: fast WordPiece tokenization over the same vocabulary, one encoder pass, softmax and
     argmax for the intent, and for the joint model the emissions of each word's first piece
@@ -149,10 +151,10 @@ def torch_predict(vocab: str, num_intents: int, num_slots: Optional[int], transi
 
     torch.manual_seed(0)
     size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    config = BertConfig(vocab_size=size, max_position_embeddings=128, **SIZE)
+    config = BertConfig(vocab_size=size, max_position_embeddings=128, **dims)
     encoder = BertModel(config).eval()
-    intent = torch.nn.Linear(SIZE["hidden_size"], num_intents).eval()
-    slot = torch.nn.Linear(SIZE["hidden_size"], num_slots).eval() if num_slots else None
+    intent = torch.nn.Linear(dims["hidden_size"], num_intents).eval()
+    slot = torch.nn.Linear(dims["hidden_size"], num_slots).eval() if num_slots else None
     tokenizer = BertTokenizerFast(vocab, do_lower_case=False, clean_up_tokenization_spaces=False)
     count = threads or int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
 
@@ -200,7 +202,7 @@ def measure(paths, sentences, batch_size):
     return {path: (len(sentences) / sum(times), times) for path, times in latencies.items()}
 
 
-def export_paths(trainer, readers, work: str, name: str):
+def export_paths(trainer, readers, work: str, name: str, dims: dict = SIZE):
     """The paths of one model: dygraph, the Predictor on both formats, PyTorch eager."""
     threads = int(os.environ.get("MKL_NUM_THREADS", os.cpu_count()))
     if len(readers) > 1:  # the first path is the baseline of the ratios
@@ -228,8 +230,10 @@ def export_paths(trainer, readers, work: str, name: str):
             slot["label_names"] if slot else None)
     for label, count in ((f"PyTorch + transformers BERT, eager, {threads} threads", threads),
                          ("PyTorch + transformers BERT, eager, 1 thread", 1)):
-        torch_path = torch_predict(*args, threads=count)
-        if torch_path is not None:
+        torch_path = torch_predict(*args, threads=count, dims=dims)
+        if torch_path is None:
+            print(f"{label}: skipped (PyTorch + transformers not installed: pip install paddlepalm[bench])", flush=True)
+        else:
             paths[label] = torch_path
     return paths
 
@@ -243,18 +247,33 @@ def main(argv=None):
                         help="which models to measure (default: both)")
     parser.add_argument("--options", action="store_true", help="compare Paddle Inference settings instead")
     parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    parser.add_argument("--data_root", default=DATA, help="holds atis/ (seq.in, seq.out, label per split)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: the main comparison and --options on "
+                        "generated sentences (bench/smoke_data.py), ERNIE 1 layer x 32, 1 round, 2 sentences "
+                        "one at a time, no write")
     args = parser.parse_args(argv)
     if args.write and not args.options and set(args.models) != set(MODELS):
         parser.error("--write replaces the whole section: measure both models (leave out --models)")
+    if args.smoke:
+        from smoke_data import data_root
+        args.data_root, args.rounds, args.single, args.write = data_root(), 1, 2, False
+    args.dims = SMOKE_SIZE if args.smoke else SIZE
     load_at_start = os.getloadavg()
-    sentences = [line.strip() for line in open(os.path.join(DATA, "atis", "test", "seq.in"), encoding="utf-8")]
+    sentences = [line.strip() for line in open(os.path.join(args.data_root, "atis", "test", "seq.in"),
+                                               encoding="utf-8")]
     work = tempfile.mkdtemp(prefix="palm-bench-inference.")
-    if args.options:
-        return options(work, sentences, args)
+    if not args.options:
+        compare(work, sentences, args)
+    if args.options or args.smoke:
+        options(work, sentences, args)
+
+
+def compare(work: str, sentences, args) -> None:
+    """The paths side by side on both models (the main table)."""
     rows, rates = [], {}
     for name, joint in (MODELS[m] for m in args.models):
-        trainer, readers = build(work, joint)
-        paths = export_paths(trainer, readers, work, name)
+        trainer, readers = build(work, joint, args.data_root, args.dims)
+        paths = export_paths(trainer, readers, work, name, args.dims)
         for path in paths.values():  # warm-up: first runs build oneDNN kernels and caches
             path(sentences[:32])
             path(sentences[:1])
@@ -281,7 +300,7 @@ def main(argv=None):
     options = "".join(f" --{k} {v}" for k, v, d in (("rounds", args.rounds, 3), ("single", args.single, 100)) if v != d)
     if set(args.models) != set(MODELS):
         options += " --models " + " ".join(args.models)
-    body = (f"{_conditions(load_at_start)} ERNIE 4 layers x 256 hidden, ATIS vocabulary, max_len 64; raw text in, "
+    body = (f"{_conditions(load_at_start)} ERNIE {_dims(args)} hidden, ATIS vocabulary, max_len 64; raw text in, "
             f"records out. Batch 1: the first {args.single} ATIS test sentences one at a time; batch 32: the "
             f"{len(sentences)} test sentences. The paths take turns call by call (a new random order each call); "
             f"sentences/s: medians over {args.rounds} rounds; latency percentiles over every call of every "
@@ -340,7 +359,7 @@ def options(work: str, sentences, args) -> None:
     so that the load of other processes falls on all of them alike."""
     import paddle.inference as inference
 
-    trainer, readers = build(work, False)
+    trainer, readers = build(work, False, args.data_root, args.dims)
     target = os.path.join(work, "intent-paddle")
     trainer.export(target)
     predictor = palm.Predictor(target, small_batch_threads=None)
@@ -443,7 +462,7 @@ def options(work: str, sentences, args) -> None:
     n = len(single)
     breakdown = ", ".join(f"{k} {1000 * t / n:.2f} ms" for k, t in split.items())
     body = (f"{_conditions()} The intent classifier of the section \"Inference: exported models and the "
-            "Predictor\" (ERNIE 4 x 256), its exported model; "
+            f"Predictor\" (ERNIE {_dims(args)}), its exported model; "
             f"prebuilt reader arrays of the first {n} ATIS test sentences one at a time (batch 1) and of "
             f"{len(feeds_of(32)) * 32} sentences in length-sorted batches of 32; every call of every setting "
             f"interleaved, {args.rounds} rounds. A batch-1 `predict` of the Predictor ({threads} threads) spent: "
@@ -467,6 +486,10 @@ def _pad_to(batch, multiple: int, max_len: int):
         out[key] = np.pad(value, [(0, 0), (0, width - length)] + [(0, 0)] * (value.ndim - 2))
     out["position_ids"] = np.tile(np.arange(width, dtype="int64"), (value.shape[0], 1))
     return out
+
+
+def _dims(args) -> str:
+    return f"{args.dims['num_hidden_layers']} layers x {args.dims['hidden_size']}"
 
 
 def _machine():

@@ -3,6 +3,7 @@ quadratic in the line's length).
 
     python bench/long_line.py --chars 50000 200000
     PALM_BENCH_ROOT=/path/to/older/checkout python bench/long_line.py --chars 50000   # the old code
+    python bench/long_line.py --smoke     # seconds: one line of 2000 characters
 """
 import argparse
 import os
@@ -20,7 +21,9 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chars", type=int, nargs="+", default=[50000, 200000])
+    p.add_argument("--smoke", action="store_true", help="seconds: one line of 2000 characters")
     args = p.parse_args()
+    args.chars = [2000] if args.smoke else args.chars
     chars = [chr(0x4E00 + i) for i in range(50)]
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as work:

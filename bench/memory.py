@@ -41,11 +41,16 @@ def main():
     p.add_argument("--data_root", default=os.path.join(compare_torch.ROOT, "..", "shared", "data"))
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--every", type=int, default=250)
+    p.add_argument("--work", default=compare_torch.WORK,
+                   help="files prepared by bench/compare_torch.py (made if missing)")
     p.add_argument("--no_write", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="seconds: generated data, 4 steps, no write")
     args = p.parse_args()
-    if not os.path.exists(os.path.join(compare_torch.WORK, "atis", "sizes.json")):
-        compare_torch.prepare(args.data_root, 30)
-    readers, classes = compare_torch.WORKLOADS["atis"](palm, args.data_root)
+    if args.smoke:
+        args.data_root, args.work = compare_torch.smoke_paths()
+        args.steps, args.every, args.no_write = 4, 2, True
+    work = compare_torch.prepared(args.data_root, args.work)
+    readers, classes = compare_torch.WORKLOADS["atis"](palm, args.data_root, work)
     backbone = palm.backbone.ERNIE.from_config(dict(CONFIG))
     trainers = []
     for task in ("slot", "intent"):

@@ -1,6 +1,7 @@
 """Model FLOPs utilization of a paddlepalm training step on CPU.
 
     python bench/mfu.py --steps 8 --repeats 3
+    python bench/mfu.py --smoke     # seconds: a 64 x 64 GEMM peak, batches of 4 x 16, 1 step, 1 repeat
 
 MFU = (model FLOPs of one training step / step time) / (the machine's fp32 GEMM
 peak). The peak is measured in the same run as the best of: paddle ``matmul``
@@ -26,6 +27,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,32 +95,32 @@ def config(kind: str) -> dict:
 BACKBONES = {"ernie": "ERNIE", "bert": "BERT", "albert": "ALBERT", "electra": "ELECTRA"}
 
 
-def make_data() -> tuple:
-    os.makedirs(WORK, exist_ok=True)
+def make_data(work: str, batch: int, seq: int) -> tuple:
+    os.makedirs(work, exist_ok=True)
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
-    vocab = os.path.join(WORK, "vocab.txt")
+    vocab = os.path.join(work, "vocab.txt")
     with open(vocab, "w", encoding="utf-8") as f:
         f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n")
     rng = random.Random(0)
-    path = os.path.join(WORK, "train.tsv")
+    path = os.path.join(work, "train.tsv")
     with open(path, "w", encoding="utf-8") as f:
         f.write("label\ttext_a\n")
-        for _ in range(BATCH * 16):
-            f.write(f"{rng.randint(0, 1)}\t{''.join(rng.choice(chars) for _ in range(SEQ - 2))}\n")
+        for _ in range(batch * 16):
+            f.write(f"{rng.randint(0, 1)}\t{''.join(rng.choice(chars) for _ in range(seq - 2))}\n")
     return vocab, path
 
 
-def step_time(kind: str, vocab: str, data: str, steps: int) -> float:
+def step_time(kind: str, vocab: str, data: str, steps: int, batch: int, seq: int) -> float:
     paddle.seed(0)
-    reader = palm.reader.ClassifyReader(vocab, SEQ, seed=1)
-    reader.load_data(data, batch_size=BATCH)
+    reader = palm.reader.ClassifyReader(vocab, seq, seed=1)
+    reader.load_data(data, batch_size=batch)
     trainer = palm.Trainer("cls")
     backbone = getattr(palm.backbone, BACKBONES[kind]).from_config(config(kind))
     model = trainer.build_forward(backbone, palm.head.Classify(2, HIDDEN, 0.1))
     trainer.build_backward(palm.optimizer.Adam(model, 1e-4), weight_decay=0.01)
     trainer.fit_reader(reader)
     batches = list(reader.iter_epoch(0))
-    assert batches[0]["token_ids"].shape == (BATCH, SEQ)
+    assert batches[0]["token_ids"].shape == (batch, seq)
     trainer.train_one_step(batches[0])  # warm-up
     times = []
     for i in range(steps):
@@ -133,16 +135,24 @@ def main():
     p.add_argument("--backbones", default="ernie,bert,albert,electra")
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="")
+    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--seq", type=int, default=SEQ)
+    p.add_argument("--gemm", type=int, default=2048, help="size of the square matmul of the peak")
+    p.add_argument("--smoke", action="store_true", help="seconds: 64 x 64 GEMM, batches of 4 x 16, 1 step, no write")
     args = p.parse_args()
-    vocab, data = make_data()
+    work = WORK
+    if args.smoke:
+        work = tempfile.mkdtemp(prefix="palm-bench-mfu.")
+        args.steps, args.repeats, args.batch, args.seq, args.gemm, args.no_write = 1, 1, 4, 16, 64, True
+    vocab, data = make_data(work, args.batch, args.seq)
     kinds = args.backbones.split(",")
     peaks = {}
     times = {k: [] for k in kinds}
     for rep in range(args.repeats):  # alternate the peak and every backbone
-        for name, value in gemm_gflops().items():
+        for name, value in gemm_gflops(args.gemm).items():
             peaks.setdefault(name, []).append(value)
         for kind in kinds:
-            times[kind].append(step_time(kind, vocab, data, args.steps))
+            times[kind].append(step_time(kind, vocab, data, args.steps, args.batch, args.seq))
             print(f"repeat {rep} {kind}: {1000 * times[kind][-1]:.0f} ms/step", flush=True)
         print(f"repeat {rep} peaks: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in peaks.items()), flush=True)
     peak_rows = [f"| {name} | {statistics.median(v):.1f} ({', '.join(f'{x:.0f}' for x in v)}) |"
@@ -151,21 +161,21 @@ def main():
     rows = []
     for kind in kinds:
         t = statistics.median(times[kind])
-        gflops = step_flops(kind, BATCH, SEQ) / t / 1e9
-        rows.append(f"| {BACKBONES[kind]} | {step_flops(kind, BATCH, SEQ) / 1e9:.1f} | {1000 * t:.0f} | "
-                    f"{BATCH / t:.1f} | {gflops:.1f} | {100 * gflops / peak:.0f}% |")
+        gflops = step_flops(kind, args.batch, args.seq) / t / 1e9
+        rows.append(f"| {BACKBONES[kind]} | {step_flops(kind, args.batch, args.seq) / 1e9:.1f} | {1000 * t:.0f} | "
+                    f"{args.batch / t:.1f} | {gflops:.1f} | {100 * gflops / peak:.0f}% |")
     cmd = f"python bench/mfu.py --steps {args.steps} --repeats {args.repeats}"
     body = f"""Command: `{cmd}`
 
 Machine: {machine()}. {args.note}
 
-fp32 GEMM peak (2048 x 2048 x 2048, best of 5 per repeat, median of {args.repeats} repeats, GFLOP/s):
+fp32 GEMM peak ({args.gemm} x {args.gemm} x {args.gemm}, best of 5 per repeat, median of {args.repeats} repeats, GFLOP/s):
 
 | library | GFLOP/s (per repeat) |
 |---|---|
 {chr(10).join(peak_rows)}
 
-Training step of `Trainer.train_one_step` (backbone + `Classify`, AdamW), batch {BATCH} x {SEQ} tokens, 4 layers, hidden 256, 4 heads, intermediate 1024; median of {args.steps} steps x {args.repeats} repeats; MFU against the best peak ({peak:.0f} GFLOP/s):
+Training step of `Trainer.train_one_step` (backbone + `Classify`, AdamW), batch {args.batch} x {args.seq} tokens, 4 layers, hidden 256, 4 heads, intermediate 1024; median of {args.steps} steps x {args.repeats} repeats; MFU against the best peak ({peak:.0f} GFLOP/s):
 
 | backbone | model GFLOP/step | ms/step | samples/s | model GFLOP/s | MFU |
 |---|---|---|---|---|---|

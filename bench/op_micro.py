@@ -1,6 +1,7 @@
 """Single operations: Paddle's CPU kernel vs what paddlepalm/utils/cpu_speed.py (and crf.py) do instead.
 
     python bench/op_micro.py --repeats 20
+    python bench/op_micro.py --smoke     # seconds: batch 2 x 16 tokens, 1 repeat
 
 Shapes of the small-BERT step (batch 32 x 128 tokens = 4096 rows). Each operation runs
 alone in a loop (median of ``--repeats`` after a warm-up), so it includes the cost of
@@ -43,14 +44,14 @@ def layer_norm_grad_paddle(x, weight, bias, grad):
     return run
 
 
-def crf_loss(gemm: bool):
-    """CRF loss forward + backward on an ATIS-sized batch: 32 sentences x 20 words, 127 tags."""
+def crf_loss(gemm: bool, batch: int = 32):
+    """CRF loss forward + backward on an ATIS-sized batch: ``batch`` sentences x 20 words, 127 tags."""
     from paddlepalm.utils import crf
     rng = np.random.RandomState(0)
-    emissions = paddle.to_tensor(rng.randn(32, 20, 127).astype("float32"))
+    emissions = paddle.to_tensor(rng.randn(batch, 20, 127).astype("float32"))
     transitions = paddle.to_tensor((rng.randn(129, 127) * 0.1).astype("float32"))
-    labels = paddle.to_tensor(rng.randint(0, 127, (32, 20)))
-    lengths = paddle.to_tensor(rng.randint(5, 21, (32,)))
+    labels = paddle.to_tensor(rng.randint(0, 127, (batch, 20)))
+    lengths = paddle.to_tensor(rng.randint(5, 21, (batch,)))
     emissions.stop_gradient = transitions.stop_gradient = False
 
     def run():
@@ -63,32 +64,33 @@ def crf_loss(gemm: bool):
     return run
 
 
-def cases():
-    rows, width, hidden = 4096, 1024, 256
+def cases(batch: int = 32, seq: int = 128):
+    rows, width, hidden = batch * seq, 1024, 256
     grad = paddle.randn([rows, width])
     ones = paddle.ones([1, rows])
     out, bias = paddle.randn([rows, width]), paddle.randn([width])
-    probs = paddle.rand([32, 4, 128, 128])
-    mask = paddle.randn([32, 1, 1, 128])
+    probs = paddle.rand([batch, 4, seq, seq])
+    mask = paddle.randn([batch, 1, 1, seq])
     x, gx = paddle.randn([rows, hidden]), paddle.randn([rows, hidden])
     weight, beta = paddle.rand([hidden]) + 0.5, paddle.zeros([hidden])
     weight.stop_gradient = beta.stop_gradient = False
     x_np, gx_np, w_np = x.numpy(), gx.numpy(), weight.numpy()
     ln_forward = lambda: F.layer_norm(x, [hidden], weight, beta, 1e-12)  # noqa: E731
+    scores = f"{batch} x 4 x {seq} x {seq}"
     return [
-        ("linear bias gradient: column sum of 4096 x 1024", lambda: grad.sum(axis=0),
+        (f"linear bias gradient: column sum of {rows} x {width}", lambda: grad.sum(axis=0),
          lambda: paddle.matmul(ones, grad), 0.0),
-        ("linear bias add: 4096 x 1024 + 1024", lambda: out + bias,
+        (f"linear bias add: {rows} x {width} + {width}", lambda: out + bias,
          lambda: cpu_speed._add(out, bias), 0.0),
-        ("dropout p=0.1 forward: 32 x 4 x 128 x 128", lambda: F.dropout(probs, 0.1),
+        (f"dropout p=0.1 forward: {scores}", lambda: F.dropout(probs, 0.1),
          lambda: cpu_speed.dropout(probs, 0.1), 0.0),
-        ("attention mask add: 32 x 4 x 128 x 128 + 32 x 1 x 1 x 128", lambda: probs + mask,
+        (f"attention mask add: {scores} + {batch} x 1 x 1 x {seq}", lambda: probs + mask,
          lambda: cpu_speed._add(probs, mask), 0.0),
-        ("layer-norm gradient: 4096 x 256 (Paddle: forward + backward minus forward)",
+        (f"layer-norm gradient: {rows} x {hidden} (Paddle: forward + backward minus forward)",
          layer_norm_grad_paddle(x, weight, beta, gx),
          lambda: cpu_speed._layer_norm_grads(x_np, gx_np, w_np, 1e-12), ln_forward),
-        ("CRF loss forward + backward: 32 x 20 words, 127 tags (ours: utils/crf.py GEMM recursion)",
-         crf_loss(gemm=False), crf_loss(gemm=True), 0.0),
+        (f"CRF loss forward + backward: {batch} x 20 words, 127 tags (ours: utils/crf.py GEMM recursion)",
+         crf_loss(False, batch), crf_loss(True, batch), 0.0),
     ]
 
 
@@ -97,9 +99,13 @@ def main():
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="")
+    p.add_argument("--smoke", action="store_true", help="seconds: batch 2 x 16 tokens, 1 repeat, no write")
     args = p.parse_args()
+    batch, seq = (2, 16) if args.smoke else (32, 128)
+    if args.smoke:
+        args.repeats, args.no_write = 1, True
     rows = []
-    for name, paddle_fn, ours_fn, subtract in cases():
+    for name, paddle_fn, ours_fn, subtract in cases(batch, seq):
         paddle_ms = median_ms(paddle_fn, args.repeats) - (median_ms(subtract, args.repeats) if subtract else 0.0)
         ours_ms = median_ms(ours_fn, args.repeats)
         rows.append(f"| {name} | {paddle_ms:.2f} | {ours_ms:.2f} | {paddle_ms / ours_ms:.1f}x |")

@@ -1,6 +1,7 @@
 """Where a paddlepalm training step goes: Paddle's operator profile of a few steps.
 
     python bench/profile_step.py --steps 3
+    python bench/profile_step.py --smoke     # seconds: 1 step of a batch of 4 x 16 tokens
     PALM_CPU_KERNELS=none FLAGS_use_stride_kernel=1 python bench/profile_step.py --steps 3   # Paddle's own kernels
 
 ERNIE 4 layers x 256 + ``Classify``, AdamW, one batch of 32 x 128 tokens (the shape of
@@ -16,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from cpu_speedups import build_step  # noqa: E402
+from cpu_speedups import BATCH, SEQ, build_step  # noqa: E402
 import compare_torch  # noqa: E402
 
 compare_torch._palm()  # paddlepalm before paddle: thread and flag settings
@@ -27,8 +28,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=16)
+    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--seq", type=int, default=SEQ)
+    p.add_argument("--smoke", action="store_true", help="seconds: 1 step of a batch of 4 x 16 tokens")
     args = p.parse_args()
-    trainer, batch = build_step()
+    if args.smoke:
+        args.steps, args.batch, args.seq = 1, 4, 16
+    trainer, batch = build_step(args.batch, args.seq)
     for _ in range(2):
         trainer.train_one_step(batch)
     # on_trace_ready: keep the summary in memory; the default writes a chrome trace into ./profiler_log

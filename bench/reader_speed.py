@@ -7,7 +7,7 @@ For ChnSentiCorp (``ClassifyReader``, max length 128) and ATIS slots
 over a whole epoch (features already tokenized by ``load_data``; collation and
 padding included) against batches/s of ``Trainer.train_one_step`` (the small
 BERT/ERNIE of bench/compare_torch.py) on the first batches of that epoch.
-Uses the files prepared by bench/compare_torch.py (run it first).
+Uses the files prepared by bench/compare_torch.py (``--work``; prepared here if missing).
 """
 import argparse
 import os
@@ -24,8 +24,8 @@ import paddle  # noqa: E402
 from report import machine, update_section  # noqa: E402
 
 
-def measure(name: str, data_root: str, steps: int) -> tuple:
-    readers, classes = compare_torch.WORKLOADS[name](palm, data_root)
+def measure(name: str, data_root: str, work: str, steps: int) -> tuple:
+    readers, classes = compare_torch.WORKLOADS[name](palm, data_root, work)
     task = "cls" if "cls" in readers else "slot"
     reader = readers[task]
     start = time.perf_counter()
@@ -51,12 +51,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_root", default=os.path.join(compare_torch.ROOT, "..", "shared", "data"))
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--work", default=compare_torch.WORK,
+                   help="files prepared by bench/compare_torch.py (made if missing)")
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--note", default="")
+    p.add_argument("--smoke", action="store_true", help="seconds: generated data, 1 step, no write")
     args = p.parse_args()
+    if args.smoke:
+        args.data_root, args.work = compare_torch.smoke_paths()
+        args.steps, args.no_write = 1, True
+    work = compare_torch.prepared(args.data_root, args.work)
     rows = []
     for name in ("chnsenticorp", "atis"):
-        produce, consume, n = measure(name, args.data_root, args.steps)
+        produce, consume, n = measure(name, args.data_root, work, args.steps)
         rows.append(f"| {name} | {n} | {produce:.0f} | {consume:.2f} | {produce / consume:.0f}x |")
         print(rows[-1], flush=True)
     body = f"""Command: `python bench/reader_speed.py --data_root {args.data_root} --steps {args.steps}` (after bench/compare_torch.py prepared the data)

@@ -1,7 +1,13 @@
-"""Write a benchmark's section into docs/benchmarks.md, replacing that section only."""
+"""Write a benchmark's section into docs/benchmarks.md, replacing that section only.
+
+    python bench/report.py            # the machine line the benchmarks write
+    python bench/report.py --smoke    # also both writers, on a temporary copy of docs/benchmarks.md
+"""
+import argparse
 import os
 import platform
 import re
+import tempfile
 
 import paddle
 
@@ -55,3 +61,32 @@ def update_marked(heading: str, tag: str, body: str, path: str = DOC) -> None:
             f.write(text)
     else:
         update_section(heading, marked, path)
+
+
+def smoke() -> str:
+    """Both writers on a temporary copy of docs/benchmarks.md: a section and a marked part written twice
+    each, the second replacing the first, the copy's own text unchanged. Returns the copy's path."""
+    original = open(DOC, encoding="utf-8").read() if os.path.exists(DOC) else HEADER
+    path = os.path.join(tempfile.mkdtemp(prefix="palm-bench-report."), "benchmarks.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(original)
+    for body in ("| first |", "| second |"):
+        update_section("Smoke (bench/report.py)", body, path)
+        update_marked("Smoke, marked (bench/report.py)", "bench/report.py", body, path)
+    text = open(path, encoding="utf-8").read()
+    if "| first |" in text or text.count("| second |") != 2 or not text.startswith(original.rstrip()):
+        raise AssertionError(f"the writers did not replace only their own sections: {path}")
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="also run both writers on a temporary copy of the doc")
+    args = p.parse_args()
+    print(machine())
+    if args.smoke:
+        print(f"wrote {smoke()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,8 @@
                                                 # embedded in 100 (vocab 5000), one biLSTM layer of 2 x 128,
                                                 # dropout 0.5, 7 tags, CRF; batches of 32 sentences
     python bench/tagger.py --quick              # small shapes, for a test
+    python bench/tagger.py --smoke              # seconds: --quick, 1 warm-up + 1 timed step, 1 round,
+                                                # the table written into a temporary file
     python bench/tagger.py --write docs/benchmarks.md   # also write the table into that file's tagger section
 
 Every variant trains (forward, CRF negative log-likelihood, backward, Adam step, lr 2e-3) on the
@@ -36,6 +38,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 from typing import Dict, List, Optional
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -85,9 +88,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="MKL/OMP threads (set before paddle loads) and torch's")
     p.add_argument("--variants", default=VARIANTS)
     p.add_argument("--write", default=None, help="markdown file whose tagger section receives the table")
+    p.add_argument("--smoke", action="store_true", help="seconds: --quick, 1 warm-up + 1 timed step, 1 round, "
+                                                         "--write to a temporary file")
     args = p.parse_args(argv)
-    if args.quick:
+    if args.quick or args.smoke:
         args.vocab, args.embedding, args.hidden, args.batch, args.min_len, args.max_len = 300, 16, 32, 4, 3, 12
+    if args.smoke:
+        args.steps, args.warmup, args.repeats = 1, 1, 1
+        args.write = os.path.join(tempfile.mkdtemp(prefix="palm-bench-tagger."), "benchmarks.md")
     return args
 
 

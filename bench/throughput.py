@@ -19,6 +19,9 @@ both runs read the same batches, and samples/s counts examples (each labelled fo
 run instead: each repeat runs both trainers under the old checkout and under this one,
 alternating, each in its own process, and the after/before step-time ratios are
 reported (a change must not cost training speed).
+
+``--smoke`` (seconds: hidden 16, 1 layer, batch 8, 2 steps, 1 repeat, nothing written) runs both
+tables, the default one and ``--joint``'s, in one process.
 """
 import argparse
 import json
@@ -26,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,7 +45,11 @@ from make_sample import make_sample  # noqa: E402
 from report import machine, update_section  # noqa: E402
 
 
-def config(vocab_size, hidden=256, layers=4):
+HIDDEN, LAYERS = 256, 4  # the small ERNIE's default size
+WARMUP = 10  # untimed steps before the first timed run
+
+
+def config(vocab_size, hidden=HIDDEN, layers=LAYERS):
     return {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 4,
             "intermediate_size": 4 * hidden, "vocab_size": vocab_size, "type_vocab_size": 2,
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
@@ -56,7 +64,7 @@ def reader(data, batch_size, epochs):
 def run_single(data, cfg, classes, batch_size, steps):
     paddle.seed(0)
     r = reader(data, batch_size, None)
-    r._num_epochs = steps / r.steps_per_epoch
+    r = reader(data, batch_size, steps / r.steps_per_epoch)  # the epochs that make ``steps`` steps
     trainer = palm.Trainer("intent")
     model = trainer.build_forward(palm.backbone.ERNIE.from_config(cfg), palm.head.Classify(classes, cfg["hidden_size"], 0.1))
     trainer.build_backward(palm.optimizer.Adam(model, 1e-4))
@@ -103,7 +111,7 @@ def run_slot_intent(data, cfg, sizes, batch_size, steps, joint):
 
 def joint_main(args, data, sizes, cfg) -> None:
     rows = {"joint": [], "alternating": []}
-    run_slot_intent(data, cfg, sizes, args.batch_size, 10, True)  # warm-up
+    run_slot_intent(data, cfg, sizes, args.batch_size, min(WARMUP, args.steps), True)
     for rep in range(args.repeats):
         for kind in ("joint", "alternating"):
             rows[kind].append(run_slot_intent(data, cfg, sizes, args.batch_size, args.steps, kind == "joint"))
@@ -112,15 +120,12 @@ def joint_main(args, data, sizes, cfg) -> None:
               f"{1000 * a[0]:.1f} ({a[2]} updates), ratio {a[0] / j[0]:.3f}", flush=True)
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
     data_name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "generated sample"
-    threads = os.environ.get("MKL_NUM_THREADS", "")
-    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py --joint" + \
-        (f" --data_dir {args.data_dir}" if args.data_dir else "") + f" --steps {args.steps} --repeats {args.repeats}"
     b = args.batch_size
-    body = f"""Command: `{cmd}`
+    body = f"""Command: `{command(args, '--joint')}`
 
 Machine: {machine()}
 
-Small ERNIE (hidden 256, 4 layers, 4 heads, dropout 0.1), slot (CRF) + intent heads on the {data_name}
+Small ERNIE (hidden {args.hidden}, {args.layers} layers, 4 heads, dropout 0.1), slot (CRF) + intent heads on the {data_name}
 training sentences, batch {b}, {args.steps} batches of examples per run, {args.repeats} alternating repeats
 (median). A joint update trains both heads on one batch (one backbone pass, both losses); the alternating
 run trains the same batches as {2 * args.steps} one-task steps. Samples = examples labelled for both tasks.
@@ -146,50 +151,70 @@ def timed(train, trainer_steps):
     return (time.process_time() - cpu) / steps, (time.perf_counter() - wall) / steps, steps
 
 
+def command(args, *flags: str) -> str:
+    """The command line of this run, for the report."""
+    threads = os.environ.get("MKL_NUM_THREADS", "")
+    parts = ([f"MKL_NUM_THREADS={threads}"] if threads else []) + ["python bench/throughput.py", *flags]
+    parts += [f"--data_dir {args.data_dir}"] if args.data_dir else []
+    parts += [f"--steps {args.steps} --repeats {args.repeats}"]
+    if (args.hidden, args.layers) != (HIDDEN, LAYERS):
+        parts.append(f"--hidden {args.hidden} --layers {args.layers}")
+    return " ".join(parts)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=None)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=HIDDEN)
+    p.add_argument("--layers", type=int, default=LAYERS)
     p.add_argument("--no_write", action="store_true")
     p.add_argument("--joint", action="store_true", help="joint-batch updates vs alternating steps (slot + intent)")
     p.add_argument("--before_root", help="an older paddlepalm checkout to compare with, side by side")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--smoke", action="store_true", help="seconds: hidden 16, 1 layer, batch 8, 2 steps, 1 repeat, "
+                                                         "both tables, no write")
     args = p.parse_args()
+    work = os.path.join("/tmp", "palm_bench_throughput")
+    if args.smoke:
+        work = tempfile.mkdtemp(prefix="palm-bench-throughput.")
+        args.data_dir, args.steps, args.repeats, args.batch_size, args.hidden, args.layers = None, 2, 1, 8, 16, 1
+        args.no_write = True
     if args.before_root:
         return compare_versions(args)
-    work = os.path.join("/tmp", "palm_bench_throughput")
     raw = args.data_dir or make_sample(os.path.join(work, "raw"))
     data = os.path.join(work, "data")
     sizes = prepare_data.convert(raw, data)
-    cfg = config(sum(1 for _ in open(os.path.join(data, "vocab.txt"), encoding="utf-8")))
-    if args.joint:
-        return joint_main(args, data, sizes, cfg)
-    run_single(data, cfg, sizes["intent_classes"], args.batch_size, 10)  # warm-up
+    cfg = config(sum(1 for _ in open(os.path.join(data, "vocab.txt"), encoding="utf-8")), args.hidden, args.layers)
+    if args.joint or args.smoke:
+        joint_main(args, data, sizes, cfg)
+    if not args.joint:
+        single_main(args, data, sizes["intent_classes"], cfg)
+
+
+def single_main(args, data, classes, cfg) -> None:
+    run_single(data, cfg, classes, args.batch_size, min(WARMUP, args.steps))  # warm-up
     if args.worker:
-        print("RESULT " + json.dumps({
-            "single": run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps),
-            "multi": run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps)}), flush=True)
+        print("RESULT " + json.dumps({"single": run_single(data, cfg, classes, args.batch_size, args.steps),
+                                      "multi": run_multi(data, cfg, classes, args.batch_size, args.steps)}), flush=True)
         return
     single, multi = [], []
     for rep in range(args.repeats):
-        single.append(run_single(data, cfg, sizes["intent_classes"], args.batch_size, args.steps))
-        multi.append(run_multi(data, cfg, sizes["intent_classes"], args.batch_size, args.steps))
+        single.append(run_single(data, cfg, classes, args.batch_size, args.steps))
+        multi.append(run_multi(data, cfg, classes, args.batch_size, args.steps))
         (s_cpu, s_wall, n_s), (m_cpu, m_wall, n_m) = single[-1], multi[-1]
         print(f"repeat {rep}: CPU ms/step single {1000 * s_cpu:.1f} ({n_s} steps), multi {1000 * m_cpu:.1f} "
               f"({n_m} steps), ratio {m_cpu / s_cpu:.3f}; wall ratio {m_wall / s_wall:.3f}", flush=True)
     s, m = statistics.median(r[0] for r in single), statistics.median(r[0] for r in multi)
     s_wall, m_wall = statistics.median(r[1] for r in single), statistics.median(r[1] for r in multi)
     data_name = os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir else "generated sample"
-    threads = os.environ.get("MKL_NUM_THREADS", "")
-    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py" + (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
-        f" --steps {args.steps} --repeats {args.repeats}"
-    body = f"""Command: `{cmd}`
+    body = f"""Command: `{command(args)}`
 
 Machine: {machine()}
 
-Small ERNIE (hidden 256, 4 layers, 4 heads), Classify on the {data_name} intents, batch {args.batch_size}, {args.steps} steps per run, {args.repeats} alternating repeats (median step time).
+Small ERNIE (hidden {args.hidden}, {args.layers} layers, 4 heads), Classify on the {data_name} intents, batch {args.batch_size}, {args.steps} steps per run, {args.repeats} alternating repeats (median step time).
 
 | trainer | samples per CPU-second | CPU ms/step | wall ms/step |
 |---|---|---|---|
@@ -207,7 +232,8 @@ def compare_versions(args) -> None:
     """Alternate worker processes of the old checkout and this one; report after/before."""
     runs = {"before": [], "after": []}
     base = [sys.executable, os.path.abspath(__file__), "--worker", "--steps", str(args.steps),
-            "--batch_size", str(args.batch_size)] + (["--data_dir", args.data_dir] if args.data_dir else [])
+            "--batch_size", str(args.batch_size), "--hidden", str(args.hidden), "--layers", str(args.layers)] + \
+        (["--data_dir", args.data_dir] if args.data_dir else [])
     for rep in range(args.repeats):
         for version, root in (("before", os.path.abspath(args.before_root)), ("after", ROOT)):
             out = subprocess.run(base, capture_output=True, text=True, check=True,
@@ -225,11 +251,7 @@ def compare_versions(args) -> None:
         b, a = median("before", kind), median("after", kind)
         per_rep = ", ".join(f"{x[kind][0] / y[kind][0]:.3f}" for x, y in zip(runs["after"], runs["before"]))
         rows.append(f"| {label} | {1000 * b:.1f} | {1000 * a:.1f} | **{a / b:.3f}x** | {per_rep} |")
-    threads = os.environ.get("MKL_NUM_THREADS", "")
-    cmd = (f"MKL_NUM_THREADS={threads} " if threads else "") + "python bench/throughput.py" + \
-        (f" --data_dir {args.data_dir}" if args.data_dir else "") + \
-        f" --steps {args.steps} --repeats {args.repeats} --before_root {args.before_root}"
-    body = f"""Command: `{cmd}` (before: the checkout at `--before_root`; after: this one)
+    body = f"""Command: `{command(args)} --before_root {args.before_root}` (before: the checkout at `--before_root`; after: this one)
 
 Machine: {machine()}
 
