@@ -258,7 +258,7 @@ def main(argv=None):
         from smoke_data import data_root
         args.data_root, args.rounds, args.single, args.write = data_root(), 1, 2, False
     args.dims = SMOKE_SIZE if args.smoke else SIZE
-    load_at_start = os.getloadavg()
+    args.load_at_start = os.getloadavg()
     sentences = [line.strip() for line in open(os.path.join(args.data_root, "atis", "test", "seq.in"),
                                                encoding="utf-8")]
     work = tempfile.mkdtemp(prefix="palm-bench-inference.")
@@ -300,7 +300,7 @@ def compare(work: str, sentences, args) -> None:
     options = "".join(f" --{k} {v}" for k, v, d in (("rounds", args.rounds, 3), ("single", args.single, 100)) if v != d)
     if set(args.models) != set(MODELS):
         options += " --models " + " ".join(args.models)
-    body = (f"{_conditions(load_at_start)} ERNIE {_dims(args)} hidden, ATIS vocabulary, max_len 64; raw text in, "
+    body = (f"{_conditions(args.load_at_start)} ERNIE {_dims(args)} hidden, ATIS vocabulary, max_len 64; raw text in, "
             f"records out. Batch 1: the first {args.single} ATIS test sentences one at a time; batch 32: the "
             f"{len(sentences)} test sentences. The paths take turns call by call (a new random order each call); "
             f"sentences/s: medians over {args.rounds} rounds; latency percentiles over every call of every "
