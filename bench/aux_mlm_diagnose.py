@@ -96,7 +96,7 @@ def bug_checks(args, data, trainer):
     checks["mlm_loss_at_init"] = round(float(model("mlm", to_tensors(ab))["loss"]), 3)
     checks["ln_vocab"] = round(math.log(data["vocab_size"]), 3)
     model.train()
-    plan = trainer._plan
+    plan = trainer.plan
     target_steps = [s for s in range(1, len(plan) + 1) if plan.units_at(s) == [(0,)]]
     sched = palm.lr_sched.TriangularSchedualer(max(1, int(0.1 * len(plan))), len(plan))
     alone = palm.lr_sched.TriangularSchedualer(max(1, int(0.1 * len(target_steps))), len(target_steps))

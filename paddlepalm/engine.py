@@ -207,6 +207,12 @@ class Plan:
     def __len__(self) -> int:
         return len(self.updates) if self.total is None else self.total
 
+    def truncate(self, steps: int) -> None:
+        """Keep the first ``steps`` updates (``max_steps``)."""
+        if self.total is not None:
+            self.total = min(self.total, int(steps))
+        self.updates = self.updates[:int(steps)]
+
     def _draw_to(self, step: int) -> None:
         while self.blocks is not None and len(self.updates) < min(step, len(self)):
             self.updates = np.concatenate([self.updates, self.blocks.draw(len(self.updates) + 1)])

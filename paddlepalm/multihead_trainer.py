@@ -8,7 +8,7 @@ import numpy as np
 
 from paddlepalm import checkpoint, evaluation
 from paddlepalm.balancing import Balancer, Static
-from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_if_due, train_update, unit_batches
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
@@ -17,7 +17,9 @@ from paddlepalm.reader.base_reader import Reader, check_num_epochs
 from paddlepalm.sampler import BlockDraws, draw_static, units_per_update
 from paddlepalm.sampling import Fixed, Mixture, Schedule
 from paddlepalm.resume import Resumable
-from paddlepalm.sinks import sinks_for
+from paddlepalm.session import Evaluate, Records, Save, ScheduleFeedback, Session, TrainingState
+from paddlepalm.sinks import sinks_for, writer_of
+from paddlepalm.update import Optimization, unit_batches
 from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
 
 
@@ -46,19 +48,20 @@ class MultiHeadTrainer(Resumable):
         self.balancer: Balancer = balancer if balancer is not None else Static()
         self.model: Optional[MultiTaskModel] = None
         self.pred_model: Optional[MultiTaskModel] = None
-        self.optimizer = None
-        self._optimizer_spec: Optional[Optimizer] = None
+        self.optimization: Optional[Optimization] = None
+        self.optimizer_spec: Optional[Optimizer] = None
         self._plan: Optional[Plan] = None
-        self._global_step = 0
+        self._max_steps: Optional[int] = None
+        self.state = TrainingState()
         self._saver: Optional[Saver] = None
-        self.amp: Optional[Amp] = None
         self.guard = LossGuard()
         Resumable.__init__(self)
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
         self._weights_loaded = False
 
-    def _trainer(self, name: str) -> Trainer:
+    def get_trainer(self, name: str) -> Trainer:
+        """The ``Trainer`` of task ``name``."""
         for trainer in self.trainers:
             if trainer.name == name:
                 return trainer
@@ -75,7 +78,7 @@ class MultiHeadTrainer(Resumable):
         for trainer in self.trainers:
             owner = trainer.reuse_head_with
             if owner is not None:
-                self._trainer(owner)  # raises for an unknown task
+                self.get_trainer(owner)  # raises for an unknown task
                 aliases[trainer.name] = owner
             else:
                 heads[trainer.name] = getattr(trainer, head_attr)
@@ -85,7 +88,7 @@ class MultiHeadTrainer(Resumable):
         """One model: the shared backbone and a head per task. Returns PALM's ``loss_var``."""
         self.model = self._combine("backbone", "head")
         for trainer in self.trainers:
-            trainer.model = self.model
+            trainer.train_in_group(self.model, None, None)
         self.balancer.bind([t.name for t in self.trainers], self.model)
         return self.model
 
@@ -102,12 +105,13 @@ class MultiHeadTrainer(Resumable):
         """One optimizer over the shared backbone and every head (see ``Trainer.build_backward``)."""
         if self.model is None:
             raise RuntimeError("call build_forward() before build_backward")
-        self._optimizer_spec = optimizer
+        self.optimizer_spec = optimizer
         head_lr = {t.name: t.lr_multiplier for t in self.trainers if t.reuse_head_with is None}
-        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, head_lr)
-        self.amp = Amp.create(use_amp, amp_dtype)
+        paddle_optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, head_lr)
+        self.optimization = Optimization(paddle_optimizer, optimizer.lr_scheduler, optimizer.ema,
+                                         Amp.create(use_amp, amp_dtype))
         for trainer in self.trainers:
-            trainer.optimizer, trainer._optimizer_spec, trainer.amp = self.optimizer, optimizer, self.amp
+            trainer.train_in_group(self.model, self.optimization, optimizer)
         self._apply_resume()
 
     def fit_readers_with_mixratio(self, readers: Sequence[Reader], sampling_reference: str, num_epochs: float,
@@ -143,15 +147,17 @@ class MultiHeadTrainer(Resumable):
             if len(unit) > 1:
                 check_joint_group([self.trainers[i] for i in unit])
         self._plan = self._draw_plan(units, sampling_reference, num_epochs, tasks_per_update)
+        if self._max_steps is not None:
+            self._plan.truncate(self._max_steps)
         self._check_balancer(self._plan)
-        self._global_step = 0
-        _cover_schedule(self._optimizer_spec, self.overall_train_steps)
+        self.state.global_step = 0
+        _cover_schedule(self.optimizer_spec, self.overall_train_steps)
         self._apply_resume()
 
     def _draw_plan(self, units: List[Tuple[int, ...]], sampling_reference: str, num_epochs: float,
                    tasks_per_update: Union[int, str]) -> Plan:
         leaders = [self.trainers[unit[0]] for unit in units]
-        reference_task = [t.name for t in self.trainers].index(self._trainer(sampling_reference).name)
+        reference_task = [t.name for t in self.trainers].index(self.get_trainer(sampling_reference).name)
         mix = Mixture(tuple(tuple(self.trainers[i].name for i in unit) for unit in units),
                       np.asarray([t.steps_pur_epoch for t in leaders], dtype="int64"),
                       np.asarray([t.mix_ratio for t in leaders], dtype="float64"),
@@ -204,7 +210,7 @@ class MultiHeadTrainer(Resumable):
             raise ValueError(f"joint must be None, True or a list of lists of task names, got {joint!r}")
         grouped: Dict[int, Tuple[int, ...]] = {}
         for group in groups:
-            members = tuple(names.index(self._trainer(name).name) for name in group)
+            members = tuple(names.index(self.get_trainer(name).name) for name in group)
             if len(members) < 2 or len(set(members)) != len(members):
                 raise ValueError(f"a joint group needs two or more distinct tasks, got {list(group)}")
             taken = [names[i] for i in members if i in grouped]
@@ -237,7 +243,7 @@ class MultiHeadTrainer(Resumable):
             trainer.fit_reader(reader, phase="predict")
 
         def iterator(task_name: str) -> Iterator[Dict[str, np.ndarray]]:
-            reader = self._trainer(task_name).predict_reader
+            reader = self.get_trainer(task_name).predict_reader
             if reader is None:
                 raise RuntimeError(f"task {task_name!r} has no prediction reader")
             return reader.iter_in_file_order()
@@ -246,6 +252,38 @@ class MultiHeadTrainer(Resumable):
     @property
     def overall_train_steps(self) -> int:
         return 0 if self._plan is None else len(self._plan)
+
+    @property
+    def plan(self) -> Optional[Plan]:
+        """The updates drawn by ``fit_readers_with_mixratio`` (which tasks train in each)."""
+        return self._plan
+
+    @property
+    def max_steps(self) -> Optional[int]:
+        """At most this many updates (None: the plan's); set before or after
+        ``fit_readers_with_mixratio``: the plan is cut to it (its first ``max_steps`` updates)."""
+        return self._max_steps
+
+    @max_steps.setter
+    def max_steps(self, value: Optional[int]) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"max_steps must be a positive integer or None, got {value!r}")
+        self._max_steps = value
+        if value is not None and self._plan is not None:
+            self._plan.truncate(value)
+
+    @property
+    def global_step(self) -> int:
+        return self.state.global_step
+
+    @property
+    def optimizer(self):
+        """The paddle optimizer (``build_backward``)."""
+        return self.optimization.optimizer if self.optimization is not None else None
+
+    @property
+    def amp(self) -> Optional[Amp]:
+        return self.optimization.amp if self.optimization is not None else None
 
     # ---------------------------------------------------------------- evaluation
     def set_evaluator(self, eval_steps: int = 0, patience: Optional[int] = None, save_best: bool = True,
@@ -274,7 +312,7 @@ class MultiHeadTrainer(Resumable):
         self._saver.exporter = self._export_predict
 
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
-        trained = [t for t in self.trainers if t._sample_batch is not None and t.reuse_head_with is None]
+        trained = [t for t in self.trainers if t.sample_batch is not None and t.reuse_head_with is None]
         if not trained:
             raise RuntimeError("no task has trained on a batch yet")
         for trainer in trained:
@@ -289,10 +327,10 @@ class MultiHeadTrainer(Resumable):
         names = [t.name for t in self.trainers if t.reuse_head_with is None] if tasks is None else list(tasks)
         if not names:
             raise ValueError("no task to export")
-        chosen = [self._trainer(name) for name in names]
-        loaded = any(t._weights_loaded for t in self.trainers) or self._weights_loaded
-        model, batches, weights = export_source(chosen, self.model, self.pred_model, self.optimizer,
-                                                self._global_step > 0, loaded)
+        chosen = [self.get_trainer(name) for name in names]
+        loaded = any(t.weights_loaded for t in self.trainers) or self.weights_loaded
+        model, batches, weights = export_source(chosen, self.model, self.pred_model, self.optimization,
+                                                self.state.global_step > 0, loaded)
         return export_trainers(model, chosen, path, weights, format, batches, label_names)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
@@ -305,17 +343,17 @@ class MultiHeadTrainer(Resumable):
         return report
 
     def _resume_targets(self):
-        return self.model, self.optimizer, self.trainers, self._plan, True
+        return self.model, self.optimization, self.trainers, self._plan, True
 
     def _run_settings(self) -> Dict[str, Any]:
-        settings = run_settings(self._optimizer_spec, self.trainers)
+        settings = run_settings(self.optimizer_spec, self.trainers)
         if self._plan is not None:  # what an update holds (fit_readers_with_mixratio's joint / tasks_per_update)
             settings["updates"] = {"units": [[self.trainers[i].name for i in unit] for unit in self._plan.units],
                                    "units_per_update": int(self._plan.updates.shape[1])}
         return settings
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t._progress_state() for t in self.trainers},
+        state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t.progress.state() for t in self.trainers},
                  "settings": self._run_settings()}
         if self._plan is not None:
             state["plan"] = self._plan.state()
@@ -343,17 +381,15 @@ class MultiHeadTrainer(Resumable):
         self._start_training()
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
         self._connect_schedule(loop)
-        after_step = None if loop is None else (
-            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         with closing(sinks_for(progress, sinks)) as all_sinks:
+            write = writer_of(all_sinks) or log
+            callbacks = [ScheduleFeedback(), Records(all_sinks, print_steps)]
             if loop is not None:
-                loop.sinks = all_sinks
-            self._global_step = run_training(self.model, self.optimizer, self.trainers, self._plan,
-                                             self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                             amp=self.amp, after_step=after_step, guard=self.guard,
-                                             balancer=self.balancer, sinks=all_sinks)
-            if loop is not None:
-                loop.finish(self._global_step, self.model, self._checkpoint_state)
+                loop.sinks, loop.write = all_sinks, write
+                callbacks.append(Evaluate(loop, self._checkpoint_state))
+            callbacks.append(Save(self._saver, self._checkpoint_state))
+            Session(self.model, self.optimization, self.trainers, self._plan, self.state, self.guard, self.balancer,
+                    callbacks, write).run()
 
     def _connect_schedule(self, loop: Optional[evaluation.EvaluationLoop]) -> None:
         """The evaluations hand their dev scores to the schedule; a dynamic one without ``every``
@@ -372,11 +408,11 @@ class MultiHeadTrainer(Resumable):
         """The batch of the next update the plan draws: one task's batch with ``__task_id`` naming
         it (PALM's layout), or, for an update of several tasks (joint batches, ``tasks_per_update``),
         ``{'__units': [(task, ...), ...], task: batch, ...}``."""
-        if self._plan is None or self._global_step >= len(self._plan):
+        if self._plan is None or self.state.global_step >= len(self._plan):
             raise RuntimeError("no scheduled step left: call fit_readers_with_mixratio(...) first")
-        units = self._plan.units_at(self._global_step + 1)
+        units = self._plan.units_at(self.state.global_step + 1)
         if len(units) == 1 and len(units[0]) == 1:
-            batch = dict(self.trainers[units[0][0]]._next_train_batch())
+            batch = dict(self.trainers[units[0][0]].next_batch())
             batch["__task_id"] = np.array(units[0][0])
             return batch
         batch: Dict[str, Any] = {"__units": [tuple(self.trainers[i].name for i in unit) for unit in units]}
@@ -388,28 +424,23 @@ class MultiHeadTrainer(Resumable):
         """One update on the batch ``get_one_batch`` gave; advances the counters and runs the saver
         as ``train()`` does. Returns ``({'loss': float}, task_id)`` for one task (PALM's), and
         ``({'loss': weighted total, 'losses': {task: loss}}, (task ids))`` for several."""
-        if self.optimizer is None:
+        if self.optimization is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         batch = dict(batch)
         names = [t.name for t in self.trainers]
         if "__units" in batch:
-            units = [[self._trainer(name) for name in unit] for unit in batch.pop("__units")]
+            units = [[self.get_trainer(name) for name in unit] for unit in batch.pop("__units")]
             work = [(members, {t.name: batch[t.name] for t in members}) for members in units]
         else:
             trainer = self.trainers[int(np.asarray(batch.pop("__task_id")).reshape(-1)[0])]
             work = [([trainer], {trainer.name: batch})]
         self._start_training()
-        losses = train_update(self.model, self.optimizer, work, self.amp, self.guard, self._global_step + 1,
-                              self.balancer)
-        if self._plan is not None:
-            self._plan.after_update(self._global_step + 1, losses)
         for members, batches in work:
             for trainer in members:
-                if trainer._sample_batch is None:
-                    trainer._sample_batch = batches[trainer.name]
-                trainer._steps_done += 1
-        self._global_step += 1
-        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
+                trainer.keep_sample(batches[trainer.name])
+        session = Session(self.model, self.optimization, self.trainers, self._plan or Plan.single(0), self.state,
+                          self.guard, self.balancer, [ScheduleFeedback(), Save(self._saver, self._checkpoint_state)])
+        losses = session.step(work).losses
         ids = tuple(names.index(t.name) for members, _ in work for t in members)
         if len(ids) == 1:
             return {"loss": float(losses[names[ids[0]]])}, ids[0]
@@ -435,7 +466,7 @@ class MultiHeadTrainer(Resumable):
 
     def predict_one_batch(self, task_name: str, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """``task_name``'s prediction outputs on ``batch``, a dict of arrays (``Trainer.predict_one_batch``)."""
-        self._trainer(task_name)
+        self.get_trainer(task_name)
         if self.pred_model is None:
             raise RuntimeError("call build_predict_forward() before predict_one_batch")
         return predict_batch(self.pred_model, task_name, batch)

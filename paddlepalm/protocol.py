@@ -14,7 +14,7 @@ A protocol file names a multi-task ``palm`` config, the seeds, and the multi-tas
       alternating: {}
 
 For each seed it trains every variant (``palm train CONFIG -o ... -o train.seed=S``) and every
-task alone (``palm train CONFIG --tasks T -o train.steps=N``), at
+task alone (``palm train CONFIG --tasks T -o train.max_steps=N``), at
 
 - **matched updates**: N = the multi-task run's total updates (each task alone gets as many
   optimizer steps as the whole multi-task run), and/or
@@ -291,7 +291,7 @@ class Runner:
     def _single_run(self, task: str, steps: int, seed: int) -> Tuple[str, Run]:
         key = self.single_key(task, steps, seed)
         args = [self.protocol.config, "--tasks", task, *_override_args(self.protocol.overrides, self.work),
-                "-o", f"train.steps={steps}", "-o", f"train.seed={seed}"]
+                "-o", f"train.max_steps={steps}", "-o", f"train.seed={seed}"]
         return key, Run("single", task, seed, os.path.join(self.work, key), args, steps)
 
     def _run_all(self, runs: Sequence[Tuple[str, Run]]) -> None:

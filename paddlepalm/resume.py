@@ -72,6 +72,11 @@ class Resumable:
         self._resume: Optional["Resume"] = None
         self._resumed_state: Optional[Dict[str, Any]] = None  # trainer.json of the checkpoint resumed
 
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether ``load_ckpt`` / ``load_predict_model`` filled the model (export may then write it)."""
+        return self._weights_loaded
+
     def load_ckpt(self, model_path: str) -> None:
         """Resume training (model, optimizer, counters, schedule position, evaluation state, random
         state) and/or load the prediction model. May come before or after ``build_backward`` and
@@ -99,10 +104,10 @@ class Resumable:
 
     def _apply_resume(self) -> None:
         if self._resume is not None:
-            model, optimizer, trainers, schedule, needs_schedule = self._resume_targets()
-            self._resume.apply(model, optimizer, trainers, schedule, needs_schedule)
+            model, optimization, trainers, schedule, needs_schedule = self._resume_targets()
+            self._resume.apply(model, optimization, trainers, schedule, needs_schedule)
             if self._resume.progress_restored:
-                self._global_step = self._resume.ckpt.global_step
+                self.state.global_step = self._resume.ckpt.global_step
 
     def _start_training(self) -> None:
         """Before the first step of ``train`` or of a ``train_one_step`` loop."""
@@ -153,12 +158,12 @@ class Resume:
     def path(self) -> str:
         return self.ckpt.path
 
-    def apply(self, model, optimizer, trainers: Sequence, schedule: Optional[Plan] = None,
+    def apply(self, model, optimization, trainers: Sequence, schedule: Optional[Plan] = None,
               needs_schedule: bool = False) -> None:
         """Put in place every part whose target exists now (idempotent)."""
-        if optimizer is not None:
-            checkpoint.restore_optimizer_state(model, optimizer, self.path)
-            ema = getattr(optimizer, "palm_ema", None)
+        if optimization is not None:
+            checkpoint.restore_optimizer_state(model, optimization.optimizer, self.path)
+            ema = optimization.ema
             if ema is not None:
                 ema_file = os.path.join(self.path, ema.FILE)
                 if not os.path.isfile(ema_file):
@@ -179,10 +184,10 @@ class Resume:
                 raise checkpoint.CheckpointError(f"{where} has no position for task {trainer.name!r} "
                                                  f"(it has {sorted(tasks)})")
             progress = tasks[trainer.name]
-            if progress["batch_in_epoch"] > trainer.steps_pur_epoch:
+            if progress["batch_in_epoch"] > trainer.steps_per_epoch:
                 raise checkpoint.CheckpointError(
                     f"{where}: task {trainer.name} is at batch {progress['batch_in_epoch']} of an epoch of "
-                    f"{trainer.steps_pur_epoch} batches: the checkpoint belongs to other data or batch size")
+                    f"{trainer.steps_per_epoch} batches: the checkpoint belongs to other data or batch size")
         step = self.ckpt.global_step
         if schedule is not None:
             schedule.restore(state.get("plan"), where)  # the same schedule; a dynamic one's decisions replayed
@@ -199,7 +204,7 @@ class Resume:
             raise checkpoint.CheckpointError(f"{where}: global step {step} differs from task {trainers[0].name}'s "
                                              f"{tasks[trainers[0].name]['steps_done']} steps")
         for trainer in trainers:
-            trainer._restore_progress(state)
+            trainer.restore_progress(state)
 
     def waiting_for(self) -> List[str]:
         missing = []

@@ -50,19 +50,21 @@ class TaskProgress:
 
 
 @dataclass
-class StepResult:
-    """One update: its global step, the work it trained, each task's loss (detached)."""
-
-    step: int
-    work: Work
-    losses: Dict[str, paddle.Tensor]
-
-
-@dataclass
 class Control:
     """What the callbacks decide after a step."""
 
     should_stop: bool = False
+
+
+@dataclass
+class StepResult:
+    """One update: its global step, the work it trained, each task's loss (detached), and what
+    the callbacks decided after it."""
+
+    step: int
+    work: Work
+    losses: Dict[str, paddle.Tensor]
+    control: Control = field(default_factory=Control)
 
 
 class Callback:
@@ -104,7 +106,7 @@ class Session:
         units = [[self.trainers[i] for i in unit] for unit in self.plan.units_at(step)]
         return [(members, update.unit_batches(members)) for members in units]
 
-    def step(self, work: Work) -> Control:
+    def step(self, work: Work) -> StepResult:
         """One update over ``work``, counted, then every callback's ``on_step_end``."""
         step = self.state.global_step + 1
         losses = update.train_update(self.model, self.optimization, work, self.guard, step, self.balancer)
@@ -112,11 +114,10 @@ class Session:
             for trainer in members:
                 trainer.progress.steps_done += 1
         self.state.global_step = step
-        control = Control()
         result = StepResult(step, work, losses)
         for callback in self.callbacks:
-            callback.on_step_end(self, result, control)
-        return control
+            callback.on_step_end(self, result, result.control)
+        return result
 
     def run(self) -> int:
         """Train the plan's updates after ``state.global_step`` (until a callback stops the run);
@@ -128,7 +129,7 @@ class Session:
         for callback in self.callbacks:
             callback.on_train_begin(self)
         for step in range(self.start_step + 1, self.total_steps + 1):
-            if self.step(self.work_at(step)).should_stop:
+            if self.step(self.work_at(step)).control.should_stop:
                 break
         self.guard.flush()
         for callback in reversed(self.callbacks):
@@ -220,18 +221,28 @@ class Save(Callback):
 
     def on_step_end(self, session: Session, result: StepResult, control: Control) -> None:
         if self.saver is not None and result.step % self.saver.save_steps == 0:
-            self.save(session, result.step)
+            save(self.saver, result.step, session.model, session.optimization, self.state_fn, session.guard,
+                 session.write)
 
     def on_train_end(self, session: Session) -> None:
-        step = session.state.global_step
-        if self.saver is not None and step > session.start_step and self.saver.last_saved_step != step:
-            self.save(session, step)
+        if session.state.global_step > session.start_step:
+            save_final(self.saver, session.state.global_step, session.model, session.optimization, self.state_fn,
+                       session.guard, session.write)
 
-    def save(self, session: Session, step: int) -> None:
-        session.guard.flush()
-        for path in self.saver.save(step, session.model, session.optimization.optimizer, self.state_fn(step),
-                                    session.optimization.ema):
-            session.write(f"checkpoint saved to {path}")
+
+def save(saver: Saver, step: int, model: MultiTaskModel, optimization: Optimization, state_fn: Callable[[int], Dict],
+         guard: LossGuard, write: Callable[[str], None] = log) -> None:
+    """Write the saver's checkpoints of ``step`` (the loss guard's pending checks first)."""
+    guard.flush()
+    for path in saver.save(step, model, optimization.optimizer, state_fn(step), optimization.ema):
+        write(f"checkpoint saved to {path}")
+
+
+def save_final(saver: Optional[Saver], step: int, model: MultiTaskModel, optimization: Optimization,
+               state_fn: Callable[[int], Dict], guard: LossGuard, write: Callable[[str], None] = log) -> None:
+    """At the end of training: save the last step unless it was just saved."""
+    if saver is not None and saver.last_saved_step != step:
+        save(saver, step, model, optimization, state_fn, guard, write)
 
 
 def train_record(step: int, total: int, trainers: Sequence, stats: TrainStats, optimizer) -> Dict[str, Any]:

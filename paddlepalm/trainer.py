@@ -10,14 +10,16 @@ from paddlepalm import distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
 from paddlepalm.export import export_trainers
-from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log, run_training, save_final, save_if_due, train_update
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer, positive_finite
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resumable
-from paddlepalm.sinks import sinks_for
+from paddlepalm.session import Evaluate, Records, Save, Session, TaskProgress, TrainingState, save_final
+from paddlepalm.sinks import sinks_for, writer_of
+from paddlepalm.update import Optimization
 
 
 class Trainer(Resumable):
@@ -57,28 +59,26 @@ class Trainer(Resumable):
         self.pred_backbone: Optional[Backbone] = None
         self.pred_head: Optional[Head] = None
         self.pred_model: Optional[MultiTaskModel] = None
-        self.optimizer: Optional[paddle.optimizer.Optimizer] = None
-        self._optimizer_spec: Optional[Optimizer] = None
+        self.optimization: Optional[Optimization] = None  # build_backward (or the MultiHeadTrainer's)
+        self.optimizer_spec: Optional[Optimizer] = None  # the palm.optimizer object given to build_backward
         self.train_reader: Optional[Reader] = None
         self.predict_reader: Optional[Reader] = None
         self.eval_reader: Optional[Reader] = None
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
         self._saver: Optional[Saver] = None
-        self.amp: Optional[Amp] = None
         self.guard = LossGuard()
         Resumable.__init__(self)
-        self._global_step = 0
-        self.budget: Optional[int] = None  # set by MultiHeadTrainer.fit_readers_with_mixratio
+        self.state = TrainingState()
+        self.max_steps: Optional[int] = None  # train exactly this many updates (None: the reader's epochs)
+        self.budget: Optional[int] = None  # this task's updates in a MultiHeadTrainer's plan (train_in_group)
         self._predict_batches: Optional[Iterator[Dict[str, np.ndarray]]] = None
         self._sample_batch: Optional[Dict[str, np.ndarray]] = None  # traced by 'predict' saves
         self._weights_loaded = False  # load_ckpt / load_predict_model filled the prediction model
         self._reset_progress()
 
     def _reset_progress(self) -> None:
-        self._steps_done = 0
-        self._epoch = 0
-        self._batch_in_epoch = 0
+        self.progress = TaskProgress()
         self._batches = None
 
     # ------------------------------------------------------------------ building
@@ -111,9 +111,10 @@ class Trainer(Resumable):
         loss scaling, or bf16); it is ignored, with a note, on CPU."""
         if self.model is None:
             raise RuntimeError("call build_forward(backbone, head) before build_backward")
-        self._optimizer_spec = optimizer
-        self.optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, {self.name: self.lr_multiplier})
-        self.amp = Amp.create(use_amp, amp_dtype)
+        self.optimizer_spec = optimizer
+        paddle_optimizer = optimizer.build(self.model, weight_decay, use_ema, ema_decay, {self.name: self.lr_multiplier})
+        self.optimization = Optimization(paddle_optimizer, optimizer.lr_scheduler, optimizer.ema,
+                                         Amp.create(use_amp, amp_dtype))
         self._apply_resume()
 
     def fit_reader(self, reader: Reader, phase: str = "train") -> Iterator[Dict[str, np.ndarray]]:
@@ -151,12 +152,13 @@ class Trainer(Resumable):
     def _train_batches(self) -> Iterator[Dict[str, np.ndarray]]:
         budget = self._budget()
         if self.budget is None:
-            _cover_schedule(self._optimizer_spec, budget)
-        start = self._global_step
-        for _ in range(budget - self._steps_done):
-            yield self._next_train_batch()
-        if self._global_step > start:
-            save_final(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
+            _cover_schedule(self.optimizer_spec, budget)
+        start = self.state.global_step
+        for _ in range(budget - self.progress.steps_done):
+            yield self.next_batch()
+        if self.state.global_step > start:
+            save_final(self._saver, self.state.global_step, self.model, self.optimization, self._checkpoint_state,
+                       self.guard)
 
     @staticmethod
     def _attach_reader(reader: Reader, backbone: Backbone, head: Head) -> None:
@@ -229,8 +231,8 @@ class Trainer(Resumable):
         for the Predictor's records (by default the reader's, e.g. a tagger's label map). Exports the trained model, or
         else the prediction model once weights were loaded into it (``load_ckpt``,
         ``load_predict_model``); its inputs are read from a bound reader's first batch."""
-        model, batches, weights = export_source([self], self.model, self.pred_model, self.optimizer,
-                                                self._global_step > 0, self._weights_loaded)
+        model, batches, weights = export_source([self], self.model, self.pred_model, self.optimization,
+                                                self.state.global_step > 0, self._weights_loaded)
         return export_trainers(model, [self], path, weights, format, batches,
                                {self.name: label_names} if label_names else None)
 
@@ -246,11 +248,8 @@ class Trainer(Resumable):
         log(report.summary())
         return report
 
-    def _progress_state(self) -> Dict[str, int]:
-        return {"steps_done": self._steps_done, "epoch": self._epoch, "batch_in_epoch": self._batch_in_epoch}
-
     def _resume_targets(self):
-        return self.model, self.optimizer, [self], None, False
+        return self.model, self.optimization, [self], None, False
 
     def settings(self) -> Dict[str, Any]:
         """This task's optimization settings; every checkpoint's ``trainer.json`` records them."""
@@ -258,40 +257,41 @@ class Trainer(Resumable):
                 "micro_batches": self.micro_batches}
 
     def _run_settings(self) -> Dict[str, Any]:
-        return run_settings(self._optimizer_spec, [self])
+        return run_settings(self.optimizer_spec, [self])
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
-        state = {"global_step": step, "tasks": {self.name: self._progress_state()},
+        state = {"global_step": step, "tasks": {self.name: self.progress.state()},
                  "settings": self._run_settings()}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
 
-    def _restore_progress(self, state: Dict[str, Any]) -> None:
+    def restore_progress(self, state: Dict[str, Any]) -> None:
+        """This task's position from a checkpoint's ``trainer.json`` (resume)."""
         task = state.get("tasks", {}).get(self.name)
         if task:
-            self._steps_done = task["steps_done"]
-            self._epoch = task["epoch"]
-            self._batch_in_epoch = task["batch_in_epoch"]
+            self.progress = TaskProgress(task["steps_done"], task["epoch"], task["batch_in_epoch"])
             self._batches = None
 
     # ------------------------------------------------------------------ training
-    def _next_train_batch(self) -> Dict[str, np.ndarray]:
+    def next_batch(self) -> Dict[str, np.ndarray]:
+        """The next training batch (epoch after epoch), advancing :attr:`progress`."""
         if self.train_reader is None:
             raise RuntimeError(f"task {self.name}: call fit_reader(reader) before training")
+        progress = self.progress
         if self._batches is None:
-            self._batches = self.train_reader.iter_epoch(self._epoch, skip_batches=self._batch_in_epoch)
+            self._batches = self.train_reader.iter_epoch(progress.epoch, skip_batches=progress.batch_in_epoch)
         for _ in range(2):
             try:
                 batch = next(self._batches)
-                self._batch_in_epoch += 1
+                progress.batch_in_epoch += 1
                 if self._sample_batch is None:
                     self._sample_batch = batch
                 return batch
             except StopIteration:
-                self._epoch += 1
-                self._batch_in_epoch = 0
-                self._batches = self.train_reader.iter_epoch(self._epoch)
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
+                self._batches = self.train_reader.iter_epoch(progress.epoch)
         raise RuntimeError(f"task {self.name}: the reader yields no full batch "
                            f"({self.train_reader.num_examples} examples, batch size {self.train_reader.batch_size})")
 
@@ -304,7 +304,7 @@ class Trainer(Resumable):
         """The next training batch, or the next prediction batch of one pass over the prediction
         reader (``StopIteration`` after the last one; ``fit_reader`` starts a new pass)."""
         if phase == "train":
-            return self._next_train_batch()
+            return self.next_batch()
         if self.predict_reader is None:
             raise RuntimeError("call fit_reader(reader, phase='predict') first")
         if self._predict_batches is None:
@@ -314,17 +314,13 @@ class Trainer(Resumable):
     def train_one_step(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
         """One optimization step on ``batch``; advances the counters and runs the saver
         (``set_saver``) exactly as ``train()`` does. Returns ``{'loss': float}``."""
-        if self.optimizer is None:
+        if self.optimization is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         self._start_training()
-        loss = train_update(self.model, self.optimizer, [([self], {self.name: batch})], self.amp, self.guard,
-                            self._global_step + 1)[self.name]
-        if self._sample_batch is None:
-            self._sample_batch = batch
-        self._steps_done += 1
-        self._global_step += 1
-        save_if_due(self._saver, self._global_step, self.model, self.optimizer, self._checkpoint_state, self.guard)
-        return {"loss": float(loss)}
+        self.keep_sample(batch)
+        session = Session(self.model, self.optimization, [self], Plan.single(0), self.state, self.guard,
+                          callbacks=[Save(self._saver, self._checkpoint_state)])
+        return {"loss": float(session.step([([self], {self.name: batch})]).losses[self.name])}
 
     def _budget(self) -> int:
         """Steps this task trains: its share under a MultiHeadTrainer, else ``num_epochs`` epochs
@@ -332,7 +328,9 @@ class Trainer(Resumable):
         if self.budget is not None:
             return self.budget
         epochs = self.train_reader.num_epochs
-        return int((1 if epochs is None else epochs) * self.steps_pur_epoch)
+        if self.max_steps is not None:
+            return int(self.max_steps)
+        return int((1 if epochs is None else epochs) * self.steps_per_epoch)
 
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False, progress: bool = False,
               sinks: Optional[Sequence] = None) -> None:
@@ -346,18 +344,21 @@ class Trainer(Resumable):
         self.guard.skip = bool(skip_nonfinite)
         self._start_training()
         budget = self._budget()
-        _cover_schedule(self._optimizer_spec, budget)
+        _cover_schedule(self.optimizer_spec, budget)
         self.evaluation = loop = self._resumed_evaluation(self._build_evaluation())
-        after_step = None if loop is None else (
-            lambda step: loop.after_step(step, self.model, self._checkpoint_state))
         with closing(sinks_for(progress, sinks)) as all_sinks:
-            if loop is not None:
-                loop.sinks = all_sinks
-            self._global_step = run_training(self.model, self.optimizer, [self], Plan.single(budget),
-                                             self._global_step, print_steps, self._saver, self._checkpoint_state,
-                                             amp=self.amp, after_step=after_step, guard=self.guard, sinks=all_sinks)
-            if loop is not None:
-                loop.finish(self._global_step, self.model, self._checkpoint_state)
+            self._session(Plan.single(budget), print_steps, all_sinks, loop).run()
+
+    def _session(self, plan: Plan, print_steps: int, sinks, loop) -> Session:
+        """``train()``'s session: log lines and records, evaluation, saving (in that order)."""
+        write = writer_of(sinks) or log
+        callbacks = [Records(sinks, print_steps)]
+        if loop is not None:
+            loop.sinks, loop.write = sinks, write
+            callbacks.append(Evaluate(loop, self._checkpoint_state))
+        callbacks.append(Save(self._saver, self._checkpoint_state))
+        return Session(self.model, self.optimization, [self], plan, self.state, self.guard, callbacks=callbacks,
+                       write=write)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, output_dir: Optional[str] = None, print_steps: int = 1000, inputs: Optional[Sequence[Any]] = None,
@@ -404,20 +405,54 @@ class Trainer(Resumable):
         return self.train_reader.num_epochs if self.train_reader else None
 
     @property
+    def global_step(self) -> int:
+        """Updates trained so far (this task's run; in a MultiHeadTrainer, the group's)."""
+        return self.state.global_step
+
+    @property
+    def optimizer(self) -> Optional[paddle.optimizer.Optimizer]:
+        """The paddle optimizer (``build_backward``)."""
+        return self.optimization.optimizer if self.optimization is not None else None
+
+    @property
+    def amp(self) -> Optional[Amp]:
+        return self.optimization.amp if self.optimization is not None else None
+
+    @property
     def cur_train_step(self) -> int:
-        return self._steps_done
+        return self.progress.steps_done
 
     @property
     def cur_train_epoch(self) -> int:
-        return self._epoch
+        return self.progress.epoch
 
     @property
-    def steps_pur_epoch(self) -> int:
+    def steps_per_epoch(self) -> int:
+        """Training batches per epoch (0 before ``fit_reader``)."""
         return self.train_reader.steps_per_epoch if self.train_reader else 0
 
+    @property
+    def steps_pur_epoch(self) -> int:  # PALM's spelling
+        return self.steps_per_epoch
 
-def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optional[MultiTaskModel], optimizer,
-                  trained: bool, loaded: bool):
+    @property
+    def sample_batch(self) -> Optional[Dict[str, np.ndarray]]:
+        """The first batch this task trained on (its inputs define an exported model's)."""
+        return self._sample_batch
+
+    def keep_sample(self, batch: Dict[str, np.ndarray]) -> None:
+        """Remember ``batch`` as :attr:`sample_batch` unless one is kept already."""
+        if self._sample_batch is None:
+            self._sample_batch = batch
+
+    def train_in_group(self, model: MultiTaskModel, optimization: Optimization, optimizer_spec: Optimizer) -> None:
+        """Train as a member of a ``MultiHeadTrainer``: its model (the shared backbone and every
+        head) and optimization replace this task's own."""
+        self.model, self.optimization, self.optimizer_spec = model, optimization, optimizer_spec
+
+
+def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optional[MultiTaskModel],
+                  optimization: Optional[Optimization], trained: bool, loaded: bool):
     """What ``export`` writes: ``(model, sample batches by task, weights)``. The training model
     once it has trained (with EMA, its averaged weights), else the prediction model once weights
     were loaded; a task that has not trained gives its inputs by a bound reader's first batch."""
@@ -428,11 +463,11 @@ def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optiona
     else:
         raise RuntimeError("nothing to export yet: train the model, or load weights into it "
                            "(load_ckpt / load_predict_model) first")
-    ema = getattr(optimizer, "palm_ema", None) if chosen is model else None
+    ema = optimization.ema if optimization is not None and chosen is model else None
     weights = ema.averaged_state_dict(model) if ema is not None else None
     batches = {}
     for trainer in trainers:
-        if trainer._sample_batch is not None and chosen is model:
+        if trainer.sample_batch is not None and chosen is model:
             continue
         reader = trainer.predict_reader or trainer.train_reader or trainer.eval_reader
         if reader is None:

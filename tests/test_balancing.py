@@ -13,7 +13,8 @@ import paddlepalm as palm
 from paddlepalm.balancing.famo import famo_logit_gradient, famo_weights
 from paddlepalm.balancing.gradnorm import gradnorm_weight_gradient
 from paddlepalm.balancing.pcgrad import pcgrad_coefficients
-from paddlepalm.engine import GradientBank, train_update
+from paddlepalm.balancing.gradient_bank import GradientBank
+from paddlepalm.update import Optimization, train_update
 from paddlepalm.model import to_tensors
 from conftest import tiny_config
 from test_joint_updates import joint_work, sgd, task_gradient
@@ -188,7 +189,7 @@ def test_gradnorm_takes_the_last_encoder_layers_gradient_per_task(joint_data, ba
 def update_gradient(trainer, work, balancer):
     """Minus the parameter change of one train_update with SGD(lr=1)."""
     before = params(trainer.model)
-    train_update(trainer.model, sgd(trainer.model), work, balancer=balancer)
+    train_update(trainer.model, Optimization(sgd(trainer.model)), work, balancer=balancer)
     after = params(trainer.model)
     return {k: before[k] - after[k] for k in before}
 
@@ -254,7 +255,7 @@ def test_static_is_the_loss_weighted_sum(joint_data, tmp_path):
     # the default is Static, and its checkpoints hold no balancer state (trainer.json as before)
     default, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True)
     assert type(default.balancer) is palm.balancing.Static
-    default._plan.updates = default._plan.updates[:2]
+    default.max_steps = 2
     default.set_saver(str(tmp_path), save_steps=2)
     default.train(print_steps=0)
     assert "balancer" not in json.load(open(tmp_path / "ckpt.step2" / "trainer.json"))
@@ -267,7 +268,7 @@ def test_methods_comparing_tasks_refuse_updates_of_one_task(joint_data, make):
     with pytest.raises(ValueError, match=r"update 13 of 24: .*holds \[.slot.\]"):  # unequal budgets: a tail of one task
         build_joint(joint_data["dir"], joint_data, balancer=make(), tasks_per_update="all")
     trainer, _ = build_joint(joint_data["dir"], joint_data, balancer=make(), tasks_per_update="all", intent_ratio=1.0)
-    assert all((row >= 0).sum() == 2 for row in trainer._plan.updates)
+    assert all((row >= 0).sum() == 2 for row in trainer.plan.updates)
 
 
 def test_famo_refuses_micro_batches(joint_data):
@@ -288,17 +289,17 @@ def test_resume_is_exact_with_every_balancer(joint_data, tmp_path, method):
     mode = dict(joint=True, intent_ratio=1.0, dropout=DROPOUT)
     full, _ = build_joint(d, joint_data, balancer=MAKERS[method](), **mode)
     total = 8
-    full._plan.updates = full._plan.updates[:total]
+    full.max_steps = total
     full.train(print_steps=0)
     first, _ = build_joint(d, joint_data, balancer=MAKERS[method](), **mode)
-    first._plan.updates = first._plan.updates[:total // 2]
+    first.max_steps = total // 2
     first.set_saver(str(tmp_path), save_steps=total // 2)
     first.train(print_steps=0)
     ckpt = tmp_path / f"ckpt.step{total // 2}"
     saved = json.load(open(ckpt / "trainer.json")).get("balancer")
     assert (saved is None) == (method == "static")
     second, _ = build_joint(d, joint_data, balancer=MAKERS[method](), seed=7, **mode)
-    second._plan.updates = second._plan.updates[:total]
+    second.max_steps = total
     second.load_ckpt(str(ckpt))
     second.train(print_steps=0)
     assert_same(params(second.model), params(full.model))
@@ -312,7 +313,7 @@ def test_resume_is_exact_with_every_balancer(joint_data, tmp_path, method):
 def test_resume_with_another_balancer_is_refused(joint_data, tmp_path):
     first, _ = build_joint(joint_data["dir"], joint_data, balancer=palm.balancing.Uncertainty(), joint=True,
                            intent_ratio=1.0)
-    first._plan.updates = first._plan.updates[:2]
+    first.max_steps = 2
     first.set_saver(str(tmp_path), save_steps=2)
     first.train(print_steps=0)
     for other in (palm.balancing.DWA(), None):

@@ -123,7 +123,7 @@ def test_joint_export_runs_one_backbone_pass_and_matches_the_dygraph_model(atis,
     predictor = palm.Predictor(str(tmp_path / "joint"), batch_size=7)
     records = predictor.predict(sentences)
     assert len(records) == len(sentences) and all(set(r) == {"slot", "intent"} for r in records)
-    slot_reader, intent_reader = (trainer._trainer(t).train_reader for t in ("slot", "intent"))
+    slot_reader, intent_reader = (trainer.get_trainer(t).train_reader for t in ("slot", "intent"))
     slot_ref, _ = dygraph(trainer.model, "slot", slot_reader, sentences)
     intent_ref, _ = dygraph(trainer.model, "intent", intent_reader, sentences)
     _check_tags(records, slot_ref, "slot", sentences)
@@ -142,8 +142,8 @@ def test_joint_onnx_export_decodes_the_crf_outside_and_matches(atis, tmp_path, k
     assert "tags" not in meta["tasks"][0]["outputs"] and meta["tasks"][0]["transitions"]
     sentences = atis["sentences"]
     records = palm.Predictor(str(tmp_path / "onnx"), batch_size=16).predict(sentences)
-    slot_ref, _ = dygraph(trainer.model, "slot", trainer._trainer("slot").train_reader, sentences)
-    intent_ref, _ = dygraph(trainer.model, "intent", trainer._trainer("intent").train_reader, sentences)
+    slot_ref, _ = dygraph(trainer.model, "slot", trainer.get_trainer("slot").train_reader, sentences)
+    intent_ref, _ = dygraph(trainer.model, "intent", trainer.get_trainer("intent").train_reader, sentences)
     _check_tags(records, slot_ref, "slot", sentences)
     _check_classes(records, intent_ref, "intent")
 
@@ -265,7 +265,7 @@ def test_multi_task_predict_saves_load_per_task_in_the_predictor(atis, tmp_path)
         predictor = palm.Predictor(str(saved / task), batch_size=8)
         assert predictor.tasks == [task]
         records = predictor.predict(sentences)
-        expected, _ = dygraph(trainer.model, task, trainer._trainer(task).train_reader, sentences)
+        expected, _ = dygraph(trainer.model, task, trainer.get_trainer(task).train_reader, sentences)
         check(records, expected, task, *([sentences] if task == "slot" else []))
 
 

@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 import paddlepalm as palm
-from paddlepalm.engine import train_update
+from paddlepalm.update import Optimization, train_update
 from paddlepalm.model import to_tensors
 from paddlepalm.sampler import build_schedule, build_update_schedule
 from test_reliability import DROPOUT, assert_same
@@ -23,7 +23,7 @@ def sgd(model):
 def sgd_update(trainer, work):
     """Minus the change of every parameter in one ``train_update`` with SGD(lr=1): the gradient used."""
     before = params(trainer.model)
-    train_update(trainer.model, sgd(trainer.model), work)
+    train_update(trainer.model, Optimization(sgd(trainer.model)), work)
     after = params(trainer.model)
     return {k: before[k] - after[k] for k in before}
 
@@ -42,7 +42,7 @@ def task_gradient(model, task, batch, weight=1.0):
 def joint_work(trainer):
     batch = trainer.get_one_batch()
     units = batch.pop("__units")
-    return [([trainer._trainer(name) for name in unit], {name: batch[name] for name in unit}) for unit in units], batch
+    return [([trainer.get_trainer(name) for name in unit], {name: batch[name] for name in unit}) for unit in units], batch
 
 
 # ------------------------------------------------------------------ joint batches
@@ -50,7 +50,7 @@ def test_joint_batch_runs_the_backbone_once_per_update(joint_data):
     trainer, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True)
     calls = []
     hook = trainer.model.backbone.register_forward_pre_hook(lambda layer, inputs: calls.append(1))
-    trainer._plan.updates = trainer._plan.updates[:5]
+    trainer.max_steps = 5
     trainer.train(print_steps=0)
     hook.remove()
     assert trainer.overall_train_steps == 5 and len(calls) == 5
@@ -222,14 +222,14 @@ def test_resume_is_exact_in_every_update_mode(joint_data, tmp_path, mode):
     d = joint_data["dir"]
     full, _ = build_joint(d, joint_data, dropout=DROPOUT, **mode)
     total = min(8, full.overall_train_steps)
-    full._plan.updates = full._plan.updates[:total]
+    full.max_steps = total
     full.train(print_steps=0)
     first, _ = build_joint(d, joint_data, dropout=DROPOUT, **mode)
-    first._plan.updates = first._plan.updates[:total // 2]
+    first.max_steps = total // 2
     first.set_saver(str(tmp_path), save_steps=total // 2)
     first.train(print_steps=0)
     second, _ = build_joint(d, joint_data, dropout=DROPOUT, seed=7, **mode)
-    second._plan.updates = second._plan.updates[:total]
+    second.max_steps = total
     second.load_ckpt(str(tmp_path / f"ckpt.step{total // 2}"))
     second.train(print_steps=0)
     assert_same(params(second.model), params(full.model))

@@ -1,5 +1,5 @@
 """The single- vs multi-task protocol (``python -m paddlepalm.protocol``) and the two ``palm
-train`` options it is built on (``--tasks``, ``train.steps``): the baselines get the updates the
+train`` options it is built on (``--tasks``, ``train.max_steps``): the baselines get the updates the
 protocol promises, are cached across invocations, ``$single_dev`` reaches a dynamic schedule,
 and the report's verdicts follow its rule."""
 import json
@@ -146,15 +146,15 @@ def test_palm_train_tasks_and_steps(tmp_path):
     from paddlepalm.cli import config
     from paddlepalm.cli.config import ConfigError
 
-    alone = config.load(CONFIG, ["train.joint=true", "train.steps=7"], str(tmp_path), only=["intent"])
-    assert list(alone.tasks) == ["intent"] and alone["train"]["joint"] is False and alone["train"]["steps"] == 7
+    alone = config.load(CONFIG, ["train.joint=true", "train.max_steps=7"], str(tmp_path), only=["intent"])
+    assert list(alone.tasks) == ["intent"] and alone["train"]["joint"] is False and alone["train"]["max_steps"] == 7
     with pytest.raises(ConfigError, match=r"--tasks slot nope: no task named 'nope'"):
         config.load(CONFIG, [], str(tmp_path), only=["slot", "nope"])
-    with pytest.raises(ConfigError, match=r"train\.steps: one task only"):
-        config.load(CONFIG, ["train.steps=7"], str(tmp_path))
+    capped = config.load(CONFIG, ["train.max_steps=7"], str(tmp_path))  # several tasks: a cap on the plan
+    assert capped["train"]["max_steps"] == 7
     run = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "paddlepalm.cli", "train", CONFIG, "--tasks", "slot", "-s", str(run),
-                           "--no-progress", "-o", "train.steps=7", *[f"-o{k}={v}" for k, v in TINY.items()]],
+                           "--no-progress", "-o", "train.max_steps=7", *[f"-o{k}={v}" for k, v in TINY.items()]],
                           capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.load(open(run / "checkpoints" / "ckpt.step7" / "trainer.json"))

@@ -297,7 +297,7 @@ def test_export_of_a_tagger_and_a_classifier_matches_the_dygraph_model(joint_dat
     d = joint_data["dir"]
     trainer = tagger_and_classifier(joint_data, kind, rnn_config(d, num_layers=2, attention_heads=2))
     texts = sentences(d, 20)
-    expected = {task: dygraph(trainer.model, task, trainer._trainer(task).train_reader, texts)
+    expected = {task: dygraph(trainer.model, task, trainer.get_trainer(task).train_reader, texts)
                 for task in ("slot", "intent")}
     for task in ("slot", "intent"):
         meta = trainer.export(str(tmp_path / task), tasks=[task])
@@ -307,7 +307,7 @@ def test_export_of_a_tagger_and_a_classifier_matches_the_dygraph_model(joint_dat
         results, outputs = expected[task]
         if task == "slot":
             assert [r[task]["tags"] for r in records] == [e["tags"] for e in results]
-            reader = trainer._trainer(task).train_reader.clone("predict")
+            reader = trainer.get_trainer(task).train_reader.clone("predict")
             batch = reader.collate(reader.features_of(texts))
             np.testing.assert_allclose(predictor.run(batch)[task]["logits"], outputs["logits"], rtol=1e-5, atol=1e-5)
         else:
@@ -328,7 +328,7 @@ def test_elmo_features_export_in_a_child_process_and_match(joint_data, tmp_path,
     assert [t["name"] for t in meta["tasks"]] == ["slot", "intent"] and meta["fixed_length"] == 48
     records = palm.Predictor(str(tmp_path / "joint"), batch_size=5).predict(texts)
     for task, key in (("slot", "tags"), ("intent", "label")):
-        results, _ = dygraph(trainer.model, task, trainer._trainer(task).train_reader, texts)
+        results, _ = dygraph(trainer.model, task, trainer.get_trainer(task).train_reader, texts)
         assert [r[task][key] for r in records] == [e[key] for e in results]
 
 

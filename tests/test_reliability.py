@@ -27,7 +27,7 @@ DROPOUT = 0.1
 def train_saving(joint_data, save_path, steps=None, save_steps=2, seed=0):
     trainer, _ = build_joint(joint_data["dir"], joint_data, dropout=DROPOUT, seed=seed)
     if steps is not None:
-        trainer._plan.updates = trainer._plan.updates[:steps]
+        trainer.max_steps = steps
     trainer.set_saver(str(save_path), save_steps=save_steps)
     trainer.train(print_steps=0)
     return trainer
@@ -37,7 +37,7 @@ def resumed(joint_data, ckpt, steps=None, seed=0, order="usual"):
     """A fresh process-like rebuild (other initial weights: another seed) resumed from ``ckpt``."""
     trainer, _ = build_joint(joint_data["dir"], joint_data, dropout=DROPOUT, seed=seed + 100)
     if steps is not None:
-        trainer._plan.updates = trainer._plan.updates[:steps]
+        trainer.max_steps = steps
     trainer.load_ckpt(str(ckpt))
     return trainer
 
@@ -71,7 +71,7 @@ def test_poisoned_key_in_checkpoint_file_is_refused_and_never_runs(joint_data, t
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     trainer.build_backward(palm.optimizer.Adam(trainer.model, 1e-3), use_ema=True)
     trainer.set_saver(str(tmp_path / "run"), save_steps=2)
-    trainer._plan.updates = trainer._plan.updates[:2]
+    trainer.max_steps = 2
     trainer.train(print_steps=0)
     ckpt = tmp_path / "run" / "ckpt.step2"
     marker = tmp_path / "pwned"
@@ -160,7 +160,7 @@ def test_single_task_resume_with_dropout_and_ema_is_bit_identical(joint_data, tm
     resumed_run.load_ckpt(str(tmp_path / "ckpt.step5"))
     resumed_run.train(print_steps=0)
     assert_same(params(resumed_run.model), params(reference.model))
-    ema_ref, ema_got = reference.optimizer.palm_ema.shadow, resumed_run.optimizer.palm_ema.shadow
+    ema_ref, ema_got = reference.optimization.ema.shadow, resumed_run.optimization.ema.shadow
     assert all(np.array_equal(ema_ref[k].numpy(), ema_got[k].numpy()) for k in ema_ref)
 
 
@@ -182,7 +182,7 @@ def test_load_ckpt_order_does_not_matter(joint_data, tmp_path, order):
     sequence = {"before_backward": [0, 1, 2], "before_fit_reader": [1, 0, 2], "before_both": [0, 2, 1]}[order]
     for index in sequence:
         steps[index]()
-    fresh._plan.updates = fresh._plan.updates[:total]
+    fresh.max_steps = total
     fresh.train(print_steps=0)
     assert_same(params(fresh.model), reference)
 
@@ -294,14 +294,14 @@ def test_non_finite_or_non_positive_learning_rate_is_refused(lr, optimizer):
 @pytest.mark.parametrize("print_steps", [0, 5])
 def test_nan_weight_stops_training_naming_task_step_and_last_checkpoint(joint_data, tmp_path, print_steps):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
-    trainer._plan.updates = trainer._plan.updates[:12]
+    trainer.max_steps = 12
     trainer.set_saver(str(tmp_path), save_steps=3)
     poisoned = {"done": False}
     real_step = trainer.optimizer.step
 
     def step_then_poison():
         real_step()
-        if trainer.trainers[0]._steps_done + trainer.trainers[1]._steps_done >= 3 and not poisoned["done"]:
+        if trainer.trainers[0].cur_train_step + trainer.trainers[1].cur_train_step >= 3 and not poisoned["done"]:
             param = next(iter(trainer.model.backbone.parameters()))  # the word embeddings
             param.set_value(paddle.full_like(param, float("nan")))
             poisoned["done"] = True
@@ -317,7 +317,7 @@ def test_nan_weight_stops_training_naming_task_step_and_last_checkpoint(joint_da
 
 def test_skip_nonfinite_drops_the_bad_batch_and_counts_it(joint_data):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
-    trainer._plan.updates = trainer._plan.updates[:8]
+    trainer.max_steps = 8
     head = trainer.model.heads["slot"]
     real_forward = head.forward
     calls = {"n": 0}

@@ -29,7 +29,7 @@ class StopAt:
 
 def train_rotating(joint_data, save_path, seed=0, stop_at=None, save_type="ckpt"):
     trainer, _ = build_joint(joint_data["dir"], joint_data, dropout=DROPOUT, seed=seed)
-    trainer._plan.updates = trainer._plan.updates[:TOTAL]
+    trainer.max_steps = TOTAL
     trainer.set_saver(str(save_path), save_steps=2, save_type=save_type, keep_last=2)
     trainer.train(print_steps=0, sinks=[StopAt(stop_at)] if stop_at else None)
     return trainer

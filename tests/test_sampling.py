@@ -74,9 +74,9 @@ def test_fixed_is_palms_budgets_and_todays_draws(joint_data):
                                       build_update_schedule([1.0, 0.5, 2.0], [30, 15, 60], [False, False, True], k, 3))
     # the plan of the tiny slot + intent run, as drawn before schedules existed (commit c5acc37)
     trainer, _ = build_joint(joint_data["dir"], joint_data)
-    assert "".join(str(u) for u in trainer._plan.updates[:, 0]) == "010011000000001000000100010001111101"
+    assert "".join(str(u) for u in trainer.plan.updates[:, 0]) == "010011000000001000000100010001111101"
     assert [t.budget for t in trainer.trainers] == [24, 12]
-    assert trainer._plan.state() == {"schedule": {"name": "Fixed"}}
+    assert trainer.plan.state() == {"schedule": {"name": "Fixed"}}
 
 
 def test_draws_follow_the_probabilities():
@@ -162,7 +162,7 @@ def build(joint_data, schedule, seed=0, evaluate=False):
 
 
 def limit(trainer, steps):
-    plan = trainer._plan
+    plan = trainer.plan
     if plan.blocks is None:
         plan.updates = plan.updates[:steps]
     else:
@@ -198,23 +198,23 @@ def test_resume_is_exact_with_each_schedule(joint_data, tmp_path, name):
     second.load_ckpt(str(tmp_path / f"ckpt.step{stop}"))
     second.train(print_steps=0)
     assert_same(params(second.model), params(full.model))
-    np.testing.assert_array_equal(second._plan.updates[:total], full._plan.updates[:total])
+    np.testing.assert_array_equal(second.plan.updates[:total], full.plan.updates[:total])
     if full.schedule.dynamic:  # the decisions moved off the initial (uniform) distribution
-        assert any(abs(p[0] - 0.5) > 0.01 for _, _, p in full._plan.blocks.decisions[1:])
-        assert second._plan.blocks.decisions == full._plan.blocks.decisions
+        assert any(abs(p[0] - 0.5) > 0.01 for _, _, p in full.plan.blocks.decisions[1:])
+        assert second.plan.blocks.decisions == full.plan.blocks.decisions
 
 
 def test_schedules_draw_units_with_joint_groups_and_several_per_update(joint_data):
     trainer = build(joint_data, sampling.Proportional())  # slot 12, intent 6 batches per epoch
-    assert len(trainer._plan) == 36 and [t.budget for t in trainer.trainers] == \
-        np.bincount(trainer._plan.updates[:, 0], minlength=2).tolist()
+    assert len(trainer.plan) == 36 and [t.budget for t in trainer.trainers] == \
+        np.bincount(trainer.plan.updates[:, 0], minlength=2).tolist()
     readers = [t.train_reader for t in trainer.trainers]
     trainer.fit_readers_with_mixratio(readers, "slot", 2, tasks_per_update="all")
-    assert trainer._plan.updates.tolist() == [[0, 1]] * 18  # 36 batches, two per update
+    assert trainer.plan.updates.tolist() == [[0, 1]] * 18  # 36 batches, two per update
     joint, _ = build_joint(joint_data["dir"], joint_data, intent_ratio=1.0, joint=True)
     joint.schedule = sampling.Dynamic(by="loss", every=2)
     joint.fit_readers_with_mixratio([t.train_reader for t in joint.trainers], "slot", 2, joint=True)
-    assert len(joint._plan) == 24 and joint._plan.units == [(0, 1)]  # one unit: 2 epochs of the group's 12
+    assert len(joint.plan) == 24 and joint.plan.units == [(0, 1)]  # one unit: 2 epochs of the group's 12
     limit(joint, 3)
     joint.train(print_steps=0)  # drawn block by block
     assert [t.cur_train_step for t in joint.trainers] == [3, 3] and joint.schedule.state()["window"]
@@ -254,7 +254,7 @@ def test_evaluations_hand_their_scores_to_the_schedule(joint_data):
     last = trainer.evaluation.history[-1]["tasks"]
     assert trainer.schedule.state()["scores"] == {"slot": last["slot"]["entity_f1"],
                                                   "intent": last["intent"]["accuracy"]}
-    decided = trainer._plan.blocks.decisions[1]  # the block after the evaluation at step 3
+    decided = trainer.plan.blocks.decisions[1]  # the block after the evaluation at step 3
     gaps = np.maximum([0.9 - trainer.evaluation.history[0]["tasks"]["slot"]["entity_f1"],
                        0.9 - trainer.evaluation.history[0]["tasks"]["intent"]["accuracy"]], 0.01)
     assert decided[0] == 4 and np.allclose(decided[2], gaps / gaps.sum())

@@ -293,7 +293,7 @@ SETTINGS = dict(layerwise_lr_decay=0.8, backbone_lr_multiplier=0.5, grad_clip_no
 
 def run(atis, save_path, steps, seed=0, resume_from=None, **overrides):
     trainer = build(atis, seed=seed, dropout=0.1, weight_decay=0.01, **{**SETTINGS, **overrides})
-    trainer._plan.updates = trainer._plan.updates[:steps]
+    trainer.max_steps = steps
     if resume_from is not None:
         trainer.load_ckpt(resume_from)
     trainer.set_saver(str(save_path), save_steps=3)

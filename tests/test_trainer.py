@@ -93,7 +93,7 @@ def test_resume_from_checkpoint_continues_exactly(joint_data, tmp_path):
     first, _ = build_joint(d, joint_data, seed=4)
     first.set_saver(str(tmp_path), save_steps=10)
     half = 10
-    first._plan.updates = first._plan.updates[:half]  # stop after 10 steps, as an interrupted run would
+    first.max_steps = half  # stop after 10 steps, as an interrupted run would
     first.train(print_steps=0)
     assert os.path.isdir(tmp_path / "ckpt.step10")
 
@@ -108,7 +108,7 @@ def test_resume_from_checkpoint_continues_exactly(joint_data, tmp_path):
 def test_checkpoint_is_written_whole_or_not_at_all(joint_data, tmp_path, monkeypatch):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     trainer.set_saver(str(tmp_path), save_steps=2)
-    trainer._plan.updates = trainer._plan.updates[:2]
+    trainer.max_steps = 2
     calls = {"n": 0}
     real_save = paddle.save
 
@@ -123,7 +123,7 @@ def test_checkpoint_is_written_whole_or_not_at_all(joint_data, tmp_path, monkeyp
         trainer.train(print_steps=0)
     assert os.listdir(tmp_path) == []
     monkeypatch.setattr(paddle, "save", real_save)
-    trainer._global_step = 0
+    trainer.state.global_step = 0
     trainer.train(print_steps=0)
     assert sorted(os.listdir(tmp_path / "ckpt.step2")) == ["DONE", "manifest.json", "model.pdparams", "optimizer.pdopt",
                                                          "rng.json", "trainer.json"]
@@ -181,7 +181,7 @@ def test_joint_checkpoint_predicts_identically_from_single_task_trainer(joint_da
 def test_load_pretrain_reports_and_refuses_mismatch(joint_data, tmp_path, capsys):
     trainer, config = build_joint(joint_data["dir"], joint_data)
     trainer.set_saver(str(tmp_path), save_steps=1000)
-    trainer._plan.updates = trainer._plan.updates[:1]
+    trainer.max_steps = 1
     trainer.train(print_steps=0)
     other = palm.Trainer("x")
     other.build_forward(palm.backbone.ERNIE.from_config(config), palm.head.Classify(2, 32))
@@ -239,7 +239,7 @@ def test_ema_predict_checkpoint_holds_averaged_weights_and_resumes(joint_data, t
 
     trainer = build(0)
     initial = params(trainer.model)
-    ema = trainer.optimizer.palm_ema
+    ema = trainer.optimization.ema
     expected = {k: v.copy() for k, v in initial.items()}
     trainer.set_saver(str(tmp_path), save_steps=6, save_type="ckpt,predict")
     trainer.train_one_step(trainer.get_one_batch())
@@ -268,4 +268,4 @@ def test_ema_predict_checkpoint_holds_averaged_weights_and_resumes(joint_data, t
     assert not np.allclose(probs, raw_probs, atol=1e-4)
     resumed = build(1)
     resumed.load_ckpt(str(tmp_path / "ckpt.step6"))
-    assert resumed.optimizer.palm_ema.steps == 6
+    assert resumed.optimization.ema.steps == 6

@@ -216,7 +216,7 @@ def cmd_train(args) -> int:
     from paddlepalm.cli import build
 
     built = None
-    with rd.cleared_on_failure(run, made, lambda: resuming or (built is not None and built.top._global_step > 0)):
+    with rd.cleared_on_failure(run, made, lambda: resuming or (built is not None and built.top.global_step > 0)):
         prepare_data(cfg)
         built = build.for_training(cfg, run)
         _train(args, cfg, run, built, resuming, stored)
@@ -253,7 +253,7 @@ def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
     evaluation = built.top.evaluation
     best = f", best {evaluation.aggregate_name} {evaluation.best_score:.4f} at step {evaluation.best_step} " \
            f"in {os.path.join(run, 'best')}" if evaluation is not None and evaluation.best_step is not None else ""
-    engine.log(f"palm train: done at global step {built.top._global_step}{best}; next: palm eval {args.run_dir}")
+    engine.log(f"palm train: done at global step {built.top.global_step}{best}; next: palm eval {args.run_dir}")
     if "visualdl" in cfg["train"]["report_to"]:
         engine.log(f"palm train: VisualDL: visualdl --logdir {os.path.join(run, 'visualdl')} --disable-telemetry")
 

@@ -214,14 +214,14 @@ def for_training(cfg: Config, run_dir: str) -> Built:
         reference = train["sampling_reference"] or next(n for n in names if not cfg.tasks[n]["aux"])
         top.fit_readers_with_mixratio([readers[n] for n in names], reference, train["epochs"],
                                       joint=train["joint"] or None, tasks_per_update=train["tasks_per_update"])
+        top.max_steps = train["max_steps"]
         total = top.overall_train_steps
     else:
         top = trainers[names[0]]
         loss_var = top.model
         top.fit_reader(readers[names[0]])
-        total = train["steps"] or int(train["epochs"] * readers[names[0]].steps_per_epoch)
-        if train["steps"]:
-            top.budget = train["steps"]
+        top.max_steps = train["max_steps"]
+        total = train["max_steps"] or int(train["epochs"] * readers[names[0]].steps_per_epoch)
     if total < 1:
         raise cfg.error(("train", "epochs"), f"{train['epochs']:g} epochs of {readers[names[0]].steps_per_epoch} "
                                              "batches make no training step")

@@ -321,7 +321,8 @@ SCHEDULE: Section = {
 }
 TRAIN: Section = {
     "epochs": Key(Float(positive=True), 1.0, "epochs of the sampling reference task (one task: of it)"),
-    "steps": Key(Optional_(Int(minimum=1)), None, "one task: train this many updates instead of `epochs`"),
+    "max_steps": Key(Optional_(Int(minimum=1)), None, "one task: train this many updates instead of `epochs`; "
+                                                       "several: at most this many of the plan's updates"),
     "sampling_reference": Key(Optional_(Str()), None, "task whose epochs count (null: the first non-aux task)"),
     "seed": Key(Int(), 1, "seeds paddle, numpy, the readers (unless a reader sets its own) and the task sampling"),
     "print_steps": Key(Int(minimum=0), 10, "a log line and a metrics record every N steps (0: none)"),
@@ -712,9 +713,6 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
         for key in ("mix_ratio", "aux"):
             if data["tasks"][names[0]][key] != TASK[key].default:
                 raise checker.fail(("tasks", names[0], key), "needs two or more tasks")
-    if train["steps"] is not None and len(names) > 1:
-        raise checker.fail(("train", "steps"), "one task only (a multi-task run lasts `epochs` of the sampling "
-                                               "reference; `palm train --tasks T` trains one task of a config)")
     if train["sampling_reference"] is not None and train["sampling_reference"] not in names:
         raise checker.fail(("train", "sampling_reference"), f"no task named {train['sampling_reference']!r}; "
                                                             f"tasks: {names}")

@@ -101,7 +101,8 @@ class Optimizer:
             raise ValueError(f"layerwise_lr_decay must be in (0, 1] or None, got {layerwise_lr_decay!r}")
         self.layerwise_lr_decay = decay
         self.weight_decay: Optional[float] = None  # set by build
-        self.lr_scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None
+        self.lr_scheduler: Optional[paddle.optimizer.lr.LRScheduler] = None  # set by build (the schedule's)
+        self.ema: Optional[ExponentialMovingAverage] = None  # set by build(use_ema=True)
 
     def settings(self) -> Dict[str, Any]:
         """What this optimizer was made with; every checkpoint's ``trainer.json`` records it."""
@@ -153,16 +154,16 @@ class Optimizer:
               ema_decay: Optional[float] = None,
               head_lr_multipliers: Optional[Mapping[str, float]] = None) -> paddle.optimizer.Optimizer:
         """The paddle optimizer over ``model``'s trainable parameters, each with its learning-rate
-        factor (:meth:`lr_multipliers`); with ``use_ema`` it carries an
-        :class:`ExponentialMovingAverage` as ``palm_ema``, updated after each step."""
+        factor (:meth:`lr_multipliers`). ``lr_scheduler`` is then the learning-rate scheduler it
+        reads (stepped after every update), and with ``use_ema`` ``ema`` the
+        :class:`ExponentialMovingAverage` of the weights (updated after every step)."""
         if weight_decay is not None and not (math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a non-negative finite number, got {weight_decay!r}")
         set_learning_rates(model, self.lr_multipliers(model, head_lr_multipliers))
         self.weight_decay = self.default_weight_decay if weight_decay is None else float(weight_decay)
         optimizer = self._make(model, self.weight_decay)
         create_all_state(optimizer)
-        if use_ema:
-            optimizer.palm_ema = ExponentialMovingAverage(model, 0.9999 if ema_decay is None else ema_decay)
+        self.ema = ExponentialMovingAverage(model, 0.9999 if ema_decay is None else ema_decay) if use_ema else None
         return optimizer
 
     def _make(self, model: nn.Layer, weight_decay: float) -> paddle.optimizer.Optimizer:

@@ -92,7 +92,7 @@ if args.save_steps:
 if args.resume:
     trainer.load_ckpt(args.resume)
 if args.fail_at_step and rank == 1:
-    engine_step = palm.engine.train_update
+    engine_step = palm.update.train_update
 
     def failing_step(*step_args, _count=[0], **step_kwargs):
         _count[0] += 1
@@ -100,14 +100,14 @@ if args.fail_at_step and rank == 1:
             raise RuntimeError(f"injected failure on rank 1 at step {_count[0]}")
         return engine_step(*step_args, **step_kwargs)
 
-    palm.engine.train_update = failing_step
+    palm.update.train_update = failing_step
 trainer.train(print_steps=4)
 model = trainer.model
 if args.evaluate:
     with open(os.path.join(args.out, f"eval.rank{rank}.json"), "w") as f:
         json.dump(trainer.evaluation.history, f)
 if args.schedule != "fixed":
-    plan = trainer._plan
+    plan = trainer.plan
     with open(os.path.join(args.out, f"draws.rank{rank}.json"), "w") as f:
         json.dump({"updates": plan.updates[:len(plan)].tolist(), "decisions": plan.blocks.decisions}, f)
 np.savez(os.path.join(args.out, f"params.rank{rank}.npz"), **{k: v.numpy() for k, v in model.state_dict().items()})

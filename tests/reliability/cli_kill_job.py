@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from paddlepalm import engine
+from paddlepalm import update as engine  # the update the session calls
 from paddlepalm.cli import main
 
 args = sys.argv[1:]

@@ -66,7 +66,7 @@ if args.die_after_step:
     import threading
 
     steps_here = {"n": 0}
-    engine_step = palm.engine.train_update
+    engine_step = palm.update.train_update
 
     def step_then_arm(*step_args, **step_kwargs):
         loss = engine_step(*step_args, **step_kwargs)
@@ -75,7 +75,7 @@ if args.die_after_step:
             threading.Timer(args.die_delay, die).start()
         return loss
 
-    palm.engine.train_update = step_then_arm
+    palm.update.train_update = step_then_arm
 
 d = args.data
 vocab = os.path.join(d, "vocab.txt")
