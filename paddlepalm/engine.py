@@ -11,6 +11,7 @@ import paddle
 
 from paddlepalm import checkpoint, distributed
 from paddlepalm.inference import verify_export
+from paddlepalm.logs import log
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.utils import rng
 
@@ -99,13 +100,6 @@ class Saver:
                   file=sys.stderr, flush=True)
             return []
         return [directory]
-
-
-def log(message: str) -> None:
-    """A progress or log line on standard error, on rank 0 only (standard output carries results
-    only). While a progress bar is shown, the session writes its lines through the bar instead."""
-    if distributed.is_main():
-        print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 import paddle
 
-from paddlepalm import checkpoint, distributed, engine, metrics as palm_metrics
+from paddlepalm import checkpoint, distributed, logs, metrics as palm_metrics
 from paddlepalm.metrics.mrc import mrc_scores
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.sinks import Sinks
@@ -219,7 +219,7 @@ class EvaluationLoop:
         # called after each evaluation with (step, {task: target score}): a dynamic sampling schedule
         self.listeners: List[Callable[[int, Dict[str, float]], None]] = []
         self.sinks = Sinks()  # train(sinks=...) sets them: each evaluation is an 'eval' record
-        self.write: Callable[[str], None] = engine.log  # the session's log writer (above a progress bar)
+        self.write: Callable[[str], None] = logs.log  # the session's log writer (above a progress bar)
 
     def state(self) -> Dict[str, Any]:
         """What a checkpoint keeps so that a resumed run picks the same best checkpoint and

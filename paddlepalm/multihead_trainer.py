@@ -8,7 +8,8 @@ import numpy as np
 
 from paddlepalm import checkpoint, evaluation
 from paddlepalm.balancing import Balancer, Static
-from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver
+from paddlepalm.logs import log
 from paddlepalm.export import export_trainers
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer

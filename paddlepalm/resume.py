@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from paddlepalm import checkpoint
 from paddlepalm.checkpoint import read_pickle
-from paddlepalm.engine import Plan, log
+from paddlepalm.engine import Plan
+from paddlepalm.logs import log
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.pretrained import LoadReport, is_palm_checkpoint, load_model_leniently, load_palm_checkpoint
 from paddlepalm.utils import rng

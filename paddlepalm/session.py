@@ -24,7 +24,8 @@ import paddle
 
 from paddlepalm import checkpoint, distributed, update
 from paddlepalm.balancing.base_balancer import Balancer
-from paddlepalm.engine import LossGuard, Plan, Saver, log
+from paddlepalm.engine import LossGuard, Plan, Saver
+from paddlepalm.logs import log
 from paddlepalm.model import MultiTaskModel
 from paddlepalm.sinks import Sinks
 from paddlepalm.update import Optimization, Work

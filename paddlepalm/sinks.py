@@ -64,7 +64,7 @@ class ProgressBar:
         self.bar = None
 
     def write(self, message: str) -> None:
-        """A log line above the bar while it is shown (else as ``engine.log`` prints it)."""
+        """A log line above the bar while it is shown (else as ``logs.log`` prints it)."""
         from paddlepalm import distributed
 
         if not distributed.is_main():

@@ -10,7 +10,8 @@ from paddlepalm import distributed
 from paddlepalm.backbone.base_backbone import Backbone
 from paddlepalm import evaluation
 from paddlepalm.export import export_trainers
-from paddlepalm.engine import Amp, LossGuard, Plan, Saver, log
+from paddlepalm.engine import Amp, LossGuard, Plan, Saver
+from paddlepalm.logs import log
 from paddlepalm.head.base_head import Head
 from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
 from paddlepalm.optimizer.base_optimizer import Optimizer, positive_finite

@@ -41,8 +41,7 @@ def mirror(tmp_path, monkeypatch):
     """A local server as PALM_DOWNLOAD_MIRROR, a private copy of the registry, short retries."""
     root = tmp_path / "mirror"
     root.mkdir()
-    monkeypatch.setattr(downloader, "_registry", copy.deepcopy(downloader._items()))
-    with FileServer(str(root)) as server:
+    with downloader.private_registry(), FileServer(str(root)) as server:
         monkeypatch.setenv("PALM_DOWNLOAD_MIRROR", server.url)
         monkeypatch.setenv("PALM_DOWNLOAD_RETRIES", "2")
         monkeypatch.setenv("PALM_DOWNLOAD_TIMEOUT", "5")

@@ -39,11 +39,10 @@ def hub(tmp_path, monkeypatch):
     """The mirror (a local server), a private registry, the cache in tmp_path, no retries."""
     root = tmp_path / "mirror"
     root.mkdir()
-    monkeypatch.setattr(downloader, "_registry", copy.deepcopy(downloader._items()))
     monkeypatch.setenv("PALM_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("PALM_DOWNLOAD_RETRIES", "0")
     monkeypatch.setenv("PALM_DOWNLOAD_TIMEOUT", "5")
-    with FileServer(str(root)) as server:
+    with downloader.private_registry(), FileServer(str(root)) as server:
         monkeypatch.setenv("PALM_DOWNLOAD_MIRROR", server.url)
         server.dir = root
         server.cache = tmp_path / "cache" / "pretrain"

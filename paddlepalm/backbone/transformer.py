@@ -68,7 +68,7 @@ class TransformerBackbone(Backbone):
         ``vocab_path``). Raises when a named model is of another kind, and when a weight's
         shape does not fit the config."""
         from paddlepalm.downloader.names import release_files, resolve_pretrained
-        from paddlepalm.engine import log
+        from paddlepalm.logs import log
         from paddlepalm.pretrained import load_pretrained_backbone
 
         path = resolve_pretrained(name_or_path, kind=cls.kind)

@@ -225,7 +225,7 @@ def cmd_train(args) -> int:
 
 def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
     """Start or resume ``built``'s training in ``run`` (config.yaml, env.json, metrics, sinks) and train."""
-    from paddlepalm import engine
+    from paddlepalm import logs
     from paddlepalm.cli import run_dir as rd
     from paddlepalm.sinks import MetricsFile, VisualDLWriter
 
@@ -241,21 +241,21 @@ def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
         built.top.load_ckpt(checkpoint)
         rd.truncate_metrics(run, checkpoint)
     elif resuming:
-        engine.log(f"no checkpoint in {rd.checkpoints_dir(run)} yet: training from the start")
+        logs.log(f"no checkpoint in {rd.checkpoints_dir(run)} yet: training from the start")
         rd.truncate_metrics(run, None)
     sinks = [MetricsFile(rd.metrics_path(run))]
     if "visualdl" in cfg["train"]["report_to"]:
         sinks.append(VisualDLWriter(os.path.join(run, "visualdl")))
     progress = not args.no_progress and sys.stderr.isatty()
-    engine.log(f"palm train: {len(cfg.tasks)} task(s), {built.total_steps} steps, run directory {run}")
+    logs.log(f"palm train: {len(cfg.tasks)} task(s), {built.total_steps} steps, run directory {run}")
     built.top.train(print_steps=cfg["train"]["print_steps"], skip_nonfinite=cfg["train"]["skip_nonfinite"],
                     progress=progress, sinks=sinks)
     evaluation = built.top.evaluation
     best = f", best {evaluation.aggregate_name} {evaluation.best_score:.4f} at step {evaluation.best_step} " \
            f"in {os.path.join(run, 'best')}" if evaluation is not None and evaluation.best_step is not None else ""
-    engine.log(f"palm train: done at global step {built.top.global_step}{best}; next: palm eval {args.run_dir}")
+    logs.log(f"palm train: done at global step {built.top.global_step}{best}; next: palm eval {args.run_dir}")
     if "visualdl" in cfg["train"]["report_to"]:
-        engine.log(f"palm train: VisualDL: visualdl --logdir {os.path.join(run, 'visualdl')} --disable-telemetry")
+        logs.log(f"palm train: VisualDL: visualdl --logdir {os.path.join(run, 'visualdl')} --disable-telemetry")
 
 
 def prepare_data(cfg) -> None:
@@ -275,21 +275,21 @@ def prepare_data(cfg) -> None:
 
 
 def _prepare_kind(spec, out: str) -> None:
-    from paddlepalm import engine, prepare
+    from paddlepalm import logs, prepare
 
-    engine.log(f"palm train: preparing the data: {spec['kind']} from {spec['source']}")
+    logs.log(f"palm train: preparing the data: {spec['kind']} from {spec['source']}")
     prepared = prepare.prepare(spec["kind"], spec["source"], out, files=spec["files"], lowercase=spec["lowercase"],
                                tokenizer=spec["tokenizer"], strip_position=spec["strip_position"])
     counts = ", ".join(f"{split} {record['examples']}" for split, record in prepared.splits.items())
     sizes = [f"{n} {what}" for n, what in ((prepared.tag_classes, "tags"), (prepared.label_classes, "classes")) if n]
-    engine.log(f"palm train: prepared {counts} examples, {', '.join(sizes)} (label maps from train)")
+    logs.log(f"palm train: prepared {counts} examples, {', '.join(sizes)} (label maps from train)")
 
 
 def _prepare_script(spec, tmp: str) -> None:
-    from paddlepalm import engine
+    from paddlepalm import logs
 
     argv = [spec["script"], *spec["args"], "--out", tmp] + (["--source", spec["source"]] if spec["source"] else [])
-    engine.log(f"palm train: preparing the data: python {' '.join(argv)}")
+    logs.log(f"palm train: preparing the data: python {' '.join(argv)}")
     saved = sys.argv
     sys.argv = argv
     try:

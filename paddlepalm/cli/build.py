@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from paddlepalm.cli.config import REQUIRED, Config, classes, not_one_of, parameters
+from paddlepalm.cli.config import REQUIRED, Config, classes, make_component, parameters
 from paddlepalm.utils.fileio import read_json, read_lines
 
 _SAVE_AT_END = 10 ** 9  # train.save_steps: 0 -> only the final save
@@ -310,20 +310,3 @@ def evaluate(built: Built) -> Dict[str, Dict[str, float]]:
     """Each bound task's metrics on its evaluation reader (the evaluation of training)."""
     model = built.top.model
     return {name: built.trainers[name].task_evaluator().evaluate(model) for name in built.eval_readers}
-
-
-def make_component(key: str, value: Any):
-    """``train.schedule`` / ``train.balancer``: a class name of ``palm.sampling`` / ``palm.balancing``
-    (any case), or a mapping ``{kind: NAME, <constructor arguments>}``, e.g. ``{kind: temperature, T: 2}``."""
-    import paddlepalm as palm
-
-    module = palm.sampling if key == "schedule" else palm.balancing
-    kwargs = {"kind": value} if isinstance(value, str) else dict(value or {})
-    name = kwargs.pop("kind", None)
-    classes = {n.lower(): getattr(module, n) for n in module.__all__ if n not in ("Schedule", "Mixture", "Balancer")}
-    if not isinstance(name, str) or name.lower() not in classes:
-        raise ValueError(f"{key} {not_one_of(name.lower() if isinstance(name, str) else name, sorted(classes))}")
-    try:
-        return classes[name.lower()](**kwargs)
-    except TypeError as error:
-        raise ValueError(f"{name}: {error}") from None

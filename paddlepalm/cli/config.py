@@ -33,7 +33,7 @@ import yaml
 
 from paddlepalm.downloader.names import is_name
 
-Path = Tuple[Any, ...]
+from paddlepalm.cli.backbone_keys import BACKBONE_KEYS, Path  # noqa: E402  (re-exported: the schema's)
 REQUIRED = object()  # a key without a default
 CLI = "-o"
 DATA_DIR = "${data_dir}"  # a path starting with it is inside data_dir
@@ -755,10 +755,8 @@ def check_metrics(task: Dict[str, Any], path: Path, checker: _Checker) -> None:
 
 def check_component(key: str, value: Any, checker: _Checker) -> None:
     """``train.schedule`` / ``train.balancer`` name a class that takes the arguments given."""
-    from paddlepalm.cli import build
-
     try:
-        build.make_component(key, value)
+        make_component(key, value)
     except (TypeError, ValueError) as error:
         raise checker.fail(("train", key), str(error)) from None
 
@@ -791,24 +789,6 @@ def accepted(target: str, optimizer: str = "Adam") -> List[str]:
 
 
 # backbone config keys the backbones read (paddlepalm/backbone/*.py), for inline `backbone.config`
-_TRANSFORMER = ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size",
-                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
-                "type_vocab_size", "sent_type_vocab_size", "initializer_range", "pad_token_id", "backbone"]
-BACKBONE_KEYS = {
-    "ERNIE": _TRANSFORMER + ["task_type_vocab_size", "use_task_emb", "use_task_id", "is_pairwise"],
-    "BERT": _TRANSFORMER,
-    "ALBERT": _TRANSFORMER + ["embedding_size", "num_hidden_groups", "inner_group_num", "layer_norm_eps"],
-    "ELECTRA": _TRANSFORMER + ["embedding_size", "generator_size", "layer_norm_eps"],
-    "ELMo": ["input_type", "vocab_size", "n_tokens_vocab", "cell_size", "projection_size", "num_layers", "cell_clip",
-             "proj_clip", "residual", "dropout", "char_embedding_dim", "char_filters", "num_highway",
-             "scalar_mix_layer_norm", "frozen", "static_graph", "lstm", "char_cnn", "tokenizer", "max_len"],
-}
-# paddlepalm.backbone.rnn.RNN_KEYS but `cell`, which the class fixes (tests/test_recurrent.py checks)
-BACKBONE_KEYS["BiLSTM"] = BACKBONE_KEYS["BiGRU"] = [
-    "vocab_size", "embedding_size", "hidden_size", "num_layers", "dropout", "char_size", "char_embedding_dim",
-    "char_filters", "num_highway", "attention_heads", "elmo", "elmo_frozen"]
-
-
 def check_backbone_keys(backbone: Dict[str, Any], checker: _Checker) -> None:
     known = BACKBONE_KEYS[backbone["kind"]]
     for key in backbone["config"]:
@@ -901,3 +881,20 @@ def check_kwargs(block: Dict[str, Any], module: str, path: Path, checker: _Check
             value = checker.path(value, path + (key,))
         out[key] = value
     return out
+
+
+def make_component(key: str, value: Any):
+    """``train.schedule`` / ``train.balancer``: a class name of ``palm.sampling`` / ``palm.balancing``
+    (any case), or a mapping ``{kind: NAME, <constructor arguments>}``, e.g. ``{kind: temperature, T: 2}``."""
+    import paddlepalm as palm
+
+    module = palm.sampling if key == "schedule" else palm.balancing
+    kwargs = {"kind": value} if isinstance(value, str) else dict(value or {})
+    name = kwargs.pop("kind", None)
+    classes = {n.lower(): getattr(module, n) for n in module.__all__ if n not in ("Schedule", "Mixture", "Balancer")}
+    if not isinstance(name, str) or name.lower() not in classes:
+        raise ValueError(f"{key} {not_one_of(name.lower() if isinstance(name, str) else name, sorted(classes))}")
+    try:
+        return classes[name.lower()](**kwargs)
+    except TypeError as error:
+        raise ValueError(f"{name}: {error}") from None

@@ -17,7 +17,7 @@ The run directory's ``config.yaml`` records these paths, so ``palm eval``, ``pal
 from typing import Any, Dict
 
 from paddlepalm import downloader
-from paddlepalm.cli.config import BACKBONE_KEYS, Path
+from paddlepalm.cli.backbone_keys import BACKBONE_KEYS, Path
 from paddlepalm.downloader import names
 
 PRETRAINED: Path = ("backbone", "pretrained")

@@ -17,7 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional
 
-from paddlepalm import downloader  # the package this module belongs to; used at call time
+from paddlepalm.downloader import registry as downloader  # the registry and its downloads
+from paddlepalm.downloader.fetch import DownloadError
 
 ITEM = "pretrain"
 DEFAULT_CACHE = os.path.join("~", ".paddlepalm")
@@ -56,7 +57,7 @@ def is_name(text: str) -> bool:
 
 
 def unknown_message(name: str) -> str:
-    names = [e["name"] for e in downloader._item_entries(ITEM)]
+    names = [e["name"] for e in downloader.item_entries(ITEM)]
     return (f"{name!r} is neither an existing path nor a pretrained model name"
             f"{downloader.did_you_mean(name, names)} (`palm ls pretrain` lists the names)")
 
@@ -84,12 +85,12 @@ def check_kind(entry: Dict[str, Any], kind: str) -> None:
 def fetch_entry(entry: Dict[str, Any]) -> str:
     """The cache folder of ``entry``, downloaded first unless it is complete."""
     target = cache_dir(entry["name"])
-    if downloader._is_complete(target, entry):
+    if downloader.is_complete(target, entry):
         return target
     with _one_at_a_time(target):
         try:
             return downloader.download(ITEM, entry["name"], cache_root())
-        except downloader.DownloadError as error:
+        except DownloadError as error:
             raise type(error)(f"pretrained model {entry['name']!r}: {error}. Or, where the network is, run "
                               f"`palm download pretrain {entry['name']} --path DIR` and copy DIR/pretrain/"
                               f"{entry['name']}/ to {target}/") from None
