@@ -33,7 +33,8 @@ import paddlepalm as palm  # noqa: E402  (before paddle: thread and quiet settin
 import paddle  # noqa: E402
 import prepare_data  # noqa: E402
 from make_sample import make_sample  # noqa: E402
-from paddlepalm import engine  # noqa: E402
+from paddlepalm import update  # noqa: E402
+from paddlepalm.balancing.gradient_bank import GradientBank  # noqa: E402
 from report import machine, update_section  # noqa: E402
 
 METHODS = {"static": palm.balancing.Static, "uncertainty": palm.balancing.Uncertainty, "dwa": palm.balancing.DWA,
@@ -72,26 +73,27 @@ class Counter:
 
     def __init__(self, model):
         self.counts = {"forward": 0, "backward": 0, "task_grad": 0}
-        self._hook = model.backbone.register_forward_pre_hook(lambda layer, inputs: self._count("forward"))
-        self._backward, self._add = engine._backward, engine.GradientBank.add
+        self.hook = model.backbone.register_forward_pre_hook(lambda layer, inputs: self.count("forward"))
+        self.real_backward, self.real_add = update.Update.backward, GradientBank.add
         counter = self
 
-        def backward(*args, **kwargs):
-            counter._count("backward")
-            return counter._backward(*args, **kwargs)
+        def backward(pass_update, terms):  # one whole backward when no bank keeps every gradient apart
+            if pass_update.bank is None or pass_update.bank.partial:
+                counter.count("backward")
+            return counter.real_backward(pass_update, terms)
 
         def add(bank, *args, **kwargs):
-            counter._count("task_grad")
-            return counter._add(bank, *args, **kwargs)
+            counter.count("task_grad")
+            return counter.real_add(bank, *args, **kwargs)
 
-        engine._backward, engine.GradientBank.add = backward, add
+        update.Update.backward, GradientBank.add = backward, add
 
-    def _count(self, what: str) -> None:
+    def count(self, what: str) -> None:
         self.counts[what] += 1
 
     def close(self) -> None:
-        self._hook.remove()
-        engine._backward, engine.GradientBank.add = self._backward, self._add
+        self.hook.remove()
+        update.Update.backward, GradientBank.add = self.real_backward, self.real_add
 
 
 def timed_update(multi: palm.MultiHeadTrainer):
@@ -141,11 +143,11 @@ def main() -> None:
         counter.close()
         passes[method] = {k: v / args.warmup for k, v in counter.counts.items()}
     times = {m: [] for m in args.methods}
-    for update in range(args.updates):
+    for number in range(args.updates):
         for method, multi in trainers.items():
             times[method].append(timed_update(multi))
-        if (update + 1) % 10 == 0:
-            print(f"update {update + 1}: " + ", ".join(f"{m} {1000 * statistics.median(t[0] for t in v):.1f}"
+        if (number + 1) % 10 == 0:
+            print(f"update {number + 1}: " + ", ".join(f"{m} {1000 * statistics.median(t[0] for t in v):.1f}"
                                                       for m, v in times.items()) + " CPU ms (median so far)", flush=True)
     cpu = {m: statistics.median(t[0] for t in v) for m, v in times.items()}
     wall = {m: statistics.median(t[1] for t in v) for m, v in times.items()}

@@ -62,7 +62,7 @@ def cores() -> int:
 
 
 # ----------------------------------------------------------------------------- data
-def _palm():
+def import_palm():
     sys.path.insert(0, os.environ.get("PALM_BENCH_ROOT", ROOT))  # --before_root: an older checkout
     sys.path.insert(0, os.path.join(ROOT, "examples", "multi-task"))
     import paddlepalm as palm
@@ -99,7 +99,7 @@ WORKLOADS = {"chnsenticorp": chn_readers, "atis": atis_readers}
 
 def prepare(data_root: str, steps: int, work: str = WORK) -> None:
     """Vocabularies, converted ATIS files, and per workload a pickle of features and batches, in ``work``."""
-    palm = _palm()
+    palm = import_palm()
     import prepare_data
     from paddlepalm.sampler import build_schedule, task_budgets
     from paddlepalm.utils.vocab import build_char_vocab, write_vocab
@@ -126,7 +126,7 @@ def prepare(data_root: str, steps: int, work: str = WORK) -> None:
         for index in schedule:
             task = tasks[index]
             batches.append((task, next(iters[task])["example_ids"].tolist()))
-        features = {t: r._features for t, r in readers.items()}
+        features = {t: r.features for t, r in readers.items()}
         with open(os.path.join(work, f"{name}.pkl"), "wb") as f:
             pickle.dump({"tasks": tasks, "classes": classes, "schedule": schedule, "batches": batches,
                          "features": features}, f)
@@ -147,7 +147,7 @@ def prepared(data_root: str, work: str = WORK) -> str:
 
 # ------------------------------------------------------------------------ workers
 def paddle_worker(workload: str, data_root: str, work: str, steps: int, cfg: dict) -> dict:
-    palm = _palm()
+    palm = import_palm()
     import paddle
     with open(os.path.join(work, f"{workload}.pkl"), "rb") as f:
         plan = pickle.load(f)
@@ -175,7 +175,7 @@ def paddle_worker(workload: str, data_root: str, work: str, steps: int, cfg: dic
         trainer.build_backward(palm.optimizer.Adam(model, LR), weight_decay=WEIGHT_DECAY)
         reader = readers[plan["tasks"][0]]
         trainer.fit_reader(reader)
-        reader._num_epochs = steps / reader.steps_per_epoch
+        reader.num_epochs = steps / reader.steps_per_epoch
     else:
         trainer = palm.MultiHeadTrainer([trainers[t] for t in plan["tasks"]])
         model = trainer.build_forward()
@@ -279,7 +279,7 @@ def torch_worker(workload: str, work: str, steps: int, bf16: bool, cfg: dict) ->
             "transformers": __import__("transformers").__version__}
 
 
-# Paddle's own kernels, as before the CPU speed work (paddlepalm/utils/cpu_speed.py, _runtime.py).
+# Paddle's own kernels, as before the CPU speed work (paddlepalm/utils/cpu_speed.py, runtime.py).
 BEFORE_ENV = {"FLAGS_use_stride_kernel": "1", "PALM_CPU_KERNELS": "none"}
 RUNS = [("paddlepalm fp32 before", "paddle", False, BEFORE_ENV), ("paddlepalm fp32", "paddle", False, {}),
         ("torch fp32", "torch", False, {}), ("torch bf16", "torch", True, {})]

@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 
 import compare_torch  # noqa: E402
 
-palm = compare_torch._palm()
+palm = compare_torch.import_palm()
 from report import machine, update_section  # noqa: E402
 
 CONFIG = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512,

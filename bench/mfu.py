@@ -39,7 +39,7 @@ import paddlepalm as palm  # noqa: E402  (before paddle: thread and MKL settings
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 from report import machine, update_section  # noqa: E402
-from paddlepalm._runtime import set_openblas_threads  # noqa: E402
+from paddlepalm.runtime import set_openblas_threads  # noqa: E402
 
 HIDDEN, LAYERS, HEADS, INTER, VOCAB = 256, 4, 4, 1024, 21128
 BATCH, SEQ = 32, 128

@@ -1,6 +1,6 @@
 """Paddle's matmul with and without ``MKL_DEBUG_CPU_TYPE=5``: each setting in its own process (MKL
 reads it when it loads), alternating, twice; GFLOP/s of a ``[1024, 512] @ [512, 20000]`` matmul,
-best of 5, one thread. paddlepalm sets the variable on AMD CPUs only (paddlepalm/_runtime.py).
+best of 5, one thread. paddlepalm sets the variable on AMD CPUs only (paddlepalm/runtime.py).
 
     python bench/mkl_cpu_type.py
     python bench/mkl_cpu_type.py --smoke     # seconds: one round of a [64, 64] @ [64, 256] matmul

@@ -55,12 +55,8 @@ def crf_loss(gemm: bool, batch: int = 32):
     emissions.stop_gradient = transitions.stop_gradient = False
 
     def run():
-        spread = crf._GEMM_SPREAD
-        crf._GEMM_SPREAD = spread if gemm else -1.0  # -1: the broadcast + logsumexp recursion
-        try:
-            crf.crf_nll(emissions, labels, lengths, transitions).mean().backward()
-        finally:
-            crf._GEMM_SPREAD = spread
+        spread = crf.GEMM_SPREAD if gemm else -1.0  # -1: the broadcast + logsumexp recursion
+        crf.crf_nll_reference(emissions, labels, lengths, transitions, gemm_spread=spread).mean().backward()
     return run
 
 
@@ -81,14 +77,14 @@ def cases(batch: int = 32, seq: int = 128):
         (f"linear bias gradient: column sum of {rows} x {width}", lambda: grad.sum(axis=0),
          lambda: paddle.matmul(ones, grad), 0.0),
         (f"linear bias add: {rows} x {width} + {width}", lambda: out + bias,
-         lambda: cpu_speed._add(out, bias), 0.0),
+         lambda: cpu_speed.numpy_add(out, bias), 0.0),
         (f"dropout p=0.1 forward: {scores}", lambda: F.dropout(probs, 0.1),
          lambda: cpu_speed.dropout(probs, 0.1), 0.0),
         (f"attention mask add: {scores} + {batch} x 1 x 1 x {seq}", lambda: probs + mask,
-         lambda: cpu_speed._add(probs, mask), 0.0),
+         lambda: cpu_speed.numpy_add(probs, mask), 0.0),
         (f"layer-norm gradient: {rows} x {hidden} (Paddle: forward + backward minus forward)",
          layer_norm_grad_paddle(x, weight, beta, gx),
-         lambda: cpu_speed._layer_norm_grads(x_np, gx_np, w_np, 1e-12), ln_forward),
+         lambda: cpu_speed.layer_norm_grads(x_np, gx_np, w_np, 1e-12), ln_forward),
         (f"CRF loss forward + backward: {batch} x 20 words, 127 tags (ours: utils/crf.py GEMM recursion)",
          crf_loss(False, batch), crf_loss(True, batch), 0.0),
     ]

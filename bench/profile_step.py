@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 from cpu_speedups import BATCH, SEQ, build_step  # noqa: E402
 import compare_torch  # noqa: E402
 
-compare_torch._palm()  # paddlepalm before paddle: thread and flag settings
+compare_torch.import_palm()  # paddlepalm before paddle: thread and flag settings
 import paddle.profiler as profiler  # noqa: E402
 
 

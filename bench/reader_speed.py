@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 
 import compare_torch  # noqa: E402
 
-palm = compare_torch._palm()
+palm = compare_torch.import_palm()
 import paddle  # noqa: E402
 from report import machine, update_section  # noqa: E402
 

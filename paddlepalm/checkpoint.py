@@ -70,7 +70,7 @@ def save_checkpoint(directory: str, model: nn.Layer, optimizer: Optional[paddle.
         fileio.write_json(os.path.join(tmp, STATE_FILE), state or {})
         if rng_state is not None:
             fileio.write_json(os.path.join(tmp, RNG_FILE), rng_state, indent=None)
-        fileio.write_json(os.path.join(tmp, MANIFEST_FILE), _manifest(tmp))
+        fileio.write_json(os.path.join(tmp, MANIFEST_FILE), manifest_of(tmp))
         fileio.write_text(os.path.join(tmp, DONE_FILE), "")
         _fsync_files(tmp)
         replace_directory(tmp, directory)
@@ -80,7 +80,7 @@ def save_checkpoint(directory: str, model: nn.Layer, optimizer: Optional[paddle.
     return directory
 
 
-def _manifest(directory: str) -> Dict[str, Dict[str, Any]]:
+def manifest_of(directory: str) -> Dict[str, Dict[str, Any]]:
     return {name: {"size": os.path.getsize(os.path.join(directory, name)),
                    "sha256": fileio.sha256_of(os.path.join(directory, name))}
             for name in sorted(os.listdir(directory)) if name not in (MANIFEST_FILE, DONE_FILE)}

@@ -82,23 +82,23 @@ def _leave_in_order_at_exit(processes: Sequence[Tuple[str, int]]) -> None:
             return
         if is_main():
             host = socket.gethostname()
-            _wait_until_gone([pid for h, pid in processes[1:] if h == host])
+            wait_until_gone([pid for h, pid in processes[1:] if h == host])
 
     sys.excepthook = note_failure
     atexit.register(leave)
 
 
-def _wait_until_gone(pids: Sequence[int], timeout: float = 60.0) -> bool:
+def wait_until_gone(pids: Sequence[int], timeout: float = 60.0) -> bool:
     """Wait until these processes have exited (a zombie counts as gone); False at the timeout."""
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids):
+    while any(process_alive(pid) for pid in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
     return True
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether the process runs (Linux /proc; without it every process counts as gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:

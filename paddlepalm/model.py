@@ -26,7 +26,12 @@ class MultiTaskModel(nn.Layer):
         check_head_inputs(backbone, heads)
         for task in heads:
             backbone.add_task(task)
-        accelerate(self)  # CPU only: GEMM-only linear gradients, faster dropout (docs/benchmarks.md)
+        # a visible choice: on CPU, layers that route around slow Paddle CPU kernels (utils/cpu_speed.py)
+        self.cpu_layers = accelerate(self)
+
+    def extra_repr(self) -> str:
+        swapped = ", ".join(f"{kind} x{count}" for kind, count in sorted(self.cpu_layers.items()))
+        return f"cpu_layers: {swapped or 'none'} (PALM_CPU_KERNELS)"
 
     def head_of(self, task: str) -> Head:
         return self.heads[self.head_aliases.get(task, task)]

@@ -254,7 +254,7 @@ class Runner:
             return {}
         return {r["key"]: r for r in read_json_lines(self.results_path)}
 
-    def _store(self, key: str, record: Dict[str, Any]) -> None:
+    def store_record(self, key: str, record: Dict[str, Any]) -> None:
         with self._lock:
             record["key"] = key
             self.records[key] = record
@@ -266,7 +266,7 @@ class Runner:
         for key, record in list(self.records.items()):
             if os.path.isdir(os.path.join(record.get("run_dir", ""), "checkpoints")):
                 record.update(_training_facts(record["run_dir"]))
-                self._store(key, record)
+                self.store_record(key, record)
 
     # the run keys: a multi run's decides by protocol file + variant; a single's by what trains it
     def multi_key(self, variant: str, seed: int) -> str:
@@ -303,7 +303,7 @@ class Runner:
         def one(item):
             key, run = item
             record = execute(run, os.path.join(self.work, "logs"))
-            self._store(key, record)
+            self.store_record(key, record)
             print(f"protocol: {key}: {record['cpu_minutes']:.2f} CPU min, test "
                   + ", ".join(f"{t}={self.score(record, t):.4f}" for t in record["test"]), file=sys.stderr, flush=True)
 

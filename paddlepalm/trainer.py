@@ -326,11 +326,11 @@ class Trainer(Resumable):
     def _budget(self) -> int:
         """Steps this task trains: its share under a MultiHeadTrainer, else ``num_epochs`` epochs
         (``num_epochs=None``: one epoch, as PALM did)."""
+        if self.max_steps is not None:
+            return int(self.max_steps)
         if self.budget is not None:
             return self.budget
         epochs = self.train_reader.num_epochs
-        if self.max_steps is not None:
-            return int(self.max_steps)
         return int((1 if epochs is None else epochs) * self.steps_per_epoch)
 
     def train(self, print_steps: int = 5, skip_nonfinite: bool = False, progress: bool = False,

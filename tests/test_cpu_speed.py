@@ -166,21 +166,21 @@ def test_layers_trace_under_to_static():
 def test_mkl_amd_code_path_is_chosen_on_amd_only(monkeypatch, vendor, expected):
     """MKL_DEBUG_CPU_TYPE=5 speeds Paddle's MKL up on AMD and slows it down on Intel: set on AMD only,
     and a value the user set is kept."""
-    from paddlepalm import _runtime
+    from paddlepalm import runtime
 
     monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
-    monkeypatch.setattr(_runtime, "_cpu_vendor", lambda: vendor)
-    _runtime.configure()
+    monkeypatch.setattr(runtime, "cpu_vendor", lambda: vendor)
+    runtime.configure()
     assert os.environ.get("MKL_DEBUG_CPU_TYPE") == expected
     monkeypatch.setenv("MKL_DEBUG_CPU_TYPE", "0")
-    _runtime.configure()
+    runtime.configure()
     assert os.environ["MKL_DEBUG_CPU_TYPE"] == "0"
 
 
 def test_cpu_vendor_reads_proc_cpuinfo():
-    from paddlepalm import _runtime
+    from paddlepalm import runtime
 
-    vendor = _runtime._cpu_vendor()
+    vendor = runtime.cpu_vendor()
     if os.path.exists("/proc/cpuinfo"):
         assert vendor in open("/proc/cpuinfo").read()
         assert vendor

@@ -38,7 +38,7 @@ def write(path, text):
 
 
 def features(reader):
-    return [(f["token_ids"], f.get("label"), f.get("labels")) for f in reader._features]
+    return [(f["token_ids"], f.get("label"), f.get("labels")) for f in reader.features]
 
 
 def error_of(load):
@@ -78,7 +78,7 @@ def test_columns_rename_fields_and_csv_records_may_span_lines(files):
     assert message.startswith(f"{path}:6:") and "expected 3 comma-separated columns" in message  # record 2 spans 2-3
     write(tmp / "reviews.csv", 'id,review,cat\n1,"show me\nflights",flight\n2,"cheap, fares",airfare\n')
     reader.load_data(path, 1, file_format="csv", columns=renamed)
-    assert [f["label"] for f in reader._features] == [0, 1] and [f["line"] for f in reader._features] == [2, 4]
+    assert [f["label"] for f in reader.features] == [0, 1] and [f["line"] for f in reader.features] == [2, 4]
     with pytest.raises(ValueError, match="unknown field 'txt'"):
         reader.load_data(path, 1, file_format="csv", columns={"txt": "review"})
     assert error_of(lambda: reader.load_data(path, 1, file_format="csv")) == \
@@ -101,7 +101,7 @@ def test_sequence_label_reads_joined_strings_token_lists_and_dataset_class_label
                             (dataset, {"tokens": "words", "tags": "ner"})]:
         reader = palm.reader.SequenceLabelReader(vocab, 32, tags)
         reader.load_data(source, batch_size=1, file_format="auto", columns=columns)
-        loaded.append(features(reader) + [reader._features[0]["num_words"]])
+        loaded.append(features(reader) + [reader.features[0]["num_words"]])
     assert all(f == loaded[0] for f in loaded)
     assert loaded[0][0][2] == [0, 0, 1] and loaded[0][-1] == 3  # "new york": one token, one tag, two pieces
 
@@ -111,7 +111,7 @@ def test_match_reads_named_pairs(files):
     path = write(tmp / "pairs.jsonl", json.dumps({"q": "show me", "d": "flights", "y": "airfare"}) + "\n")
     reader = palm.reader.MatchReader(vocab, 32, label_map_config=classes)
     reader.load_data(path, 1, file_format="jsonl", columns={"text_a": "q", "text_b": "d", "label": "y"})
-    assert reader._features[0]["label"] == 1 and reader._features[0]["segment_ids"].count(1) == 2
+    assert reader.features[0]["label"] == 1 and reader.features[0]["segment_ids"].count(1) == 2
 
 
 @pytest.mark.parametrize("line, problem", [
@@ -154,10 +154,10 @@ def test_class_names_need_a_label_map_and_numeric_names_are_never_ids(files):
     assert message.startswith("row 0: column 'label' must be an integer, got 'flight'") and "label map" in message
     ids = palm.reader.ClassifyReader(vocab, 32, label_map_config=CLASSES)  # names are words: "1" is an id
     ids.load_data([{"text_a": "a", "label": "1"}, {"text_a": "a", "label": "flight"}], 1)
-    assert [f["label"] for f in ids._features] == [1, 0]
+    assert [f["label"] for f in ids.features] == [1, 0]
     numeric = palm.reader.ClassifyReader(vocab, 32, label_map_config={"100": 0, "7": 1}, phase="eval")
     numeric.load_data([{"text_a": "a", "label": "7"}, {"text_a": "a", "label": 100}, {"text_a": "a", "label": "1"}], 1)
-    assert [f["label"] for f in numeric._features] == [1, 0, -1] and numeric.unseen_labels == 1
+    assert [f["label"] for f in numeric.features] == [1, 0, -1] and numeric.unseen_labels == 1
 
 
 def test_row_readers_refuse_unknown_formats_and_file_readers_refuse_lists(files):
@@ -174,7 +174,7 @@ def test_unseen_class_in_eval_data_is_counted_warned_and_refused_on_request(file
     path = write(tmp / "dev.tsv", "label\ttext_a\nflight\tto boston\nhotel\tnew york\nmotel\ta\nhotel\tme\n")
     reader = palm.reader.ClassifyReader(vocab, 32, label_map_config=classes, phase="eval")
     reader.load_data(path, 2)
-    assert [f["label"] for f in reader._features] == [0, -1, -2, -1] and reader.unseen_labels == 3
+    assert [f["label"] for f in reader.features] == [0, -1, -2, -1] and reader.unseen_labels == 3
     assert f"warning: {path}:3: label 'hotel' was not seen in training" in capsys.readouterr().err
     strict = palm.reader.ClassifyReader(vocab, 32, label_map_config=classes, phase="eval", unseen_labels="error")
     assert error_of(lambda: strict.load_data(path, 2)) == \
@@ -206,7 +206,7 @@ def test_unseen_tag_is_a_false_negative_and_refused_on_request(files, capsys):
                                   "to\x02new\x02york\tO\x02B-state\x02I-state\n")
     reader = palm.reader.SequenceLabelReader(vocab, 32, tags, phase="eval")
     reader.load_data(path, 2)
-    assert reader.unseen_labels == 2 and reader._features[1]["labels"] == [0, -1, -1]
+    assert reader.unseen_labels == 2 and reader.features[1]["labels"] == [0, -1, -1]
     assert f"warning: {path}:3: tag 'B-state' was not seen in training" in capsys.readouterr().err
     # gold: city (row 0), state (row 1, unseen); predicted: city right, and a city where the state is
     results = [{"label": [0, 1]}, {"label": [0, 1, 2]}]
@@ -383,8 +383,8 @@ def test_config_prepare_kind_columns_and_format_reach_the_reader(files, tmp_path
             f"    columns: {{text_a: review, label: cat}}\n")
     cfg = config.resolve(text, str(tmp_path / "cfg.yaml"))
     reader = build.make_reader(cfg, "intent", "train")
-    build._load(cfg, "intent", reader, data, 2)  # file_format null: from the extension
-    assert [f["label"] for f in reader._features] == [0, 1, 0] and reader.unseen_policy == "error"
+    build.load_task_data(cfg, "intent", reader, data, 2)  # file_format null: from the extension
+    assert [f["label"] for f in reader.features] == [0, 1, 0] and reader.unseen_policy == "error"
     assert config.PREPARE_KINDS == palm.prepare.KINDS
     for prepare_block, problem in [("{kind: conll}", "prepare.source: missing"),
                                    ("{kind: conll, script: x.py, source: d}", "give `kind`"),

@@ -97,11 +97,11 @@ def test_waiting_for_processes_counts_a_zombie_as_gone():
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     try:
-        assert distributed._alive(child.pid)
+        assert distributed.process_alive(child.pid)
         start = time.time()
-        assert distributed._wait_until_gone([child.pid], timeout=30)  # not reaped yet: a zombie
+        assert distributed.wait_until_gone([child.pid], timeout=30)  # not reaped yet: a zombie
         assert 0.2 < time.time() - start < 20
-        assert not distributed._wait_until_gone([os.getpid()], timeout=0.05)
+        assert not distributed.wait_until_gone([os.getpid()], timeout=0.05)
     finally:
         child.wait()
 

@@ -125,7 +125,7 @@ def test_resume_keeps_the_best_score_and_the_patience_count(joint_data, tmp_path
     not become the best, and patience counts on from where it was."""
     first = _intent_trainer(joint_data, tmp_path)
     first.set_evaluator(metrics=[Scripted([0.5, 0.8, 0.6])], target="scripted", eval_steps=2, patience=2)
-    first._budget = lambda: 6
+    first.max_steps = 6
     first.train(print_steps=0)
     resumed = _intent_trainer(joint_data, tmp_path)
     metric = Scripted([0.7, 0.9])

@@ -146,7 +146,7 @@ def test_k_tasks_per_update_is_one_update_on_the_summed_losses(joint_data):
         loss.backward()
         optimizer.step()
         optimizer.clear_grad(set_to_zero=False)
-        optimizer._learning_rate.step()
+        reference.optimization.lr_scheduler.step()
         assert out["loss"] == pytest.approx(float(loss), rel=1e-5)
     got, expected = params(trainer.model), params(reference.model)
     for key in got:
@@ -248,6 +248,6 @@ def test_a_word_the_tokenizer_drops_keeps_its_place_in_both_readers(joint_data, 
     intent.load_data(str(tmp_path / "intent.tsv"), batch_size=1)
     slot = palm.reader.SequenceLabelReader(vocab, 32, os.path.join(d, "label_map.json"), seed=1)
     slot.load_data(str(tmp_path / "slot.tsv"), batch_size=1)
-    ids = [f["token_ids"] for f in intent._features]
-    assert ids == [f["token_ids"] for f in slot._features]
+    ids = [f["token_ids"] for f in intent.features]
+    assert ids == [f["token_ids"] for f in slot.features]
     assert len(ids[0]) == 5 and intent.tokenizer.convert_ids_to_tokens(ids[0])[2] == "[UNK]"

@@ -45,8 +45,8 @@ def test_pairwise_loss_equals_hand_computation(tmp_path, vocab):
     order = batch["example_ids"][:4]
     for row, index in enumerate(order):
         a, pos, neg = TRIPLES[index]
-        assert reader._encode_text(a, pos)["token_ids"] == [t for t in batch["token_ids"][row] if t != 0]
-        assert reader._encode_text(a, neg)["token_ids"] == [t for t in batch["token_ids"][row + 4] if t != 0]
+        assert reader.features_of([(a, pos)])[0]["token_ids"] == [t for t in batch["token_ids"][row] if t != 0]
+        assert reader.features_of([(a, neg)])[0]["token_ids"] == [t for t in batch["token_ids"][row + 4] if t != 0]
     tensors = to_tensors(batch)
     embedding = backbone(tensors)["sentence_pair_embedding"]
     loss = float(head(tensors, {"sentence_pair_embedding": embedding})["loss"])

@@ -101,7 +101,8 @@ def test_answers_come_back_exactly_from_the_context(tmp_path, vocab):
         for i, (s, e) in enumerate(feature["token_spans"]):
             start[feature["doc_offset"] + i] = 5.0 if s == answer_first else 0.0
             end[feature["doc_offset"] + i] = 5.0 if e == answer_last else 0.0
-        head._results.append({"index": feature["example_id"], "start_logits": start, "end_logits": end})
+        head.batch_postprocess({"example_ids": np.array([feature["example_id"]]), "start_logits": start[None],
+                                "end_logits": end[None], "seq_lens": np.array([n])})
     results = head.epoch_postprocess(reader.get_epoch_outputs(), str(tmp_path / "out"))
     assert [r["answer"] for r in results] == [a for _, a in QAS]  # "ω-force" keeps its case and hyphen
     predictions = json.load(open(tmp_path / "out" / "predictions.json", encoding="utf-8"))

@@ -378,7 +378,7 @@ def test_distribute_module_gives_device_counts(monkeypatch):
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     assert gpu_dev_count == (1 if has_gpu else 0)
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
-    assert paddlepalm.distribute._gpu_count() == (2 if has_gpu else 0)
+    assert paddlepalm.distribute.gpu_count() == (2 if has_gpu else 0)
 
 
 def test_ernie_task_embedding_is_on_by_default_and_optional_in_checkpoints(tmp_path):

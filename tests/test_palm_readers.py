@@ -41,13 +41,13 @@ def test_trailing_separator_of_palm_process_py_is_not_a_token(files):
     data = write(pathlib.Path(plain).with_name("palm.tsv"), "text_a\tlabel\n" + "".join(f"{a}\t{b}\n" for a, b in ROWS))
     reader = palm.reader.SequenceLabelReader(vocab, 16, label_map)
     reader.load_data(data, batch_size=1)
-    assert [f["num_words"] for f in reader._features] == [5, 2, 3]
-    assert [f["labels"] for f in reader._features] == [[0, 0, 0, 0, 1], [0, 1], [0, 0, 1]]
+    assert [f["num_words"] for f in reader.features] == [5, 2, 3]
+    assert [f["labels"] for f in reader.features] == [[0, 0, 0, 0, 1], [0, 1], [0, 0, 1]]
 
     predict = palm.reader.SequenceLabelReader(vocab, 16, label_map, phase="predict")
     predict.load_data(write(pathlib.Path(data).with_name("test.tsv"),
                             "text_a\n" + "".join(f"{a}\n" for a, _ in ROWS)), batch_size=1)
-    assert [f["num_words"] for f in predict._features] == [5, 2, 3]
+    assert [f["num_words"] for f in predict.features] == [5, 2, 3]
 
 
 def test_tag_missing_from_the_label_map_is_still_an_error(files, tmp_path):
@@ -122,7 +122,7 @@ def test_mrc_training_question_whose_answer_start_is_wrong_is_skipped_and_report
     reader.load_data(path, batch_size=1)
     assert reader.skipped_questions == ["q1", "q3"]
     assert [e.qid for e in reader.examples] == ["q0", "q2"] and reader.num_questions == 2
-    assert [reader.examples[f["question_index"]].qid for f in reader._features] == ["q0", "q2"]
+    assert [reader.examples[f["question_index"]].qid for f in reader.features] == ["q0", "q2"]
     out = capsys.readouterr().err  # a log line: stderr
     assert "skipped 2 of 4 training questions" in out and "q1, q3" in out and path in out
 

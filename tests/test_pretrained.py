@@ -166,7 +166,7 @@ def test_crafted_pickle_is_refused(tmp_path, monkeypatch):
     ckpt.mkdir()
     (ckpt / "model.pdparams").write_bytes(path.read_bytes())
     (ckpt / "trainer.json").write_text('{"global_step": 1}')
-    (ckpt / "manifest.json").write_text(json.dumps(palm.checkpoint._manifest(str(ckpt))))  # passes verification
+    (ckpt / "manifest.json").write_text(json.dumps(palm.checkpoint.manifest_of(str(ckpt))))  # passes verification
     (ckpt / "DONE").write_text("")
     with pytest.raises(UnsafePickleError):
         palm.checkpoint.load_model_state(str(ckpt))

@@ -67,7 +67,7 @@ def test_rtd_labels_are_one_exactly_where_the_sample_differs(tmp_path):
     backbone.clear_gradients()
     head.clear_gradients()
     head.prepare_inputs(dict(batch), backbone)["generator_loss"].backward()
-    assert backbone._word_embeddings().weight.grad.numpy().any()
+    assert backbone.word_embedding_layer().weight.grad.numpy().any()
 
 
 def test_generator_is_a_fraction_of_the_discriminator():
@@ -117,7 +117,7 @@ def test_corpus_bad_input(tmp_path):
     assert reader.stats["long_lines_split"] == 1
     assert reader.stats["unk_tokens"] == 3
     assert reader.stats["single_sentence_documents"] == 1
-    assert all(len(f["token_ids"]) <= 16 for f in reader._features_of_epoch(0))
+    assert all(len(f["token_ids"]) <= 16 for f in reader.epoch_features(0))
 
 
 @pytest.mark.parametrize("objective", ["rtd", "sop", "mlm"])

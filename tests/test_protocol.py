@@ -80,10 +80,10 @@ def test_report_verdicts_follow_the_spread_rule(tmp_path):
     multi = {1: (0.80, 0.60), 2: (0.81, 0.62), 3: (0.79, 0.61)}
     single = {1: (0.77, 0.61), 2: (0.775, 0.63), 3: (0.765, 0.62)}
     for seed in (1, 2, 3):
-        runner._store(runner.multi_key("mix", seed), fake_record("multi", "mix", seed,
+        runner.store_record(runner.multi_key("mix", seed), fake_record("multi", "mix", seed,
                                                                  dict(zip("ab", multi[seed]))))
         for task, value in zip("ab", single[seed]):
-            runner._store(runner.single_key(task, 10, seed), fake_record("single", task, seed, {task: value}))
+            runner.store_record(runner.single_key(task, 10, seed), fake_record("single", task, seed, {task: value}))
     text = runner.summary()
     assert "| single (matched updates) | 3 | 10 | 77.00 ± 0.50 | 62.00 ± 1.00 |" in text
     assert "| mix | 3 | 10 | 80.00 ± 1.00 | 61.00 ± 1.00 | 70.50 |" in text
@@ -101,9 +101,9 @@ def test_the_figure_says_what_it_draws_and_where_its_axis_starts(tmp_path):
     multi = {1: (0.80, 0.03), 2: (0.81, 0.05), 3: (0.79, 0.04)}
     single = {1: (0.77, 0.02), 2: (0.775, 0.04), 3: (0.765, 0.03)}
     for seed in (1, 2, 3):
-        runner._store(runner.multi_key("mix", seed), fake_record("multi", "mix", seed, dict(zip("ab", multi[seed]))))
+        runner.store_record(runner.multi_key("mix", seed), fake_record("multi", "mix", seed, dict(zip("ab", multi[seed]))))
         for task, value in zip("ab", single[seed]):
-            runner._store(runner.single_key(task, 10, seed), fake_record("single", task, seed, {task: value}))
+            runner.store_record(runner.single_key(task, 10, seed), fake_record("single", task, seed, {task: value}))
     fig = runner.figure()
     try:
         labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]

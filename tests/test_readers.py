@@ -27,7 +27,7 @@ def test_length_grouping_cuts_padding(joint_data):
     reader.load_data(os.path.join(d, "intent", "train.tsv"), batch_size=8)
     padded = sum(b["token_ids"].size for b in reader.iter_epoch(0))
     real = sum(int(b["seq_lens"].sum()) for b in reader.iter_epoch(0))
-    lengths = np.array([len(f["token_ids"]) for f in reader._features])
+    lengths = np.array([len(f["token_ids"]) for f in reader.features])
     rng = np.random.RandomState(0)
     random_padded = sum(len(chunk) * lengths[chunk].max()
                         for chunk in np.array_split(rng.permutation(len(lengths)), len(lengths) // 8))

@@ -60,7 +60,7 @@ class Payload:
 
 def rewrite_manifest(directory):
     """Make the manifest match the (tampered) files, so only the unpickler stands in the way."""
-    fix = checkpoint._manifest(str(directory))
+    fix = checkpoint.manifest_of(str(directory))
     with open(os.path.join(directory, checkpoint.MANIFEST_FILE), "w") as f:
         json.dump(fix, f)
 
@@ -190,7 +190,7 @@ def test_load_ckpt_order_does_not_matter(joint_data, tmp_path, order):
 def test_training_cannot_start_while_the_resume_waits(joint_data, tmp_path):
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     slot = trainer.trainers[0]
-    slot._budget = lambda: 2
+    slot.max_steps = 2
     slot.set_saver(str(tmp_path), save_steps=2)
     slot.train(print_steps=0)
     other, _ = build_joint(joint_data["dir"], joint_data, seed=5)

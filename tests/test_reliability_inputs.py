@@ -76,11 +76,11 @@ def test_byte_order_mark_is_accepted_in_tsv_label_map_and_vocabulary(tmp_path):
     reader = palm.reader.ClassifyReader(vocab, 16)
     reader.load_data(cls, batch_size=2)
     assert reader.tokenizer.vocab["[PAD]"] == 0 and reader.num_examples == 2
-    assert [f["label"] for f in reader._features] == [1, 0]
+    assert [f["label"] for f in reader.features] == [1, 0]
     tagger = palm.reader.SequenceLabelReader(vocab, 16, label_map)
     tagger.load_data(seq, batch_size=1)
     assert tagger.label_map == {"O": 0, "B-city": 1}
-    assert tagger._features[0]["labels"] == [0, 1]
+    assert tagger.features[0]["labels"] == [0, 1]
 
 
 def test_byte_order_mark_is_accepted_in_mrc_json(tmp_path):

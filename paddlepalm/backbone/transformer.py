@@ -109,7 +109,7 @@ class TransformerBackbone(Backbone):
     @property
     def embedding_size(self) -> int:
         """Width of ``embedding_table``: ``hidden_size`` unless embeddings are factorized (ALBERT, ELECTRA)."""
-        return int(self._word_embeddings().weight.shape[1])
+        return int(self.word_embedding_layer().weight.shape[1])
 
     @property
     def inputs_attr(self) -> Attrs:
@@ -132,7 +132,7 @@ class TransformerBackbone(Backbone):
         kwargs = transformer_kwargs(self.config)
         return {"vocab_size": kwargs["vocab_size"], "max_position_embeddings": kwargs["max_position_embeddings"]}
 
-    def _word_embeddings(self) -> paddle.nn.Embedding:
+    def word_embedding_layer(self) -> paddle.nn.Embedding:
         return self.model.embeddings.word_embeddings
 
     def _encode(self, inputs: Dict[str, paddle.Tensor], mask: paddle.Tensor):
@@ -148,7 +148,7 @@ class TransformerBackbone(Backbone):
         if mask.ndim == 3:
             mask = mask.squeeze(-1)
         sequence, pooled = self._encode(inputs, mask)[:2]
-        embeddings = self._word_embeddings()
+        embeddings = self.word_embedding_layer()
         return {
             "word_embedding": embeddings(inputs["token_ids"]),
             "embedding_table": embeddings.weight,

@@ -236,7 +236,7 @@ def _train(args, cfg, run: str, built, resuming: bool, stored) -> None:
             raise CliError(f"the data of the run changed: {', '.join(changed[:6])} differ from {rd.config_path(run)}")
     else:
         rd.write_config(run, cfg.to_yaml())
-    rd.write_env(run, args.argv, checkpoint)
+    rd.write_env(run, args.argv, checkpoint, {"cpu_layers": built.top.model.cpu_layers})
     if checkpoint is not None:
         built.top.load_ckpt(checkpoint)
         rd.truncate_metrics(run, checkpoint)

@@ -135,7 +135,7 @@ def _check_required(cfg: Config, path, cls, params, kwargs) -> None:
                               "here (or in `defaults`)")
 
 
-def _load(cfg: Config, name: str, reader, path: str, batch_size: int, num_epochs=None) -> None:
+def load_task_data(cfg: Config, name: str, reader, path: str, batch_size: int, num_epochs=None) -> None:
     """``load_data`` with the task's ``file_format`` (null: from the file's extension for the readers
     of rows) and ``columns``."""
     task = cfg.tasks[name]
@@ -202,7 +202,7 @@ def for_training(cfg: Config, run_dir: str) -> Built:
     readers, trainers = {}, {}
     for name in names:
         readers[name] = make_reader(cfg, name, "train")
-        _load(cfg, name, readers[name], cfg.tasks[name]["train_file"], cfg.tasks[name]["batch_size"],
+        load_task_data(cfg, name, readers[name], cfg.tasks[name]["train_file"], cfg.tasks[name]["batch_size"],
               None if multi else train["epochs"])
         readers[name].register_with(backbone)
         trainers[name] = make_trainer(cfg, name)
@@ -259,7 +259,7 @@ def bind_eval_readers(built: Built, backbone, phase: str, files: Optional[Dict[s
         if path is None:
             continue
         reader = make_reader(cfg, name, phase)
-        _load(cfg, name, reader, path, task["dev_batch_size"])
+        load_task_data(cfg, name, reader, path, task["dev_batch_size"])
         reader.register_with(backbone)
         built.trainers[name].fit_reader(reader, phase=phase)
         built.eval_readers[name] = reader

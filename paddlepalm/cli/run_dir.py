@@ -155,13 +155,15 @@ def launch_info(argv: Sequence[str], resumed_from: Optional[str]) -> Dict[str, A
             "paddlenlp": version("paddlenlp"), "paddlepalm": paddlepalm.__version__,
             "device": paddle.get_device(), "cuda": paddle.is_compiled_with_cuda(),
             "cpu_count": os.cpu_count(), "platform": platform.platform(), "executable": sys.executable,
-            "resumed_from": resumed_from}
+            "resumed_from": resumed_from, "runtime_settings": paddlepalm.runtime.applied()}
 
 
-def write_env(run_dir: str, argv: Sequence[str], resumed_from: Optional[str]) -> None:
-    """``env.json``: the first launch's fields; later launches (resumes) under ``launches``."""
+def write_env(run_dir: str, argv: Sequence[str], resumed_from: Optional[str],
+              extra: Optional[Dict[str, Any]] = None) -> None:
+    """``env.json``: the first launch's fields; later launches (resumes) under ``launches``.
+    ``extra``: more fields of this launch (the speed layers the model was built with)."""
     path = os.path.join(run_dir, "env.json")
-    info = launch_info(argv, resumed_from)
+    info = dict(launch_info(argv, resumed_from), **(extra or {}))
     env = read_json(path) if os.path.isfile(path) else None
     if env is None:
         env = dict(info, launches=[])

@@ -12,13 +12,13 @@ import paddle
 from paddlepalm import distributed
 
 
-def _gpu_count() -> int:
+def gpu_count() -> int:
     if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
         return 0
     return max(1, distributed.world_size())  # from the launcher's environment: no process group is set up here
 
 
-gpu_dev_count: int = _gpu_count()
+gpu_dev_count: int = gpu_count()
 cpu_dev_count: int = os.cpu_count() or 1
 
 __all__ = ["gpu_dev_count", "cpu_dev_count"]

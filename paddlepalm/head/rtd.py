@@ -85,7 +85,7 @@ class ReplacedTokenDetection(Head):
     # ------------------------------------------------------------- generator
     def generator_logits(self, inputs: Dict[str, paddle.Tensor], backbone: nn.Layer) -> paddle.Tensor:
         """Generator logits ``[N, V]`` at ``mask_pos``, through the backbone's token embeddings."""
-        embeddings = backbone._word_embeddings()
+        embeddings = backbone.word_embedding_layer()
         mask = inputs["input_mask"]
         mask = mask.squeeze(-1) if mask.ndim == 3 else mask
         sequence = self.generator.electra(

@@ -148,6 +148,18 @@ class Reader:
     def num_epochs(self) -> Optional[int]:
         return self._num_epochs
 
+    @num_epochs.setter
+    def num_epochs(self, value: Optional[float]) -> None:
+        """Train this many epochs of the loaded data (``load_data``'s ``num_epochs``, without reading
+        the file again)."""
+        check_num_epochs(value, allow_none=True)
+        self._num_epochs = value
+
+    @property
+    def features(self) -> List[Feature]:
+        """The loaded examples as feature dicts, in file order (read them; do not change them)."""
+        return self._features
+
     @property
     def outputs_attr(self) -> Dict[str, Any]:
         attrs = {k: v for k, v in _TEXT_OUTPUTS.items()

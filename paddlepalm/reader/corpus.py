@@ -102,7 +102,7 @@ class CorpusReader(MaskingMixin, Reader):
         self.shuffle = shuffle_train and self.phase == "train"
         self.stats, self._counting = {}, True
         try:
-            self._num_examples = sum(1 for _ in self._features_of_epoch(0))
+            self._num_examples = sum(1 for _ in self.epoch_features(0))
         finally:
             self._counting = False
         if self._num_examples == 0:
@@ -169,7 +169,7 @@ class CorpusReader(MaskingMixin, Reader):
                 yield tokens[start:start + budget], window_words
         state["exhausted"] = True
 
-    def _features_of_epoch(self, epoch: int) -> Iterator[Feature]:
+    def epoch_features(self, epoch: int) -> Iterator[Feature]:
         rng = np.random.RandomState((self.seed * 7919 + epoch) % (2 ** 32))
         number = 0
         for document in self._documents():
@@ -210,7 +210,7 @@ class CorpusReader(MaskingMixin, Reader):
                 yield list(batch)
                 batch.clear()
 
-        for feature in self._features_of_epoch(epoch):
+        for feature in self.epoch_features(epoch):
             buffer.append(feature)
             if len(buffer) >= capacity:
                 index = rng.randint(len(buffer))

@@ -21,6 +21,7 @@ kernels are the fast ones. ``PALM_CPU_KERNELS`` chooses which swaps are made:
 ``all`` (default), ``none``, or a comma list of ``linear``, ``dropout``, ``layer_norm``.
 """
 import os
+from typing import Dict
 
 import numpy as np
 import paddle
@@ -49,7 +50,7 @@ def _tensor(array: np.ndarray) -> paddle.Tensor:
     return paddle.utils.dlpack.from_dlpack(array)
 
 
-def _add(a: paddle.Tensor, b: paddle.Tensor) -> paddle.Tensor:
+def numpy_add(a: paddle.Tensor, b: paddle.Tensor) -> paddle.Tensor:
     """``a + b`` (numpy broadcasting) computed in numpy: 3-15x faster than Paddle's CPU add (bench/op_micro.py)."""
     return _tensor(np.add(_numpy(a), _numpy(b)))
 
@@ -62,7 +63,7 @@ class _LinearFunction(PyLayer):
         ctx.save_for_backward(x, weight)
         ctx.needs_grad = (not x.stop_gradient, not weight.stop_gradient, not bias.stop_gradient)
         # Paddle's broadcast add: 11.3 ms on a 4096 x 1024 output; numpy's: 2.2 ms (bench/op_micro.py).
-        return _add(paddle.matmul(x, weight), bias)
+        return numpy_add(paddle.matmul(x, weight), bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -140,7 +141,7 @@ class _AddConstant(PyLayer):
 
     @staticmethod
     def forward(ctx, x, constant):
-        return _add(x, constant)
+        return numpy_add(x, constant)
 
     @staticmethod
     def backward(ctx, grad):
@@ -165,7 +166,7 @@ class CpuMultiHeadAttention(nn.MultiHeadAttention):
         return self.out_proj(out.reshape([0, 0, out.shape[2] * out.shape[3]]))
 
 
-def _layer_norm_grads(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, epsilon: float):
+def layer_norm_grads(x: np.ndarray, grad: np.ndarray, weight: np.ndarray, epsilon: float):
     width = x.shape[-1]
     x, grad = x.reshape(-1, width), grad.reshape(-1, width)
     mean_of = np.full(width, 1.0 / width, dtype=np.float32)  # row means as GEMVs
@@ -196,7 +197,7 @@ class _LayerNormFunction(PyLayer):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensor()
-        grads = _layer_norm_grads(_numpy(x), _numpy(grad), _numpy(weight), ctx.epsilon)
+        grads = layer_norm_grads(_numpy(x), _numpy(grad), _numpy(weight), ctx.epsilon)
         grad_x, grad_weight, grad_bias = (_tensor(g) for g in grads)
         return grad_x.reshape(x.shape), grad_weight, grad_bias
 
@@ -232,20 +233,19 @@ def enabled_kinds() -> tuple:
     return kinds
 
 
-def accelerate(model: nn.Layer) -> int:
+def accelerate(model: nn.Layer) -> Dict[str, int]:
     """Swap plain ``nn.Linear``/``nn.Dropout``/``nn.MultiHeadAttention``/``nn.LayerNorm`` sublayers
-    for the CPU versions chosen by ``PALM_CPU_KERNELS``.
-
-    Returns how many layers were swapped (0 on GPU)."""
+    for the CPU versions chosen by ``PALM_CPU_KERNELS``; returns how many of each kind were swapped
+    (``{}`` on GPU, where Paddle's own kernels are the fast ones: nothing is swapped there).
+    ``MultiTaskModel`` records the result (``cpu_layers``, shown in its repr; ``env.json``)."""
     if not on_cpu():
-        return 0
-    table = {}
+        return {}
+    swapped: Dict[str, int] = {}
     for kind in enabled_kinds():
-        table.update(_FASTER[kind])
-    swapped = 0
-    for layer in model.sublayers(include_self=True):
-        faster = table.get(type(layer))
-        if faster is not None:
-            layer.__class__ = faster
-            swapped += 1
+        table = _FASTER[kind]
+        for layer in model.sublayers(include_self=True):
+            faster = table.get(type(layer))
+            if faster is not None:
+                layer.__class__ = faster
+                swapped[kind] = swapped.get(kind, 0) + 1
     return swapped

@@ -19,7 +19,7 @@ def split_transitions(transitions: paddle.Tensor):
     return transitions[0], transitions[1], transitions[2:]
 
 
-_GEMM_SPREAD = 40.0
+GEMM_SPREAD = 40.0
 
 
 def _masked_update(new_alpha, alpha, keep):
@@ -61,8 +61,10 @@ def crf_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Ten
 
 
 def crf_nll_reference(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,
-                      transitions: paddle.Tensor) -> paddle.Tensor:
-    """:func:`crf_nll` in Paddle operations (the forward algorithm stepped over time)."""
+                      transitions: paddle.Tensor, gemm_spread: float = GEMM_SPREAD) -> paddle.Tensor:
+    """:func:`crf_nll` in Paddle operations (the forward algorithm stepped over time): each step a
+    matrix product while the transition scores span at most ``gemm_spread``, else the broadcast
+    form (``gemm_spread=-1`` forces it)."""
     start, stop, trans = split_transitions(transitions)
     batch, steps, num_tags = emissions.shape
     mask = (paddle.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)).astype(emissions.dtype)  # [B, T]
@@ -81,7 +83,7 @@ def crf_nll_reference(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: 
 
     # Log partition function by the forward algorithm.
     alpha = start.unsqueeze(0) + emissions[:, 0]  # [B, K]
-    if float(trans.max() - trans.min()) <= _GEMM_SPREAD:
+    if float(trans.max() - trans.min()) <= gemm_spread:
         alpha = _forward_by_gemm(alpha, emissions, mask, trans)
     else:
         for t in range(1, steps):

@@ -1,31 +1,24 @@
-"""Process-wide settings that must be in place before ``paddle`` is imported.
+"""Process-wide settings made when paddlepalm is imported, before ``paddle`` is: each is a
+variable the user did not set, and :func:`applied` lists what was set (a run's ``env.json``
+records it). Why each helps, measured, is in docs/benchmarks.md ("CPU speed").
 
-* Paddle runs its CPU math on one thread unless ``MKL_NUM_THREADS`` or
-  ``OMP_NUM_THREADS`` is set; we default ``MKL_NUM_THREADS`` to the number of
-  usable cores (``OMP_NUM_THREADS`` > 1 makes paddle print a warning).
-* Paddle's bundled MKL takes a slow code path on AMD CPUs unless
-  ``MKL_DEBUG_CPU_TYPE=5`` (measured 2.2x faster matmul; see docs/benchmarks.md). It is set
-  on AMD CPUs only: on an Intel Xeon (avx512, amx) the same setting makes a
-  ``[1024, 512] @ [512, 20000]`` matmul 1.6-1.8x slower (one thread, ``python bench/mkl_cpu_type.py``).
-* With Paddle 3.3's stride kernels, ``transpose`` returns a view and the next
-  ``reshape`` copies it with a slow generic strided-copy kernel (multi-head
-  attention does this on every layer); ``FLAGS_use_stride_kernel=0`` makes
-  ``transpose`` copy with its own kernel: a small-BERT training step 1.33x faster
-  (bench/cpu_speedups.py).
-* numpy's OpenBLAS (used for the small GEMVs of paddlepalm's CPU layers) starts a
-  thread per core whose spin-waiting takes the core MKL computes on: a training step
-  1.09x slower (bench/cpu_speedups.py). ``OPENBLAS_NUM_THREADS`` defaults to 1 (set through the library when
-  numpy was imported first).
-* Known third-party warnings that tell the user nothing (import-time notices, Paddle's
-  export tracing) are silenced narrowly, by message.
-
-A variable the user already set is never overridden.
+* ``MKL_NUM_THREADS``: the usable cores (Paddle runs its CPU math on one thread without it;
+  ``OMP_NUM_THREADS`` > 1 makes paddle print a warning, so it is left alone);
+* ``MKL_DEBUG_CPU_TYPE=5`` on AMD CPUs only (Paddle's bundled MKL takes a slow code path there;
+  on Intel the same setting is slower: ``python bench/mkl_cpu_type.py``);
+* ``FLAGS_use_stride_kernel=0``: ``transpose`` copies with its own kernel instead of a view that
+  the next ``reshape`` copies slowly (``python bench/cpu_speedups.py``);
+* ``OPENBLAS_NUM_THREADS=1`` (through the library when numpy was imported first): numpy's
+  OpenBLAS threads spin on the cores MKL computes on;
+* ``GLOG_minloglevel=2``, ``FLAGS_print_extra_info=0``, and known third-party warnings that tell
+  the user nothing, silenced narrowly by message.
 """
 import ctypes
 import logging
 import os
 import sys
 import warnings
+from typing import Dict
 
 _QUIET_WARNINGS = (
     r".*No ccache found.*",
@@ -69,7 +62,7 @@ def set_openblas_threads(count: int) -> bool:
     return found
 
 
-def _cpu_vendor() -> str:
+def cpu_vendor() -> str:
     """``vendor_id`` of /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``); empty elsewhere."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -81,12 +74,18 @@ def _cpu_vendor() -> str:
     return ""
 
 
-def _one_openblas_thread() -> None:
-    if "OPENBLAS_NUM_THREADS" in os.environ:
-        return
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    if "numpy" in sys.modules:  # loaded before us: the variable came too late
-        set_openblas_threads(1)
+_APPLIED: Dict[str, str] = {}  # what configure() set in this process (the variables the user had not)
+
+
+def applied() -> Dict[str, str]:
+    """The environment variables paddlepalm set in this process, with their values."""
+    return dict(_APPLIED)
+
+
+def _default(name: str, value: str) -> None:
+    if name not in os.environ:
+        os.environ[name] = value
+        _APPLIED[name] = value
 
 
 def configure() -> None:
@@ -96,13 +95,15 @@ def configure() -> None:
     # when torch is installed; paddlenlp's handler would print it.
     logging.getLogger("datasets").setLevel(logging.WARNING)
     if "OMP_NUM_THREADS" not in os.environ:
-        os.environ.setdefault("MKL_NUM_THREADS", str(_usable_cores()))
-    if _cpu_vendor() == "AuthenticAMD":
-        os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
-    _one_openblas_thread()
-    os.environ.setdefault("FLAGS_use_stride_kernel", "0")
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("FLAGS_print_extra_info", "0")
+        _default("MKL_NUM_THREADS", str(_usable_cores()))
+    if cpu_vendor() == "AuthenticAMD":
+        _default("MKL_DEBUG_CPU_TYPE", "5")
+    numpy_first = "numpy" in sys.modules and "OPENBLAS_NUM_THREADS" not in os.environ
+    _default("OPENBLAS_NUM_THREADS", "1")
+    if numpy_first:  # numpy loaded before us: the variable came too late for its OpenBLAS
+        set_openblas_threads(1)
+    for name, value in (("FLAGS_use_stride_kernel", "0"), ("GLOG_minloglevel", "2"), ("FLAGS_print_extra_info", "0")):
+        _default(name, value)
 
 
 configure()
