@@ -101,7 +101,7 @@ def prepare(data_root: str, steps: int, work: str = WORK) -> None:
     """Vocabularies, converted ATIS files, and per workload a pickle of features and batches, in ``work``."""
     palm = import_palm()
     import prepare_data
-    from paddlepalm.sampler import build_schedule, task_budgets
+    from paddlepalm.sampling.draws import draw_task_order, task_budgets
     from paddlepalm.utils.vocab import build_char_vocab, write_vocab
     from paddlepalm.reader.tsv import read_tsv
     os.makedirs(os.path.join(work, "chnsenticorp"), exist_ok=True)
@@ -120,7 +120,7 @@ def prepare(data_root: str, steps: int, work: str = WORK) -> None:
             first = readers[tasks[0]]
             budgets = task_budgets(steps / len(tasks) / first.steps_per_epoch, [1.0] * len(tasks), 0,
                                    first.steps_per_epoch)
-            schedule = build_schedule([1.0] * len(tasks), budgets, [False] * len(tasks), seed=0).tolist()
+            schedule = draw_task_order([1.0] * len(tasks), budgets, [False] * len(tasks), seed=0).tolist()
         iters = {t: epochs(r) for t, r in readers.items()}
         batches = []
         for index in schedule:

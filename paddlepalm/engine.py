@@ -184,7 +184,7 @@ class Plan:
     (``-1`` pads rows with fewer units).
 
     A static schedule's plan is drawn up front from a seed: identical on every rank, and resuming
-    needs only the step number. A dynamic schedule's (``blocks``, ``sampler.BlockDraws``) has
+    needs only the step number. A dynamic schedule's (``blocks``, ``sampling.draws.BlockDraws``) has
     ``total`` updates of which ``updates`` holds those drawn so far; the next block is drawn
     when an update beyond them is asked for, and its decisions are in ``state()``."""
 

@@ -15,7 +15,7 @@ from paddlepalm.model import MultiTaskModel
 from paddlepalm.optimizer.base_optimizer import Optimizer
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader, check_num_epochs
-from paddlepalm.sampler import BlockDraws, draw_static, units_per_update
+from paddlepalm.sampling.draws import BlockDraws, draw_static, units_per_update
 from paddlepalm.sampling import Fixed, Mixture, Schedule
 from paddlepalm.resume import Resumable
 from paddlepalm.session import Evaluate, Records, Save, ScheduleFeedback, Session, TrainingState
@@ -160,7 +160,7 @@ class MultiHeadTrainer(Resumable):
         leaders = [self.trainers[unit[0]] for unit in units]
         reference_task = [t.name for t in self.trainers].index(self.get_trainer(sampling_reference).name)
         mix = Mixture(tuple(tuple(self.trainers[i].name for i in unit) for unit in units),
-                      np.asarray([t.steps_pur_epoch for t in leaders], dtype="int64"),
+                      np.asarray([t.steps_per_epoch for t in leaders], dtype="int64"),
                       np.asarray([t.mix_ratio for t in leaders], dtype="float64"),
                       np.asarray([all(self.trainers[i].is_aux for i in unit) for unit in units], dtype=bool),
                       next(u for u, unit in enumerate(units) if reference_task in unit), num_epochs,

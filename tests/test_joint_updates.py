@@ -11,7 +11,7 @@ import pytest
 import paddlepalm as palm
 from paddlepalm.update import Optimization, train_update
 from paddlepalm.model import to_tensors
-from paddlepalm.sampler import build_schedule, build_update_schedule
+from paddlepalm.sampling.draws import draw_task_order, draw_update_order
 from test_reliability import DROPOUT, assert_same
 from test_trainer import build_joint, params
 
@@ -117,18 +117,18 @@ def test_palm_style_loop_over_joint_batches(joint_data):
 
 # ------------------------------------------------------------- several tasks per update
 def test_update_schedule_draws_distinct_tasks_within_budgets():
-    rows = build_update_schedule([1.0, 2.0, 1.0], [50, 80, 30], [False] * 3, per_update=2, seed=4)
+    rows = draw_update_order([1.0, 2.0, 1.0], [50, 80, 30], [False] * 3, per_update=2, seed=4)
     assert rows.shape[1] == 2
     for row in rows:
         drawn = row[row >= 0]
         assert len(set(drawn.tolist())) == len(drawn)
     assert np.bincount(rows[rows >= 0], minlength=3).tolist() == [50, 80, 30]
-    one = build_update_schedule([1.0, 2.0], [20, 40], [False, False], per_update=1, seed=3)
-    np.testing.assert_array_equal(one[:, 0], build_schedule([1.0, 2.0], [20, 40], [False, False], seed=3))
-    every = build_update_schedule([1.0, 1.0], [5, 7], [False, False], per_update="all")
+    one = draw_update_order([1.0, 2.0], [20, 40], [False, False], per_update=1, seed=3)
+    np.testing.assert_array_equal(one[:, 0], draw_task_order([1.0, 2.0], [20, 40], [False, False], seed=3))
+    every = draw_update_order([1.0, 1.0], [5, 7], [False, False], per_update="all")
     assert every.tolist() == [[0, 1]] * 5 + [[1, -1]] * 2
     with pytest.raises(ValueError, match="tasks_per_update"):
-        build_update_schedule([1.0, 1.0], [5, 5], [False, False], per_update=3)
+        draw_update_order([1.0, 1.0], [5, 5], [False, False], per_update=3)
 
 
 def test_k_tasks_per_update_is_one_update_on_the_summed_losses(joint_data):

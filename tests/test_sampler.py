@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from paddlepalm.sampler import build_schedule, task_budgets
+from paddlepalm.sampling.draws import draw_task_order, task_budgets
 
 
 def test_frequencies_follow_mix_ratios():
     ratios = [1.0, 0.5, 2.5]
-    schedule = build_schedule(ratios, [10 ** 6] * 3, [False] * 3, seed=7)[:10000]
+    schedule = draw_task_order(ratios, [10 ** 6] * 3, [False] * 3, seed=7)[:10000]
     freq = np.bincount(schedule, minlength=3) / 10000
     expected = np.array(ratios) / sum(ratios)
     # 10k draws: the standard error is below 0.005; 4 sigma.
@@ -14,9 +14,9 @@ def test_frequencies_follow_mix_ratios():
 
 
 def test_same_seed_same_schedule_other_seed_differs():
-    a = build_schedule([1, 1], [500, 500], [False, False], seed=1)
-    b = build_schedule([1, 1], [500, 500], [False, False], seed=1)
-    c = build_schedule([1, 1], [500, 500], [False, False], seed=2)
+    a = draw_task_order([1, 1], [500, 500], [False, False], seed=1)
+    b = draw_task_order([1, 1], [500, 500], [False, False], seed=1)
+    c = draw_task_order([1, 1], [500, 500], [False, False], seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -25,21 +25,21 @@ def test_budgets_follow_reference_task():
     assert task_budgets(3, [1.0, 0.5, 2.0], 0, 100) == [300, 150, 600]
     # A reference ratio other than 1 still gives the reference task num_epochs epochs.
     assert task_budgets(2, [2.0, 1.0], 0, 50) == [100, 50]
-    schedule = build_schedule([1.0, 0.5, 2.0], [300, 150, 600], [False] * 3, seed=0)
+    schedule = draw_task_order([1.0, 0.5, 2.0], [300, 150, 600], [False] * 3, seed=0)
     assert np.bincount(schedule).tolist() == [300, 150, 600]
 
 
 def test_auxiliary_tasks_do_not_hold_up_stopping():
     # The aux task has a budget far beyond the others: training still ends when the main tasks are done.
-    schedule = build_schedule([1.0, 1.0], [200, 10 ** 6], [False, True], seed=0)
+    schedule = draw_task_order([1.0, 1.0], [200, 10 ** 6], [False, True], seed=0)
     counts = np.bincount(schedule, minlength=2)
     assert counts[0] == 200 and schedule[-1] == 0
     assert 100 < counts[1] < 300  # aux drawn by its ratio while the main task runs
     # A main task that finishes early stops being drawn; the run goes on for the other one.
-    schedule = build_schedule([1.0, 1.0], [10, 300], [False, False], seed=0)
+    schedule = draw_task_order([1.0, 1.0], [10, 300], [False, False], seed=0)
     assert np.bincount(schedule).tolist() == [10, 300]
 
 
 def test_all_auxiliary_is_refused():
     with pytest.raises(ValueError):
-        build_schedule([1.0], [10], [True])
+        draw_task_order([1.0], [10], [True])

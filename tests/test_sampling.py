@@ -11,7 +11,7 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm import checkpoint, distributed, sampling
-from paddlepalm.sampler import BlockDraws, build_update_schedule, draw_rows, draw_static
+from paddlepalm.sampling.draws import BlockDraws, draw_update_order, draw_rows, draw_static
 from paddlepalm.sampling import Mixture
 from test_distributed import job_data, load, run  # noqa: F401  (job_data is a fixture)
 from test_reliability import DROPOUT, assert_same, rewrite_manifest
@@ -71,7 +71,7 @@ def test_fixed_is_palms_budgets_and_todays_draws(joint_data):
     for k in (1, 2):
         mix.per_update = k
         np.testing.assert_array_equal(draw_static(sampling.Fixed(), mix, seed=3),
-                                      build_update_schedule([1.0, 0.5, 2.0], [30, 15, 60], [False, False, True], k, 3))
+                                      draw_update_order([1.0, 0.5, 2.0], [30, 15, 60], [False, False, True], k, 3))
     # the plan of the tiny slot + intent run, as drawn before schedules existed (commit c5acc37)
     trainer, _ = build_joint(joint_data["dir"], joint_data)
     assert "".join(str(u) for u in trainer.plan.updates[:, 0]) == "010011000000001000000100010001111101"

@@ -75,7 +75,7 @@ class ELMo(Backbone):
     compiled on first use and cached; ``PADDLEPALM_FUSED_LSTM=0`` or a failed build gives
     the pure-Paddle path, same results). ``static_graph=True`` instead runs the pure-Paddle
     biLSTM as a ``paddle.jit.to_static`` graph (each new batch shape costs a compilation of
-    seconds; slower than the fused op on the 2026-12-01 measurement, see docs/benchmarks.md).
+    seconds; compared with the fused op in docs/benchmarks.md).
 
     ``frozen=True`` is the feature mode of Paddle ELMo's ``elmo_encoder``: the biLM
     runs without gradient and without dropout, only the scalar mixes learn, and

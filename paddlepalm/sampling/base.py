@@ -2,7 +2,7 @@
 
 A *unit* is one task, or a joint group of tasks trained on the same batches (``engine.Plan``).
 A schedule sees the run as a :class:`Mixture` (one entry per unit) and returns weights; the
-drawing itself (identical on every rank, resumable) is ``paddlepalm.sampler``'s.
+drawing itself (identical on every rank, resumable) is ``paddlepalm.sampling.draws``'s.
 """
 import math
 from dataclasses import dataclass, fields, is_dataclass

@@ -4,7 +4,7 @@ from typing import List
 
 import numpy as np
 
-from paddlepalm.sampler import task_budgets
+from paddlepalm.sampling.draws import task_budgets
 from paddlepalm.sampling.base import Mixture, Schedule
 
 

@@ -1,18 +1,14 @@
-"""Faster training on CPU: layers that route around slow Paddle 3.3 CPU kernels.
+"""Faster training on CPU: layers that route around slow Paddle 3.3 CPU kernels (measured in
+docs/benchmarks.md, "CPU speed": bench/op_micro.py, bench/cpu_speedups.py, bench/compare_torch.py).
 
-Measured in docs/benchmarks.md (bench/op_micro.py, bench/cpu_speedups.py, bench/compare_torch.py):
-
-* The bias gradient of ``nn.Linear`` is a column sum that Paddle's CPU reduce
-  kernel computes in 31.6 ms for a 4096 x 1024 gradient; the same sum as a product
-  with a ones vector runs in MKL in 0.4 ms. ``CpuLinear`` computes all three
-  gradients as GEMMs, and adds the bias in numpy (11.3 ms in Paddle, 2.2 in numpy).
-* Paddle's CPU dropout took a tenth of a small-BERT training step (19.4 ms for
-  32 x 4 x 128 x 128 attention probabilities; ours 4.2 ms). ``CpuDropout`` draws 16 random
-  bits per element from numpy's PCG64, seeded from Paddle's generator so that
-  ``paddle.seed`` still makes a run repeatable.
-* Paddle's CPU ``layer_norm_grad`` takes 11.4 ms for a 4096 x 256 input; the same
-  gradient in numpy (row sums as GEMVs, in-place arithmetic) takes 3.8 ms.
-  ``CpuLayerNorm`` keeps Paddle's forward kernel.
+* The bias gradient of ``nn.Linear`` is a column sum that Paddle's CPU reduce kernel computes
+  slowly; as a product with a ones vector it runs in MKL. ``CpuLinear`` computes all three
+  gradients as GEMMs, and adds the bias in numpy.
+* Paddle's CPU dropout is slow on attention probabilities. ``CpuDropout`` draws 16 random bits per
+  element from numpy's PCG64, seeded from Paddle's generator so that ``paddle.seed`` still makes a
+  run repeatable.
+* Paddle's CPU ``layer_norm_grad`` is slow; ``CpuLayerNorm`` keeps Paddle's forward kernel and
+  computes the gradient in numpy (row sums as GEMVs, in-place arithmetic).
 
 ``accelerate(model)`` swaps the class of the plain ``nn.Linear``, ``nn.Dropout``,
 ``nn.MultiHeadAttention`` and ``nn.LayerNorm`` sublayers in place: parameters,
@@ -46,12 +42,12 @@ def _numpy(t: paddle.Tensor) -> np.ndarray:
 
 
 def _tensor(array: np.ndarray) -> paddle.Tensor:
-    """A tensor over numpy's buffer, without a copy (``paddle.to_tensor`` copies: 5 ms for 8 MB)."""
+    """A tensor over numpy's buffer, without a copy (``paddle.to_tensor`` copies)."""
     return paddle.utils.dlpack.from_dlpack(array)
 
 
 def numpy_add(a: paddle.Tensor, b: paddle.Tensor) -> paddle.Tensor:
-    """``a + b`` (numpy broadcasting) computed in numpy: 3-15x faster than Paddle's CPU add (bench/op_micro.py)."""
+    """``a + b`` (numpy broadcasting) computed in numpy (faster than Paddle's CPU add: bench/op_micro.py)."""
     return _tensor(np.add(_numpy(a), _numpy(b)))
 
 
@@ -62,7 +58,7 @@ class _LinearFunction(PyLayer):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.needs_grad = (not x.stop_gradient, not weight.stop_gradient, not bias.stop_gradient)
-        # Paddle's broadcast add: 11.3 ms on a 4096 x 1024 output; numpy's: 2.2 ms (bench/op_micro.py).
+        # numpy's broadcast add is the faster one here (bench/op_micro.py)
         return numpy_add(paddle.matmul(x, weight), bias)
 
     @staticmethod
@@ -136,8 +132,8 @@ class CpuDropout(nn.Dropout):
 
 
 class _AddConstant(PyLayer):
-    """``x + constant`` (broadcast; no gradient for ``constant``) in numpy: the attention
-    mask add over ``[32, 4, 128, 128]`` takes 12.3 ms in Paddle, 0.8 ms in numpy."""
+    """``x + constant`` (broadcast; no gradient for ``constant``) in numpy, the faster of the two for
+    the attention mask add (bench/op_micro.py)."""
 
     @staticmethod
     def forward(ctx, x, constant):

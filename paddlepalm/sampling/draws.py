@@ -34,7 +34,7 @@ def _budget_arrays(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: 
     return ratios, remaining, main
 
 
-def build_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
+def draw_task_order(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
                    seed: int = 0) -> np.ndarray:
     """Task index per step.
 
@@ -59,18 +59,18 @@ def build_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: 
     return np.asarray(schedule, dtype="int64")
 
 
-def build_update_schedule(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
-                          per_update: Union[int, str] = 1, seed: int = 0) -> np.ndarray:
+def draw_update_order(mix_ratios: Sequence[float], budgets: Sequence[int], is_aux: Sequence[bool],
+                      per_update: Union[int, str] = 1, seed: int = 0) -> np.ndarray:
     """Units per update, shape ``(updates, width)``, ``-1`` where an update has fewer units.
 
-    ``per_update=1`` is :func:`build_schedule` (one unit per update, the same draws). With ``k > 1``
+    ``per_update=1`` is :func:`draw_task_order` (one unit per update, the same draws). With ``k > 1``
     (``'all'``: every unit) each update draws ``k`` distinct units, without replacement, with
     probability proportional to their mix ratios among the units whose budget is not spent (all
     of them when fewer remain). A unit's budget counts the updates it enters; the run ends when
     every non-auxiliary unit has spent its budget."""
     k = units_per_update(per_update, len(mix_ratios))
     if k == 1:
-        return build_schedule(mix_ratios, budgets, is_aux, seed)[:, None]
+        return draw_task_order(mix_ratios, budgets, is_aux, seed)[:, None]
     ratios, remaining, main = _budget_arrays(mix_ratios, budgets, is_aux)
     rng = np.random.RandomState(seed)
     rows = []
@@ -115,7 +115,7 @@ def draw_static(schedule, mix, seed: int) -> np.ndarray:
     ``UniMax``), or ``mix.total_updates`` updates drawn by the schedule's probabilities."""
     budgets = schedule.budgets(mix)
     if budgets is not None:
-        return build_update_schedule([float(w) for w in schedule.weights(mix, 1, 0)], budgets,
+        return draw_update_order([float(w) for w in schedule.weights(mix, 1, 0)], budgets,
                                      [bool(a) for a in mix.is_aux], mix.per_update, seed)
     total = mix.total_updates
     if schedule.varies_with_step:
