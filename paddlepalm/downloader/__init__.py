@@ -21,7 +21,7 @@ Environment:
 from paddlepalm.downloader.fetch import ChecksumError, DownloadError
 from paddlepalm.downloader.extract import UnsafeArchiveError
 from paddlepalm.downloader.names import PretrainedNotFoundError, cache_root, resolve_pretrained
-from paddlepalm.downloader.registry import UnknownNameError, download, entry, ls, private_registry, register
+from paddlepalm.downloader.registry import MARKER, UnknownNameError, download, entry, ls, private_registry, register
 
 __all__ = ["ls", "download", "register", "entry", "private_registry", "resolve_pretrained", "cache_root", "DownloadError",
            "ChecksumError", "UnsafeArchiveError", "UnknownNameError", "PretrainedNotFoundError"]
