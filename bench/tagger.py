@@ -31,8 +31,11 @@ Variants:
   torch-reversed      the same with two unidirectional torch.nn.LSTMs on padded batches, the backward
                       one on each sentence reversed within its length (no packing: torch's backward
                       through a packed LSTM is about 4x slower on CPU than through a padded one)
-  crf:paddle-ours, crf:torch   the CRF NLL forward + backward alone, on fixed random emissions
-                      (its share of the step is printed below the table)
+  paddle-ours-crf-fallback  paddle-ours with the CRF loss on its pure-Paddle fallback
+                      (PADDLEPALM_FUSED_CRF=0: the forward algorithm stepped in Python) instead of
+                      the CRF operator (paddlepalm/utils/fused_crf.py)
+  crf:paddle-ours, crf:paddle-fallback, crf:torch   the CRF NLL forward + backward alone, on fixed
+                      random emissions (its share of the step is printed below the table)
 """
 import argparse
 import os
@@ -65,7 +68,8 @@ from report import machine, update_marked  # noqa: E402  (bench/report.py)
 from timing import alternate  # noqa: E402  (bench/timing.py)
 
 SECTION = "BiLSTM-CRF tagger training: paddlepalm vs PyTorch (bench/tagger.py)"
-VARIANTS = "paddle-ours,paddle-ours-static,paddle-stepped,torch,torch-reversed,crf:paddle-ours,crf:torch"
+VARIANTS = ("paddle-ours,paddle-ours-crf-fallback,paddle-ours-static,paddle-stepped,torch,torch-reversed,"
+            "crf:paddle-ours,crf:paddle-fallback,crf:torch")
 NUM_TAGS = 7  # MSRA NER's BIO tags over PER, LOC, ORG
 CLS, SEP = 1, 2
 MODEL_KEYS = ("token_ids", "seq_lens", "word_starts", "word_counts", "label_ids")
@@ -225,6 +229,22 @@ def paddle_crf(args):
     return step
 
 
+def crf_fallback(step):
+    """``step`` with the CRF loss on its pure-Paddle fallback (``PADDLEPALM_FUSED_CRF=0`` while it
+    runs; the operator is chosen call by call)."""
+    def run(batch):
+        saved = os.environ.get("PADDLEPALM_FUSED_CRF")
+        os.environ["PADDLEPALM_FUSED_CRF"] = "0"
+        try:
+            step(batch)
+        finally:
+            if saved is None:
+                del os.environ["PADDLEPALM_FUSED_CRF"]
+            else:
+                os.environ["PADDLEPALM_FUSED_CRF"] = saved
+    return run
+
+
 # ----------------------------------------------------------------- torch
 def torch_crf_nll(emissions, labels, lengths, transitions):
     """Per-sequence ``-log p(labels | emissions)`` in plain torch, transitions in paddlepalm's layout
@@ -342,7 +362,9 @@ def build(name: str, args, data):
     builders = {"paddle-ours": lambda: paddle_trainer(args),
                 "paddle-ours-static": lambda: paddle_trainer(args, static_shapes=data),
                 "paddle-stepped": lambda: paddle_trainer(args, "stepped"),
-                "crf:paddle-ours": lambda: paddle_crf(args)}
+                "crf:paddle-ours": lambda: paddle_crf(args),
+                "paddle-ours-crf-fallback": lambda: crf_fallback(paddle_trainer(args)),
+                "crf:paddle-fallback": lambda: crf_fallback(paddle_crf(args))}
     if name not in builders:
         raise ValueError(f"unknown variant {name!r}; known: {VARIANTS}")
     return builders[name]()
@@ -429,8 +451,9 @@ def report(args, results, missing, argv, load, sentences, tokens) -> str:
     for name, reason in missing.items():
         lines.append(f"| {name} | not available: {reason.replace('|', '/')} | | | | | | |")
     shares = []
-    for model in ("paddle-ours", "torch"):
-        crf, full = results.get(f"crf:{model}"), results.get(model)
+    for model, crf_row in (("paddle-ours", "crf:paddle-ours"), ("paddle-ours-crf-fallback", "crf:paddle-fallback"),
+                           ("torch", "crf:torch")):
+        crf, full = results.get(crf_row), results.get(model)
         if crf and full:
             shares.append(f"{model} {1000 * crf['seconds']:.1f} ms of a {1000 * full['seconds']:.1f} ms step "
                           f"({100 * crf['seconds'] / full['seconds']:.0f}%)")
