@@ -191,7 +191,7 @@ def test_exit_2_for_a_bad_choice_before_prepare_runs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("tasks.intent.file_format=csv", "tasks.intent.file_format: ClassifyReader reads: 'csv' is not one of tsv"),
+    ("tasks.intent.file_format=xlsx", "tasks.intent.file_format: ClassifyReader reads: 'xlsx' is not one of tsv, csv, jsonl, auto"),
     ("tasks.slot.metrics=[chunkf1]", "tasks.slot.metrics: metric 'chunkf1' is not one of"),
     ("tasks.slot.target_metric=f1", "tasks.slot.target_metric: the metrics report: 'f1' is not one of entity_f1"),
     ("tasks.intent.head.kind=Clasify", "did you mean 'Classify'?"),

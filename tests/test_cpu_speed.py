@@ -14,7 +14,7 @@ def _pair(layer_factory, seed=0):
     reference = layer_factory()
     fast = layer_factory()
     fast.set_state_dict(reference.state_dict())
-    assert cpu_speed.accelerate(fast) >= 1
+    assert sum(cpu_speed.accelerate(fast).values()) >= 1
     return reference, fast
 
 
@@ -155,7 +155,7 @@ def test_layers_trace_under_to_static():
     """Under to_static the swapped layers run Paddle's own ops (numpy cannot be traced)."""
     paddle.seed(2)
     model = paddle.nn.Sequential(paddle.nn.Linear(8, 8), paddle.nn.LayerNorm(8), paddle.nn.Dropout(0.5))
-    assert cpu_speed.accelerate(model) == 3
+    assert sum(cpu_speed.accelerate(model).values()) == 3
     model.eval()
     x = paddle.randn([3, 8])
     static = paddle.jit.to_static(model, full_graph=True)

@@ -606,9 +606,9 @@ class _Checker:
         resolved from the current folder (``-o``), else ``data_dir`` or the config's folder. An
         unset variable is an error, not a literal ``$NAME`` folder."""
         expanded = os.path.expandvars(os.path.expanduser(value))
-        if "$" in expanded:
-            unset = expanded[expanded.index("$"):].split("/")[0]
-            raise self.fail(path, f"{value!r}: environment variable {unset} is not set")
+        unset = [m.group() for m in re.finditer(r"\$\{?(\w+)\}?", expanded) if m.group(1) != "data_dir"]
+        if unset:  # ${data_dir} is the config's own placeholder (substituted later)
+            raise self.fail(path, f"{value!r}: environment variable {unset[0]} is not set")
         value = expanded
         if os.path.isabs(value):
             return os.path.normpath(value)
