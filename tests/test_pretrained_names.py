@@ -233,7 +233,7 @@ def test_a_named_model_of_another_kind_is_refused_before_downloading(hub, tmp_pa
 # ---- the command line -------------------------------------------------------------------------------
 
 CONFIG = """\
-train: {steps: 2, print_steps: 1}
+train: {max_steps: 2, print_steps: 1}
 tasks:
   intent:
     reader: {kind: ClassifyReader, max_len: 16}

@@ -195,7 +195,7 @@ def test_training_cannot_start_while_the_resume_waits(joint_data, tmp_path):
     slot.train(print_steps=0)
     other, _ = build_joint(joint_data["dir"], joint_data, seed=5)
     waiting = other.trainers[0]
-    waiting.optimizer = None  # as if build_backward had not been called yet
+    waiting.train_in_group(other.model, None, None)  # as if build_backward had not been called yet
     waiting.load_ckpt(str(tmp_path / "ckpt.step2"))
     with pytest.raises(RuntimeError, match=r"waiting for the optimizer state \(call build_backward\)"):
         waiting.train(print_steps=0)
