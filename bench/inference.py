@@ -369,15 +369,15 @@ def options(work: str, sentences, args) -> None:
     for repeat in range(2):  # the first pass warms up
         for text in single:
             t0 = time.perf_counter()
-            features = {k: r.features_of([text]) for k, r in predictor._readers.items()}
+            features = predictor.features([text])
             t1 = time.perf_counter()
-            batches = {k: predictor._collate(k, features[k]) for k in predictor.tasks}
-            feed = predictor._merge(batches)
+            batches = predictor.collate(features)
+            feed = predictor.feed(batches)
             t2 = time.perf_counter()
             outputs = predictor.run(feed)
             t3 = time.perf_counter()
             for k in predictor.tasks:
-                predictor._results(k, batches[k], outputs[k], features[k], [text])
+                predictor.results(k, batches[k], outputs[k], features[k])
             t4 = time.perf_counter()
             if repeat:
                 for key, seconds in zip(split, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -426,16 +426,17 @@ def options(work: str, sentences, args) -> None:
     variants[f"dynamic graph forward, {threads} threads"] = (dygraph, 0)
 
     def feeds_of(size):
-        features = predictor._readers["intent"].features_of(sentences[:max(args.single, 320)] if size > 1 else single)
+        features = predictor.features(sentences[:max(args.single, 320)] if size > 1 else single)["intent"]
         order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
-        return [predictor._readers["intent"].collate([features[i] for i in order[s:s + size]])
+        return [predictor.collate({"intent": [features[i] for i in order[s:s + size]]})["intent"]
                 for s in range(0, len(order), size)] if size > 1 else \
-            [predictor._readers["intent"].collate([f]) for f in features]
+            [predictor.collate({"intent": [f]})["intent"] for f in features]
 
     table = []
     for size in (1, 32):
         feeds = feeds_of(size)
-        padded = {m: [_pad_to(f, m, predictor._readers["intent"].max_len) for f in feeds] for m in (0, 8, 16)}
+        max_len = predictor.meta["tasks"][0]["reader"]["settings"]["max_len"]  # the intent model's one task
+        padded = {m: [_pad_to(f, m, max_len) for f in feeds] for m in (0, 8, 16)}
         for run, m in variants.values():
             for f in padded[m][:3]:
                 run(f)

@@ -22,14 +22,16 @@ import contextlib
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type, Union
 
 import numpy as np
 import paddle
 
 from paddlepalm import checkpoint, distributed, logs, metrics as palm_metrics
+from paddlepalm.head.base_head import Head
 from paddlepalm.metrics.mrc import mrc_scores
-from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.model import MultiTaskModel
+from paddlepalm.prediction import model_runner, predict_pass
 from paddlepalm.sinks import Sinks
 
 Results = List[Dict[str, Any]]
@@ -103,23 +105,21 @@ METRICS: Dict[str, Callable[[], Metric]] = {
     "accuracy": Accuracy, "macro_f1": MacroF1, "chunk_f1": ChunkF1, "entity_f1": ChunkF1,
     "mrc": SpanEMF1, "mrc_en": lambda: SpanEMF1("en"),
 }
-_DEFAULTS = {"Classify": (["accuracy", "macro_f1"], "accuracy"), "Match": (["accuracy", "macro_f1"], "accuracy"),
-             "SequenceLabel": (["chunk_f1"], "entity_f1"), "MRC": (["mrc"], "f1")}
 
 
-def score_names(spec: Optional[Sequence[str]], head_kind: str) -> List[str]:
-    """The scores that the metrics named in ``spec`` report (None: the defaults of a ``head_kind``
-    head; empty when it has none): what a target metric may be."""
-    names = (_DEFAULTS[head_kind][0] if head_kind in _DEFAULTS else []) if spec is None else spec
+def score_names(spec: Optional[Sequence[str]], head: Union[Head, Type[Head]]) -> List[str]:
+    """The scores that the metrics named in ``spec`` report (None: the defaults of ``head``, a head
+    or head class, ``Head.default_metrics``; empty when it has none): what a target metric may be."""
+    names = head.default_metrics if spec is None else spec
     return [score for name in names if name in METRICS for score in METRICS[name]().names]
 
 
-def build_metrics(spec: Union[None, str, Metric, Sequence[Union[str, Metric]]], head) -> List[Metric]:
+def build_metrics(spec: Union[None, str, Metric, Sequence[Union[str, Metric]]], head: Head) -> List[Metric]:
+    """Metric objects of ``spec`` (None: the head's ``default_metrics``)."""
     if spec is None:
-        kind = type(head).__name__
-        if kind not in _DEFAULTS:
-            raise ValueError(f"no default metric for head {kind}: pass metrics=... to set_evaluator")
-        spec = _DEFAULTS[kind][0]
+        if not head.default_metrics:
+            raise ValueError(f"no default metric for head {type(head).__name__}: pass metrics=... to set_evaluator")
+        spec = list(head.default_metrics)
     if isinstance(spec, (str, Metric)):
         spec = [spec]
     built = []
@@ -132,10 +132,10 @@ def build_metrics(spec: Union[None, str, Metric, Sequence[Union[str, Metric]]], 
     return built
 
 
-def default_target(head, metric_list: Sequence[Metric]) -> str:
-    kind = type(head).__name__
-    if kind in _DEFAULTS and _DEFAULTS[kind][1] in [n for m in metric_list for n in m.names]:
-        return _DEFAULTS[kind][1]
+def default_target(head: Head, metric_list: Sequence[Metric]) -> str:
+    """The head's ``target_metric`` when the metrics report it, else the first metric's first score."""
+    if head.target_metric is not None and head.target_metric in [n for m in metric_list for n in m.names]:
+        return head.target_metric
     return metric_list[0].names[0]
 
 
@@ -168,19 +168,13 @@ class TaskEvaluator:
 
     def evaluate(self, model: MultiTaskModel, wrap: Optional[Callable] = None) -> Dict[str, float]:
         """``wrap(batches, total, description)``, when given, wraps the pass's batches (a bar)."""
-        head = model.head_of(self.task)
         batches = self.reader.iter_epoch(0)
         if wrap is not None:
             batches = wrap(batches, math.ceil(self.reader.num_examples / self.reader.batch_size), f"eval {self.task}")
         with prediction_mode(model, self.task):
-            head.reset()
-            for batch in batches:
-                head.batch_postprocess(model(self.task, to_tensors(batch)))
-            if distributed.world_size() > 1:  # each rank saw its shard: score all of them, everywhere
-                head._results = [r for part in distributed.gather_objects(head._results) for r in part]
-            post_inputs = self.reader.get_epoch_outputs() if hasattr(self.reader, "get_epoch_outputs") else None
-            results = head.epoch_postprocess(post_inputs, None)
-            head.reset()
+            # gather: each rank saw its shard; score all of them, everywhere
+            results = predict_pass(model.head_of(self.task), self.reader, batches, model_runner(model, self.task),
+                                   gather=True)
         scores: Dict[str, float] = {}
         for metric in self.metrics:
             scores.update(metric(results, self.reader))

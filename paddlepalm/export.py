@@ -25,6 +25,8 @@ Inference predictor the exported ``viterbi_decode`` gave other paths than the dy
 same emissions (with oneDNN on: 10 tag positions differed over 40 ATIS sentences whose emissions agreed to 2e-7). The ``tags`` output
 is left out and the Predictor decodes the emissions (``logits``) with the transitions in the
 metadata (:func:`paddlepalm.utils.crf.viterbi_decode_numpy`, equal to the dynamic graph's paths).
+What a head exports and how its exported outputs are completed is the head's own declaration
+(``Head.export_args``, ``export_extras``, ``exporting``, ``complete_outputs``: paddlepalm/head/).
 """
 import contextlib
 import hashlib
@@ -41,6 +43,7 @@ from paddle import nn
 
 from paddlepalm.evaluation import prediction_mode
 from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.reader.base_reader import TOKEN_ARRAYS
 from paddlepalm.utils.fileio import write_json
 
 META_FILE = "palm_meta.json"
@@ -67,9 +70,9 @@ class TaskExport:
 
 class _Program(nn.Layer):
     """The prediction outputs of ``tasks`` as a function of a list of arrays (dy2static traces
-    positional inputs only): the backbone once, then every task's head on its outputs. Reader
-    arrays not fed are placeholders: heads only pass them through, and outputs that are not
-    fetched are pruned from the saved program."""
+    positional inputs only): ``MultiTaskModel.forward_tasks``, the backbone once, then every
+    task's head on its outputs. Reader arrays not fed are placeholders: heads only pass them
+    through, and outputs that are not fetched are pruned from the saved program."""
 
     def __init__(self, model: MultiTaskModel, outputs: Sequence[Tuple[str, List[str]]], input_names: List[str],
                  placeholders: Mapping[str, str]):
@@ -83,23 +86,13 @@ class _Program(nn.Layer):
         batch = dict(zip(self.input_names, arrays))
         for name, dtype in self.placeholders.items():
             batch[name] = paddle.zeros([1], dtype=dtype)
-        backbone = self.model.backbone
-        shared = backbone(batch)
-        fetched = []
-        for task, names in self.task_outputs:
-            head_task = self.model.head_aliases.get(task, task)
-            outputs = self.model.head_of(task)(batch, backbone.task_outputs(head_task, shared))
-            fetched.extend(outputs[name] for name in names)
-        return fetched
-
-
-# reader arrays whose second dimension is the token position (padded to ``fixed_length``)
-_TOKEN_ARRAYS = ("token_ids", "position_ids", "segment_ids", "input_mask", "task_ids", "char_ids")
+        outputs = self.model.forward_tasks({task: batch for task, _ in self.task_outputs})
+        return [outputs[task][name] for task, names in self.task_outputs for name in names]
 
 
 def _spec(name: str, array: np.ndarray, fixed_length: Optional[int]) -> paddle.static.InputSpec:
     dims = [-1] * min(array.ndim, 2)
-    if fixed_length is not None and name in _TOKEN_ARRAYS:
+    if fixed_length is not None and name in TOKEN_ARRAYS:  # padded to ``fixed_length``
         dims[1] = int(fixed_length)
     return paddle.static.InputSpec(dims + list(array.shape[2:]), str(array.dtype), name)
 
@@ -112,38 +105,21 @@ def _trace(layer: _Program, arrays: Mapping[str, np.ndarray], fixed_length: Opti
 
 @contextlib.contextmanager
 def _all_predicting(model: MultiTaskModel, tasks: Sequence[str]):
-    """Every task's head predicting, without the decoders that stay outside the graph (CRF)."""
-    decoders = [h for h in (model.head_of(t) for t in tasks) if getattr(h, "decode", None) is True]
+    """Every task's head predicting, as exported (``Head.exporting``: a CRF's decoder stays outside)."""
     with contextlib.ExitStack() as stack:
         for task in tasks:
             stack.enter_context(prediction_mode(model, task))
-        for head in decoders:
-            head.decode = False
-        try:
-            yield
-        finally:
-            for head in decoders:
-                head.decode = True
+        for head in {id(h): h for h in (model.head_of(t) for t in tasks)}.values():
+            stack.enter_context(head.exporting())
+        yield
 
 
 def head_spec(head) -> Optional[Dict[str, Any]]:
     """Class and constructor arguments that rebuild ``head``'s post-processing (no weights), or
     None for a head without one (pretraining heads: the Predictor returns their raw outputs)."""
-    kind = type(head).__name__
-    if kind == "Classify":
-        args = {"num_classes": head.num_classes, "input_dim": int(head.classifier.weight.shape[0])}
-    elif kind == "Match":
-        args = {"num_classes": head.num_classes if head.learning_strategy == "pointwise" else 2,
-                "input_dim": int(head.classifier.weight.shape[0]), "learning_strategy": head.learning_strategy}
-    elif kind == "SequenceLabel":
-        args = {"num_classes": head.num_classes, "input_dim": int(head.emission.weight.shape[0])}
-    elif kind == "MRC":
-        args = {"max_query_len": head.max_query_len, "input_dim": int(head.span_logits.weight.shape[0]),
-                "with_negative": head.with_negative, "max_ans_len": head.max_ans_len,
-                "null_score_diff_threshold": head.null_score_diff_threshold, "n_best_size": head.n_best_size}
-    else:
+    if not head.servable:
         return None
-    return {"class": kind, "args": args}
+    return {"class": type(head).__name__, "args": head.export_args()}
 
 
 def export_model(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
@@ -198,8 +174,7 @@ def _task_meta(model: MultiTaskModel, task: TaskExport, outputs: List[str]) -> D
              "label_names": list(label_names) if label_names else None, "reader": None}
     if task.reader is not None:
         entry["reader"] = {"class": type(task.reader).__name__, "settings": task.reader.settings()}
-    if type(head).__name__ == "SequenceLabel":
-        entry["transitions"] = head.transitions.numpy().astype("float32").tolist()
+    entry.update(head.export_extras())
     return entry
 
 

@@ -13,10 +13,11 @@ loads as one predictor over all its tasks (each task's model runs on every input
     #            "spans": [{"type": "fromloc.city_name", "text": "boston", "start": 21, "end": 27}, ...]}}]
 
 Tokenization is the training reader's own (rebuilt from ``palm_meta.json``: class, settings and
-the copied vocabulary); post-processing is the head's own (``batch_results`` /
-``epoch_postprocess``). Inputs are sorted by length into batches and the results come back in
-input order. Paddle models run on ``paddle.inference`` (oneDNN on CPU, the GPU when there is
-one); ONNX models on onnxruntime (``pip install -e ".[onnx]"`` in the checkout).
+the copied vocabulary); post-processing is the head's own (``Head.from_export``,
+``complete_outputs``, then the prediction loop of paddlepalm/prediction.py). Inputs are sorted by
+length into batches and the results come back in input order. Paddle models run on
+``paddle.inference`` (oneDNN on CPU, the GPU when there is one); ONNX models on onnxruntime
+(``pip install -e ".[onnx]"`` in the checkout).
 
 Inputs per head: a string (``Classify``, ``SequenceLabel``), a ``(text_a, text_b)`` pair (``Match``;
 ``Classify`` of pairs), a ``(question, context)`` pair or ``{"question", "context"}`` dict (``MRC``,
@@ -28,11 +29,14 @@ an input of another type is a ``TypeError``; a too long input is cut to the read
 and its record has ``"truncated": True`` (a CRF tagger gives the cut words the ``O`` tag).
 """
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from paddlepalm.head.base_head import Head
 from paddlepalm.head.seq_label import entity_spans  # noqa: F401  (public here since the first release)
+from paddlepalm.prediction import chunks, describe_inputs, length_order, predict_tasks
+from paddlepalm.reader.base_reader import TOKEN_ARRAYS
 from paddlepalm.utils.fileio import read_json
 
 META_FILE = "palm_meta.json"
@@ -97,7 +101,6 @@ def verify_export(path: str) -> None:
 # work, and with two threads on two cores that other processes also use, a batch of one ATIS
 # sentence took 1.7-3.9x longer than on one thread (bench/inference.py --options, docs/benchmarks.md).
 SMALL_BATCH_TOKENS = 256
-_TOKEN_INPUTS = ("token_ids", "char_ids", "position_ids", "input_mask")
 
 
 class _PaddleRunner:
@@ -114,8 +117,23 @@ class _PaddleRunner:
         if missing:
             raise ModelFolderError(f"{path}: the model has no outputs {missing} that {META_FILE} maps")
         small = not use_gpu and small_batch_threads is not None and 0 < small_batch_threads < threads
+        self.threads = threads
         self.small_batch_threads = small_batch_threads if small else None
         self.small_predictor = None  # created on the first small batch (it loads the weights again)
+
+    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
+        """The CPU threads that run ``feed``: ``small_batch_threads`` for a small batch."""
+        if self.small_batch_threads is None:
+            return self.threads
+        array = next((feed[n] for n in TOKEN_ARRAYS if n in feed), None)
+        if array is None or array.ndim < 2 or array.shape[0] * array.shape[1] > SMALL_BATCH_TOKENS:
+            return self.threads
+        return self.small_batch_threads
+
+    @property
+    def loaded_threads(self) -> List[int]:
+        """The thread counts of the predictors created so far."""
+        return [self.threads] + ([self.small_batch_threads] if self.small_predictor is not None else [])
 
     def _create(self, threads: int):
         import paddle.inference as inference
@@ -132,10 +150,7 @@ class _PaddleRunner:
         return inference.create_predictor(config)
 
     def _predictor_for(self, feed: Dict[str, np.ndarray]):
-        if self.small_batch_threads is None:
-            return self.predictor
-        array = next((feed[n] for n in _TOKEN_INPUTS if n in feed), None)
-        if array is None or array.ndim < 2 or array.shape[0] * array.shape[1] > SMALL_BATCH_TOKENS:
+        if self.small_batch_threads is None or self.threads_for(feed) != self.small_batch_threads:
             return self.predictor
         if self.small_predictor is None:
             self.small_predictor = self._create(self.small_batch_threads)
@@ -160,7 +175,7 @@ class _OnnxRunner:
             raise ImportError("an ONNX export runs on onnxruntime: pip install -e \".[onnx]\" in the paddlepalm checkout "
                               "(or pip install onnxruntime)") from None
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = self.threads = threads
         options.log_severity_level = 3  # errors only: paddle2onnx leaves unused initializers that ORT warns about
         providers = ["CPUExecutionProvider"]
         if use_gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -171,6 +186,13 @@ class _OnnxRunner:
         expected = [i["name"] for i in meta["inputs"]]
         if sorted(names) != sorted(expected):
             raise ModelFolderError(f"{path}: the model takes inputs {names} but {META_FILE} lists {expected}")
+
+    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
+        return self.threads
+
+    @property
+    def loaded_threads(self) -> List[int]:
+        return [self.threads]
 
     def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
         return self.session.run(list(fetch), feed)
@@ -196,6 +218,11 @@ class Predictor:
     sentences) on a second predictor with this many threads (created on first use; it holds the
     weights once more); ``None``: every batch on ``threads``. onnxruntime needs no such split.
 
+    :meth:`predict` is, batch by batch, :meth:`features` (tokenization), :meth:`collate` and
+    :meth:`feed` (arrays), :meth:`run` (the model) and the heads' post-processing;
+    :meth:`results` post-processes one batch alone, and :meth:`threads_for` says which threads run
+    a feed (benchmarks and tests time or check the steps with them).
+
     A folder without ``palm_meta.json`` whose subfolders are exports (a ``MultiHeadTrainer``'s
     ``pred.step{N}/``) gives a :class:`TaskFoldersPredictor` over all of them.
     """
@@ -207,7 +234,6 @@ class Predictor:
 
     def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
                  batch_size: int = 32, small_batch_threads: Optional[int] = 1):
-        import paddlepalm.head as heads
         import paddlepalm.reader as readers
 
         self.path = path
@@ -216,16 +242,18 @@ class Predictor:
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        kinds = [(t.get("head") or {}).get("class") for t in meta["tasks"]]
-        if "MRC" in kinds and len(kinds) > 1:
-            raise ModelFolderError(f"{path}: an MRC task reads (question, context) windows: export it alone")
+        self._heads: Dict[str, Head] = {task["name"]: _exported_head(path, meta, task) for task in meta["tasks"]}
+        alone = [t for t, head in self._heads.items() if head.exported_alone]
+        if alone and len(self.tasks) > 1:
+            raise ModelFolderError(f"{path}: task {alone[0]}'s {type(self._heads[alone[0]]).__name__} head reads "
+                                   "inputs of its own (Head.exported_alone): export it alone")
         threads = threads or _default_threads()
         use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
         runner = _OnnxRunner if meta["format"] == "onnx" else _PaddleRunner
         self._runner = runner(path, meta, threads, use_gpu, small_batch_threads)
         self._fetch = [o["fetch_name"] for o in meta["outputs"]]
         self._input_names = [i["name"] for i in meta["inputs"]]
-        self._readers, self._heads = {}, {}
+        self._readers = {}
         for task in meta["tasks"]:
             spec = task.get("reader")
             if spec is None:
@@ -234,11 +262,6 @@ class Predictor:
                                                     **spec["settings"])
             reader._registered = list(self._input_names)  # the arrays the exported backbone takes
             self._readers[task["name"]] = reader
-            head_spec = task.get("head")
-            if head_spec is not None:
-                head = getattr(heads, head_spec["class"])(phase="predict", **head_spec["args"])
-                head.set_label_names(task.get("label_names"))
-                self._heads[task["name"]] = head
 
     # ------------------------------------------------------------------ running
     def run(self, feed: Dict[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
@@ -262,33 +285,31 @@ class Predictor:
             raise TypeError(f"predict takes a list of inputs, got {type(inputs).__name__}")
         if not len(inputs):
             return []
-        features = {task: reader.features_of(inputs, pretokenized=pretokenized)
-                    for task, reader in self._readers.items()}
-        if self._is_mrc():
-            return self._predict_mrc(inputs, features[self.tasks[0]], batch_size or self.batch_size)
-        primary = features[self.tasks[0]]
-        order = np.argsort([len(f["token_ids"]) for f in primary], kind="stable")
+        features = self.features(inputs, pretokenized)
+        order = length_order(features[self.tasks[0]])  # every task's features line up (one task: MRC)
+        batches = (self.collate({task: [features[task][i] for i in chosen] for task in self.tasks})
+                   for chosen in chunks(order, batch_size or self.batch_size))
+        results = predict_tasks(self._heads, self._readers, batches, self._outputs)
         records: List[Dict[str, Any]] = [{} for _ in inputs]
-        size = batch_size or self.batch_size
-        for start in range(0, len(order), size):
-            chosen = order[start:start + size]
-            batches = {task: self._collate(task, [features[task][i] for i in chosen]) for task in self.tasks}
-            outputs = self.run(self._merge(batches))
-            for task in self.tasks:
-                for index, result in zip(chosen, self._results(task, batches[task], outputs[task],
-                                                               [features[task][i] for i in chosen], inputs)):
-                    records[index][task] = result
+        for task in self.tasks:
+            indices = [result["index"] for result in results[task]]
+            described = describe_inputs(self._heads[task], self._readers[task], features[task], results[task])
+            for index, result in zip(indices, described):
+                records[index][task] = result
         return records
 
-    # ----------------------------------------------------------------- helpers
-    def _is_mrc(self) -> bool:
-        return type(self._heads.get(self.tasks[0])).__name__ == "MRC"
+    # ----------------------------------------------------- the steps of predict
+    def features(self, inputs: Sequence[Any], pretokenized: bool = False) -> Dict[str, List[Dict[str, Any]]]:
+        """Each task's features of raw ``inputs`` (its reader's ``features_of``)."""
+        return {task: reader.features_of(inputs, pretokenized=pretokenized) for task, reader in self._readers.items()}
 
-    def _collate(self, task: str, features: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
-        return self._readers[task].collate(features, self.meta.get("fixed_length"))
+    def collate(self, features: Mapping[str, Sequence[Dict[str, Any]]]) -> Dict[str, Dict[str, np.ndarray]]:
+        """Each task's batch of its ``features`` (padded to the export's fixed length, if any)."""
+        return {task: self._readers[task].collate(list(chosen), self.meta.get("fixed_length"))
+                for task, chosen in features.items()}
 
-    def _merge(self, batches: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-        """One feed from the tasks' batches; the backbone's arrays must agree (one backbone pass)."""
+    def feed(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """The model's inputs from the tasks' batches; the backbone's arrays must agree (one backbone pass)."""
         feed: Dict[str, np.ndarray] = {}
         for task, batch in batches.items():
             for name in self._input_names:
@@ -300,45 +321,56 @@ class Predictor:
                 feed.setdefault(name, batch[name])
         return feed
 
-    def _results(self, task: str, batch, outputs, features, inputs) -> List[Dict[str, Any]]:
-        head = self._heads.get(task)
-        if head is None:  # a head without post-processing: its raw outputs, row by row
-            return [{name: value[row] for name, value in outputs.items()} for row in range(len(features))]
-        arrays = {**batch, **outputs}
-        kind = type(head).__name__
-        if kind == "SequenceLabel" and "tags" not in outputs:
-            from paddlepalm.utils.crf import viterbi_decode_numpy
-            spec = self.meta["tasks"][self.tasks.index(task)]
-            labels = spec.get("label_names")
-            arrays["tags"] = viterbi_decode_numpy(outputs["logits"], np.maximum(batch["word_counts"], 1),
-                                                  spec["transitions"], len(labels) if labels else None)
-        results = head.batch_results(arrays)
-        for result, feature in zip(results, features):
-            result.pop("index", None)
-            result["truncated"] = bool(feature.get("truncated", False))
-            head.describe_input(result, feature)
-        return results
+    def results(self, task: str, batch: Dict[str, np.ndarray], outputs: Dict[str, np.ndarray],
+                features: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """``task``'s results of one batch (collated from ``features``) and its outputs (``run``), as
+        :meth:`predict` records them; an MRC head's are per window (``predict`` decodes the answers
+        from all windows of a question)."""
+        head = self._heads[task]
+        results = head.batch_results(head.complete_outputs({**batch, **outputs}))
+        return describe_inputs(head, self._readers[task], features, results)
 
-    def _predict_mrc(self, inputs, features, batch_size: int) -> List[Dict[str, Any]]:
-        task = self.tasks[0]
-        head, reader = self._heads[task], self._readers[task]
-        head.reset()
-        order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
-        for start in range(0, len(order), batch_size):
-            batch = self._collate(task, [features[i] for i in order[start:start + batch_size]])
-            head.batch_postprocess({**batch, **self.run(batch)[task]})
-        answers = head.epoch_postprocess(reader.get_epoch_outputs())
-        head.reset()
-        truncated = {}
-        for feature in features:
-            truncated[feature["question_index"]] = truncated.get(feature["question_index"], False) or feature["truncated"]
-        records = [{} for _ in inputs]
-        for answer in answers:
-            index = answer.pop("index")
-            answer.pop("id", None)
-            answer["truncated"] = truncated.get(index, False)
-            records[index][task] = answer
-        return records
+    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
+        """The CPU threads that run ``feed`` (``small_batch_threads`` for a small batch)."""
+        return self._runner.threads_for(feed)
+
+    @property
+    def loaded_threads(self) -> List[int]:
+        """The thread counts of the model's predictors loaded so far (the small-batch one loads
+        on the first small batch)."""
+        return self._runner.loaded_threads
+
+    def _outputs(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, np.ndarray]]:
+        """The prediction loop's runner: each head's completed outputs over its batch's arrays."""
+        outputs = self.run(self.feed(batches))
+        return {task: self._heads[task].complete_outputs({**batches[task], **outputs[task]}) for task in self.tasks}
+
+
+class _RawOutputs(Head):
+    """The head of a task exported without post-processing (a pretraining head): its outputs, row
+    by row."""
+
+    def __init__(self, names: Sequence[str]):
+        super().__init__("predict")
+        self.names = list(names)
+
+    def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
+        return [{"index": int(index), **{name: arrays[name][row] for name in self.names}}
+                for row, index in enumerate(arrays["example_ids"])]
+
+
+def _exported_head(path: str, meta: Mapping[str, Any], task: Mapping[str, Any]) -> Head:
+    """The post-processing head of an exported task (``Head.from_export``)."""
+    import paddlepalm.head as heads
+
+    spec = task.get("head")
+    if spec is None:
+        return _RawOutputs([o["name"] for o in meta["outputs"] if o["task"] == task["name"]])
+    cls = getattr(heads, spec["class"], None)
+    if not (isinstance(cls, type) and issubclass(cls, Head) and cls.servable):
+        raise ModelFolderError(f"{path}: task {task['name']} has a head {spec['class']!r} that this paddlepalm "
+                               "does not serve")
+    return cls.from_export(task)
 
 
 class TaskFoldersPredictor(Predictor):
@@ -376,3 +408,25 @@ class TaskFoldersPredictor(Predictor):
             results = part.predict(inputs, batch_size or self.batch_size, pretokenized=pretokenized)
             records = results if records is None else [{**old, **new} for old, new in zip(records, results)]
         return records or []
+
+    # ----------------------------------------------------- the steps of predict
+    def features(self, inputs: Sequence[Any], pretokenized: bool = False) -> Dict[str, List[Dict[str, Any]]]:
+        return {task: found for part in self.parts for task, found in part.features(inputs, pretokenized).items()}
+
+    def collate(self, features: Mapping[str, Sequence[Dict[str, Any]]]) -> Dict[str, Dict[str, np.ndarray]]:
+        return {task: batch for part in self.parts
+                for task, batch in part.collate({t: features[t] for t in part.tasks if t in features}).items()}
+
+    def feed(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        raise NotImplementedError("each task folder's model takes its own feed: use .parts, a Predictor per folder")
+
+    def results(self, task: str, batch: Dict[str, np.ndarray], outputs: Dict[str, np.ndarray],
+                features: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return next(part for part in self.parts if task in part.tasks).results(task, batch, outputs, features)
+
+    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
+        raise NotImplementedError("each task folder's model runs on its own threads: use .parts")
+
+    @property
+    def loaded_threads(self) -> List[int]:
+        return [threads for part in self.parts for threads in part.loaded_threads]

@@ -13,8 +13,9 @@ from paddlepalm.export import export_trainers
 from paddlepalm.engine import Amp, LossGuard, Plan, Saver
 from paddlepalm.logs import log
 from paddlepalm.head.base_head import Head
-from paddlepalm.model import MultiTaskModel, share_parameters, to_tensors
+from paddlepalm.model import MultiTaskModel, share_parameters
 from paddlepalm.optimizer.base_optimizer import Optimizer, positive_finite
+from paddlepalm.prediction import chunks, describe_inputs, length_order, logged, model_runner, predict_pass
 from paddlepalm.pretrained import LoadReport, load_pretrained_backbone
 from paddlepalm.reader.base_reader import Reader
 from paddlepalm.resume import Resumable
@@ -494,9 +495,7 @@ def predict_batch(model: MultiTaskModel, task: str, batch: Dict[str, np.ndarray]
     """The head's prediction outputs on ``batch`` as numpy arrays (PALM's fetched outputs):
     ``logits``/``probs`` for classification and matching, per-word emissions ``logits`` and the
     Viterbi ``tags`` for sequence labeling, ``start_logits``/``end_logits`` for MRC."""
-    model.eval()
-    with paddle.no_grad():
-        outputs = model(task, to_tensors(batch))
+    outputs = model_runner(model, task)(batch)
     return {name: value.numpy() if isinstance(value, paddle.Tensor) else np.asarray(value)
             for name, value in outputs.items()}
 
@@ -511,20 +510,9 @@ def predict_inputs(model: MultiTaskModel, task: str, reader: Reader, inputs: Seq
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     features = reader.features_of(inputs, pretokenized=pretokenized)
     head = model.head_of(task)
-    head.reset()
-    order = np.argsort([len(f["token_ids"]) for f in features], kind="stable")
-    for start in range(0, len(order), batch_size):
-        batch = reader.collate([features[i] for i in order[start:start + batch_size]])
-        head.batch_postprocess({**batch, **predict_batch(model, task, batch)})
-    post_inputs = reader.get_epoch_outputs() if hasattr(reader, "get_epoch_outputs") else None
-    results = head.epoch_postprocess(post_inputs, None)
-    head.reset()
-    by_input = {f["example_id"]: f for f in features}
-    for result in results:
-        feature = by_input.get(result.pop("index", None), {})
-        result["truncated"] = bool(feature.get("truncated", False))
-        head.describe_input(result, feature)
-    return results
+    batches = (reader.collate([features[i] for i in chosen]) for chosen in chunks(length_order(features), batch_size))
+    results = predict_pass(head, reader, batches, model_runner(model, task))
+    return describe_inputs(head, reader, features, results)
 
 
 def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: Optional[str],
@@ -534,21 +522,9 @@ def predict_task(model: MultiTaskModel, task: str, reader: Reader, output_dir: O
     Under data parallelism each rank predicts its shard; the results are gathered,
     every rank returns all of them and rank 0 writes the files.
     """
-    model.eval()
-    head = model.head_of(task)
-    head.reset()
-    total = reader.steps_per_epoch
-    with paddle.no_grad():
-        for number, batch in enumerate(reader.iter_epoch(0), start=1):
-            head.batch_postprocess(model(task, to_tensors(batch)))
-            if print_steps > 0 and number % print_steps == 0:
-                log(f"{task}: predicted batch {number}/{total}")
-    if distributed.world_size() > 1:
-        head._results = [r for part in distributed.gather_objects(head._results) for r in part]
     output_dir = output_dir if distributed.is_main() else None
-    post_inputs = reader.get_epoch_outputs() if hasattr(reader, "get_epoch_outputs") else None
-    results = head.epoch_postprocess(post_inputs, output_dir)
-    head.reset()
+    batches = logged(reader.iter_epoch(0), task, reader.steps_per_epoch, print_steps, log)
+    results = predict_pass(model.head_of(task), reader, batches, model_runner(model, task), output_dir, gather=True)
     if output_dir is not None:
         log(f"{task}: {len(results)} predictions written to {os.path.join(output_dir, 'predictions.json')}")
     return results

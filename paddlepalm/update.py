@@ -17,6 +17,7 @@ from paddlepalm import distributed
 from paddlepalm.balancing.base_balancer import Balancer
 from paddlepalm.balancing.static import Static
 from paddlepalm.model import MultiTaskModel, to_tensors
+from paddlepalm.reader.base_reader import CONTENT_ARRAYS
 
 Batch = Dict[str, np.ndarray]
 Work = Sequence[Tuple[Sequence, Dict[str, Batch]]]  # (unit's trainers, {task: batch})
@@ -59,14 +60,11 @@ def unit_batches(trainers: Sequence) -> Dict[str, Batch]:
     return batches
 
 
-_BACKBONE_ARRAYS = ("token_ids", "segment_ids", "seq_lens", "char_ids")
-
-
 def check_same_examples(batches: Mapping[str, Batch]) -> None:
     """A joint batch runs the backbone once: every task's inputs must be the first task's."""
     (first, reference), *others = batches.items()
     for task, batch in others:
-        for name in _BACKBONE_ARRAYS:
+        for name in CONTENT_ARRAYS:
             if name in reference and not np.array_equal(reference[name], batch.get(name)):
                 raise ValueError(f"joint batch: task {task}'s {name} differ from task {first}'s (examples "
                                  f"{batch.get('example_ids')} vs {reference.get('example_ids')}): the readers "

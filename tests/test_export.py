@@ -275,15 +275,17 @@ def test_small_batches_run_on_a_one_thread_predictor_with_the_same_results(atis,
     trainer.export(path)
     split = palm.Predictor(path, threads=2, use_gpu=False)
     whole = palm.Predictor(path, threads=2, use_gpu=False, small_batch_threads=None)
-    reader = split._readers["intent"]
-    one, many = (split._merge({"intent": reader.collate(reader.features_of(texts))})
-                 for texts in (sentences[:1], sentences[:32]))
+    one, many = (split.feed(split.collate(split.features(texts))) for texts in (sentences[:1], sentences[:32]))
     assert many["token_ids"].size > palm.inference.SMALL_BATCH_TOKENS >= one["token_ids"].size
-    runner = split._runner
-    assert runner.small_predictor is None  # created on the first small batch only
-    assert runner._predictor_for(many) is runner.predictor
-    assert runner._predictor_for(one) is runner.small_predictor is not None
-    assert whole._runner._predictor_for(one) is whole._runner.predictor and whole._runner.small_predictor is None
+    assert split.threads_for(many) == 2 and split.threads_for(one) == 1
+    assert whole.threads_for(one) == 2
+    whole.run(one)
+    assert whole.loaded_threads == [2]
+    assert split.loaded_threads == [2]  # the one-thread predictor is created on the first small batch only
+    split.run(many)
+    assert split.loaded_threads == [2]
+    split.run(one)
+    assert split.loaded_threads == [2, 1]
     for texts in (sentences[:1], sentences[:5], sentences):
         expected = [r["intent"] for r in whole.predict(texts, batch_size=len(texts))]
         _check_classes(split.predict(texts, batch_size=len(texts)), expected, "intent")

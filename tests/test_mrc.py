@@ -141,6 +141,12 @@ def test_mrc_trains_and_predicts(tmp_path, vocab):
     assert all(r["answer"] and r["answer"] in CONTEXT for r in results)
     assert set(json.load(open(tmp_path / "pred" / "predictions.json", encoding="utf-8"))) == {"Q0", "Q1", "Q2"}
 
+    # raw inputs: the records a Predictor gives (no question id; truncated when the question was cut)
+    raw = predictor.predict(inputs=[(QAS[1][0], CONTEXT), ("哪一年" * 10, CONTEXT)])
+    assert [sorted(r) for r in raw] == [["answer", "score", "truncated"]] * 2
+    assert [r["truncated"] for r in raw] == [False, True]
+    assert all(r["answer"] in CONTEXT for r in raw)
+
 
 def _load(tmp_path, vocab, data, phase="train", strict=False):
     path = tmp_path / "bad.json"

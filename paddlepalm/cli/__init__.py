@@ -363,8 +363,10 @@ def _export(run: str, task: Optional[str], joint: bool, format: str, checkpoint:
         tasks = candidates
         if not tasks:
             raise CliError("no task of this run can be exported (pretraining heads have no Predictor)")
-        if len(tasks) > 1 and any(cfg.tasks[t]["head"]["kind"] == "MRC" for t in tasks) and not joint:
-            raise CliError(f"an MRC task is exported alone: give --task (one of {tasks})")
+        alone = build.exported_alone(cfg, tasks)
+        if len(tasks) > 1 and alone and not joint:
+            raise CliError(f"task {alone[0]} ({cfg.tasks[alone[0]]['head']['kind']} head) is exported alone: "
+                           f"give --task (one of {tasks})")
     name = tasks[0] if len(tasks) == 1 and not joint else "joint"
     path = os.path.abspath(output) if output else os.path.join(run, "export", name)
     weights = rd.weights_for(run, checkpoint)

@@ -291,16 +291,28 @@ def for_checkpoint(cfg: Config, checkpoint_path: str, files: Dict[str, str]) -> 
     return built
 
 
+def head_class(cfg: Config, name: str) -> type:
+    """The class of task ``name``'s head (``paddlepalm.head``)."""
+    return classes("head")[cfg.tasks[name]["head"]["kind"]]
+
+
 def exportable(cfg: Config) -> List[str]:
-    """Tasks with their own head of a kind the Predictor serves, auxiliary tasks left out."""
-    kinds = ("Classify", "Match", "SequenceLabel", "MRC")
+    """Tasks with their own head of a kind the Predictor serves (``Head.servable``), auxiliary
+    tasks left out."""
     return [n for n, t in cfg.tasks.items() if not t["aux"] and t["reuse_head_with"] is None
-            and t["head"]["kind"] in kinds]
+            and head_class(cfg, n).servable]
+
+
+def exported_alone(cfg: Config, tasks: Sequence[str]) -> List[str]:
+    """The tasks among ``tasks`` whose head is exported without other tasks (``Head.exported_alone``: MRC)."""
+    return [t for t in tasks if head_class(cfg, t).exported_alone]
 
 
 def export(built: Built, tasks: Sequence[str], path: str, format: str) -> Dict[str, Any]:
-    names = {t: label_names(built.config, t) for t in tasks}
-    names = {t: n for t, n in names.items() if n is not None and built.config.tasks[t]["head"]["kind"] != "SequenceLabel"}
+    """``tasks`` as one export in ``path``; each gets its label map's class names unless its reader
+    names its labels (``Head.labels_named_by_reader``: a tagger's tag map)."""
+    names = {t: label_names(built.config, t) for t in tasks if not head_class(built.config, t).labels_named_by_reader}
+    names = {t: n for t, n in names.items() if n is not None}
     if built.multi:
         return built.top.export(path, tasks=list(tasks), format=format, label_names=names or None)
     return built.top.export(path, format=format, label_names=names.get(tasks[0]))

@@ -748,7 +748,7 @@ def check_metrics(task: Dict[str, Any], path: Path, checker: _Checker) -> None:
     for name in task["metrics"] or []:
         if name not in evaluation.METRICS:
             raise checker.fail(path + ("metrics",), f"metric {not_one_of(name, list(evaluation.METRICS))}")
-    scores = evaluation.score_names(task["metrics"], task["head"]["kind"])
+    scores = evaluation.score_names(task["metrics"], classes("head")[task["head"]["kind"]])
     if task["target_metric"] is not None and scores and task["target_metric"] not in scores:
         raise checker.fail(path + ("target_metric",), f"the metrics report: {not_one_of(task['target_metric'], scores)}")
 

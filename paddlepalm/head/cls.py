@@ -10,6 +10,10 @@ from paddlepalm.head.base_head import Head
 
 
 class Classify(Head):
+    default_metrics = ("accuracy", "macro_f1")
+    target_metric = "accuracy"
+    servable = True
+
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0,
                  param_initializer_range: float = 0.02, phase: str = "train"):
         super().__init__(phase)
@@ -38,6 +42,9 @@ class Classify(Head):
 
     def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:
         return class_results(arrays, self.label_names)
+
+    def export_args(self) -> Dict[str, Any]:
+        return {"num_classes": self.num_classes, "input_dim": int(self.classifier.weight.shape[0])}
 
 
 def class_results(arrays: Dict[str, np.ndarray], label_names=None) -> List[Dict[str, Any]]:

@@ -24,6 +24,10 @@ class Match(Head):
       second. Predictions ``{"index", "score"}`` (higher means a better match).
     """
 
+    default_metrics = ("accuracy", "macro_f1")
+    target_metric = "accuracy"
+    servable = True
+
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0,
                  param_initializer_range: float = 0.02, learning_strategy: Strategy = "pointwise",
                  margin: float = 0.5, phase: str = "train"):
@@ -68,6 +72,10 @@ class Match(Head):
         if self.learning_strategy == "pairwise":
             return [{"index": int(i), "score": float(s)} for i, s in zip(arrays["example_ids"], arrays["scores"])]
         return class_results(arrays, self.label_names)
+
+    def export_args(self) -> Dict[str, Any]:
+        return {"num_classes": self.num_classes if self.learning_strategy == "pointwise" else 2,
+                "input_dim": int(self.classifier.weight.shape[0]), "learning_strategy": self.learning_strategy}
 
 
 def pairwise_hinge_loss(scores: paddle.Tensor, margin: float) -> paddle.Tensor:

@@ -30,6 +30,11 @@ class MRC(Head):
     PALM scripts and have no effect: answers are cut from the original text anyway.
     """
 
+    default_metrics = ("mrc",)
+    target_metric = "f1"
+    servable = True
+    exported_alone = True
+
     def __init__(self, max_query_len: int, input_dim: int, pred_output_path: Optional[str] = None,
                  verbose: bool = False, with_negative: bool = False, do_lower_case: bool = False,
                  max_ans_len: Optional[int] = None, null_score_diff_threshold: float = 0.0,
@@ -115,6 +120,16 @@ class MRC(Head):
             if self.with_negative:
                 write_json(os.path.join(output_dir, "null_odds.json"), null_odds)
         return results
+
+    def describe_input(self, result: Dict[str, Any], feature: Dict[str, Any]) -> Dict[str, Any]:
+        """A raw input's question id is only its position: left out."""
+        result.pop("id", None)
+        return result
+
+    def export_args(self) -> Dict[str, Any]:
+        return {"max_query_len": self.max_query_len, "input_dim": int(self.span_logits.weight.shape[0]),
+                "with_negative": self.with_negative, "max_ans_len": self.max_ans_len,
+                "null_score_diff_threshold": self.null_score_diff_threshold, "n_best_size": self.n_best_size}
 
     def _decode_question(self, example, windows) -> Tuple[List[Dict[str, Any]], float]:
         candidates, null_score = [], float("inf")

@@ -1,13 +1,14 @@
 """Sequence labeling head: linear emissions + linear-chain CRF over original tokens."""
+import contextlib
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
-from paddlepalm.utils.crf import crf_decode, crf_nll
+from paddlepalm.utils.crf import crf_decode, crf_nll, viterbi_decode_numpy
 from paddlepalm.utils.fileio import write_json_lines
 
 
@@ -21,7 +22,16 @@ class SequenceLabel(Head):
     only. ``predictions.json`` holds one JSON list of tag ids per line, in input
     order (what PALM's evaluation scripts read); :meth:`epoch_postprocess` returns
     the richer per-example dicts.
+
+    An export leaves the CRF decoding out of its graph (paddlepalm/export.py says why) and
+    records the transitions; the Predictor's head decodes the exported emissions with them
+    (:meth:`complete_outputs`, the dynamic graph's paths).
     """
+
+    default_metrics = ("chunk_f1",)
+    target_metric = "entity_f1"
+    servable = True
+    labels_named_by_reader = True
 
     def __init__(self, num_classes: int, input_dim: int, dropout_prob: float = 0.0, learning_rate: float = 1e-3,
                  param_initializer_range: float = 0.02, phase: str = "train"):
@@ -67,6 +77,38 @@ class SequenceLabel(Head):
             outputs["tags"] = crf_decode(emissions, lengths, self.transitions, num_tags)
         return outputs
 
+    # ---------------------------------------------------------------- export
+    def export_args(self) -> Dict[str, Any]:
+        return {"num_classes": self.num_classes, "input_dim": int(self.emission.weight.shape[0])}
+
+    def export_extras(self) -> Dict[str, Any]:
+        return {"transitions": self.transitions.numpy().astype("float32").tolist()}
+
+    @contextlib.contextmanager
+    def exporting(self) -> Iterator[None]:
+        """No ``tags`` output: the decoder stays outside the graph."""
+        decode, self.decode = self.decode, False
+        try:
+            yield
+        finally:
+            self.decode = decode
+
+    @classmethod
+    def from_export(cls, entry: Mapping[str, Any]) -> "SequenceLabel":
+        head = super().from_export(entry)
+        head.transitions.set_value(np.asarray(entry["transitions"], dtype="float32"))
+        return head
+
+    def complete_outputs(self, arrays: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """``tags``: the Viterbi paths of the exported emissions (``logits``)."""
+        if "tags" in arrays:
+            return arrays
+        num_tags = len(self.label_names) if self.label_names else None
+        tags = viterbi_decode_numpy(arrays["logits"], np.maximum(arrays["word_counts"], 1), self.transitions.numpy(),
+                                    num_tags)
+        return {**arrays, "tags": tags}
+
+    # ------------------------------------------------------------ prediction
     def epoch_postprocess(self, post_inputs: Any = None, output_dir: Optional[str] = None) -> List[Dict[str, Any]]:
         results = super().epoch_postprocess(post_inputs, None)
         if output_dir is not None:

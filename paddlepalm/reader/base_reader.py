@@ -10,7 +10,7 @@ import copy
 import math
 import unicodedata
 import warnings
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -28,16 +28,31 @@ Feature = Dict[str, Any]
 # padding while keeping batches random.
 _BUCKET_BATCHES = 50
 
-_TEXT_OUTPUTS = {
-    "token_ids": ([-1, -1], "int64"),
-    "position_ids": ([-1, -1], "int64"),
-    "segment_ids": ([-1, -1], "int64"),
-    "input_mask": ([-1, -1, 1], "float32"),
-    "task_ids": ([-1, -1], "int64"),
-    "seq_lens": ([-1], "int64"),
-    "example_ids": ([-1], "int64"),
-    "char_ids": ([-1, -1, MAX_WORD_LENGTH], "int64"),  # ELMo characters; only when a backbone asks
+class TextArray(NamedTuple):
+    """One array of a reader's text batch."""
+
+    shape: List[int]
+    dtype: str
+    per_token: bool  # its second dimension is the token position (an export may fix its length)
+    content: bool  # the example's text, not derived from its length: a joint batch's tasks must agree on it
+    always: bool = False  # yielded whatever the backbone reads (heads read it)
+
+
+# The one declaration of the text arrays: the reader's outputs and the lists derived below.
+TEXT_ARRAYS: Dict[str, TextArray] = {
+    "token_ids": TextArray([-1, -1], "int64", per_token=True, content=True),
+    "position_ids": TextArray([-1, -1], "int64", per_token=True, content=False),
+    "segment_ids": TextArray([-1, -1], "int64", per_token=True, content=True),
+    "input_mask": TextArray([-1, -1, 1], "float32", per_token=True, content=False),
+    "task_ids": TextArray([-1, -1], "int64", per_token=True, content=False),
+    "seq_lens": TextArray([-1], "int64", per_token=False, content=True, always=True),
+    "example_ids": TextArray([-1], "int64", per_token=False, content=False, always=True),
+    # ELMo characters; only when a backbone asks
+    "char_ids": TextArray([-1, -1, MAX_WORD_LENGTH], "int64", per_token=True, content=True),
 }
+TOKEN_ARRAYS = tuple(name for name, array in TEXT_ARRAYS.items() if array.per_token)
+CONTENT_ARRAYS = tuple(name for name, array in TEXT_ARRAYS.items() if array.content)
+_ALWAYS = tuple(name for name, array in TEXT_ARRAYS.items() if array.always)
 
 
 def check_load_args(batch_size: int, num_epochs: Optional[float]) -> None:
@@ -162,8 +177,8 @@ class Reader:
 
     @property
     def outputs_attr(self) -> Dict[str, Any]:
-        attrs = {k: v for k, v in _TEXT_OUTPUTS.items()
-                 if self._registered is None or k in self._registered or k in ("seq_lens", "example_ids")}
+        attrs = {k: (v.shape, v.dtype) for k, v in TEXT_ARRAYS.items()
+                 if self._registered is None or k in self._registered or k in _ALWAYS}
         attrs.update(self._label_attrs())
         return attrs
 
@@ -192,6 +207,10 @@ class Reader:
         says whether the input was cut to ``max_len``. ``pretokenized``: each text is a list of
         its tokens instead (never guessed from spaces)."""
         raise NotImplementedError(f"{type(self).__name__} does not read raw inputs")
+
+    def input_index(self, feature: Feature) -> int:
+        """The position in ``features_of``'s inputs of the input that ``feature`` came from."""
+        return feature["example_id"]
 
     @property
     def tokenizer_kind(self) -> str:
@@ -340,8 +359,7 @@ class Reader:
         if self._registered is not None and "char_ids" in self._registered:
             batch["char_ids"] = batch_to_char_ids([self._words(f) for f in features], width)
         if self._registered is not None:
-            batch = {k: v for k, v in batch.items()
-                     if k in self._registered or k in ("seq_lens", "example_ids")}
+            batch = {k: v for k, v in batch.items() if k in self._registered or k in _ALWAYS}
         batch.update(self._collate_labels(features, width))
         return batch
 

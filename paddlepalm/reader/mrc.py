@@ -161,6 +161,10 @@ class MRCReader(Reader):
         self._features = features
         return features
 
+    def input_index(self, feature: Feature) -> int:
+        """A question's windows come from one input: its ``question_index``."""
+        return feature["question_index"]
+
     def _skip(self, path: str, example: MRCExample, problem: str) -> None:
         """PALM skipped a training question whose answer it could not find; ``strict`` refuses it."""
         if self.strict:
