@@ -98,8 +98,8 @@ def verify_export(path: str) -> None:
 
 # Batches of at most this many token positions (rows x length) run on a one-thread predictor when
 # ``threads`` > 1: every oneDNN op of a short batch is a parallel region of a few microseconds of
-# work, and with two threads on two cores that other processes also use, a batch of one ATIS
-# sentence took 1.7-3.9x longer than on one thread (bench/inference.py --options, docs/benchmarks.md).
+# work, and with two threads on two cores that other processes also use, a batch of one sentence
+# runs slower than on one thread (measured: bench/inference.py --options, docs/benchmarks.md).
 SMALL_BATCH_TOKENS = 256
 
 
