@@ -21,7 +21,7 @@ from paddlepalm.resume import Resumable
 from paddlepalm.session import Evaluate, Records, Save, ScheduleFeedback, Session, TrainingState
 from paddlepalm.sinks import sinks_for, writer_of
 from paddlepalm.update import Optimization, unit_batches
-from paddlepalm.trainer import Trainer, _cover_schedule, export_source, predict_batch, predict_task, run_settings
+from paddlepalm.trainer import Trainer, _cover_schedule, export_source, tokenizer_records, predict_batch, predict_task, run_settings
 
 
 class MultiHeadTrainer(Resumable):
@@ -355,7 +355,7 @@ class MultiHeadTrainer(Resumable):
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "seed": self.seed, "tasks": {t.name: t.progress.state() for t in self.trainers},
-                 "settings": self._run_settings()}
+                 "settings": self._run_settings(), "tokenizers": tokenizer_records(self.trainers)}
         if self._plan is not None:
             state["plan"] = self._plan.state()
         if self.evaluation is not None:

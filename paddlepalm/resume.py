@@ -149,6 +149,23 @@ def _flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
+def check_tokenizers(state: Dict[str, Any], trainers: Sequence, where: str) -> None:
+    """Every reader bound to a task tokenizes as the checkpoint's training reader did (checkpoints
+    written before the record existed are not compared)."""
+    recorded = state.get("tokenizers") or {}
+    for trainer in trainers:
+        expected = recorded.get(trainer.name)
+        for reader in trainer.bound_readers() if expected else []:
+            found = reader.tokenizer_record()
+            differ = [key for key in expected if found.get(key) != expected[key]]
+            if differ:
+                raise checkpoint.CheckpointError(
+                    f"{where}: task {trainer.name} was trained with "
+                    f"{', '.join(f'{k}={expected[k]!r}' for k in differ)}, but its {type(reader).__name__} has "
+                    f"{', '.join(f'{k}={found.get(k)!r}' for k in differ)}: load it with the tokenizer and "
+                    "vocabulary it was trained with (the weights would meet other token ids)")
+
+
 class Resume:
     def __init__(self, ckpt: checkpoint.Checkpoint):
         self.ckpt = ckpt
@@ -162,6 +179,7 @@ class Resume:
     def apply(self, model, optimization, trainers: Sequence, schedule: Optional[Plan] = None,
               needs_schedule: bool = False) -> None:
         """Put in place every part whose target exists now (idempotent)."""
+        check_tokenizers(self.ckpt.trainer_state, trainers, os.path.join(self.path, checkpoint.STATE_FILE))
         if optimization is not None:
             checkpoint.restore_optimizer_state(model, optimization.optimizer, self.path)
             ema = optimization.ema

@@ -263,7 +263,7 @@ class Trainer(Resumable):
 
     def _checkpoint_state(self, step: int) -> Dict[str, Any]:
         state = {"global_step": step, "tasks": {self.name: self.progress.state()},
-                 "settings": self._run_settings()}
+                 "settings": self._run_settings(), "tokenizers": tokenizer_records([self])}
         if self.evaluation is not None:
             state["evaluation"] = self.evaluation.state()
         return state
@@ -442,6 +442,10 @@ class Trainer(Resumable):
         """The first batch this task trained on (its inputs define an exported model's)."""
         return self._sample_batch
 
+    def bound_readers(self) -> List[Reader]:
+        """The readers bound to this task (training, evaluation, prediction)."""
+        return [r for r in (self.train_reader, self.eval_reader, self.predict_reader) if r is not None]
+
     def keep_sample(self, batch: Dict[str, np.ndarray]) -> None:
         """Remember ``batch`` as :attr:`sample_batch` unless one is kept already."""
         if self._sample_batch is None:
@@ -451,6 +455,11 @@ class Trainer(Resumable):
         """Train as a member of a ``MultiHeadTrainer``: its model (the shared backbone and every
         head) and optimization replace this task's own."""
         self.model, self.optimization, self.optimizer_spec = model, optimization, optimizer_spec
+
+
+def tokenizer_records(trainers) -> Dict[str, Dict[str, Any]]:
+    """Each training task's tokenizer record (``Reader.tokenizer_record``), for a checkpoint."""
+    return {t.name: t.train_reader.tokenizer_record() for t in trainers if t.train_reader is not None}
 
 
 def export_source(trainers, model: Optional[MultiTaskModel], pred_model: Optional[MultiTaskModel],

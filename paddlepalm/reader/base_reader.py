@@ -17,6 +17,7 @@ import numpy as np
 from paddlepalm.reader.elmo_chars import MAX_WORD_LENGTH, batch_to_char_ids
 from paddlepalm.reader import sources
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.utils.fileio import sha256_of
 from paddlepalm.reader.sources import Source
 from paddlepalm.reader.segmentation import Unit, split_units, unspaced_cjk
 from paddlepalm.reader.tokenization import Lang, TokenizerKind, build_tokenizer, vocab_ids
@@ -96,6 +97,7 @@ class Reader:
         if fold_width:  # recorded only when set: readers without the option rebuild from older settings
             self._init_args["fold_width"] = True
         self._warned_unspaced = False
+        self._vocab_digest: Optional[str] = None
         self.vocab_path = vocab_path
         self.max_len = int(max_len)
         self.lang = lang
@@ -200,6 +202,17 @@ class Reader:
 
     def _extra_settings(self) -> Dict[str, Any]:
         return {}
+
+    def tokenizer_record(self) -> Dict[str, Any]:
+        """What fixes this reader's tokenization: the tokenizer kind, language, casing, width folding
+        and the vocabulary (its SHA-256 and size). Every checkpoint records it per task; loading a
+        checkpoint into a reader whose record differs is refused (the weights would meet other ids)."""
+        if self._vocab_digest is None:
+            self._vocab_digest = sha256_of(self.vocab_path)
+        return {"tokenizer": self.tokenizer_kind, "lang": self.lang,
+                "do_lower_case": bool(self._init_args["do_lower_case"]),
+                "fold_width": bool(self._init_args.get("fold_width", False)),
+                "vocab_sha256": self._vocab_digest, "vocab_size": len(self.tokenizer.vocab)}
 
     def features_of(self, inputs: Sequence[Any], pretokenized: bool = False) -> List[Feature]:
         """Features of raw inputs (strings, or pairs for sentence-pair readers) by the same
