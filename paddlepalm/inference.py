@@ -43,6 +43,10 @@ META_FILE = "palm_meta.json"
 META_VERSION = 2  # paddlepalm.export.META_VERSION (not imported: loading needs no export code)
 
 
+class InputsDiffer(ValueError):
+    """The tasks' readers tokenized one batch differently, so it cannot share one backbone pass."""
+
+
 class ModelFolderError(ValueError):
     """An export folder with missing, mismatched or unknown files."""
 
@@ -308,16 +312,20 @@ class Predictor:
         return {task: self._readers[task].collate(list(chosen), self.meta.get("fixed_length"))
                 for task, chosen in features.items()}
 
-    def feed(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
-        """The model's inputs from the tasks' batches; the backbone's arrays must agree (one backbone pass)."""
+    def feed(self, batches: Mapping[str, Dict[str, np.ndarray]], first: Optional[str] = None) -> Dict[str, np.ndarray]:
+        """The model's inputs from the tasks' batches: the backbone's arrays must agree (one backbone
+        pass), else :class:`InputsDiffer`; with ``first``, that task's arrays win where they differ
+        (the other tasks' outputs of that run are then not theirs)."""
         feed: Dict[str, np.ndarray] = {}
-        for task, batch in batches.items():
+        order = sorted(batches, key=lambda task: task != first)
+        for task in order:
+            batch = batches[task]
             for name in self._input_names:
                 if name not in batch:
                     continue
-                if name in feed and not np.array_equal(feed[name], batch[name]):
-                    raise ValueError(f"the readers of tasks {self.tasks} tokenize this input differently "
-                                     f"({name} differs): export the tasks separately")
+                if first is None and name in feed and not np.array_equal(feed[name], batch[name]):
+                    raise InputsDiffer(f"the readers of tasks {self.tasks} tokenize this input differently "
+                                       f"({name} differs)")
                 feed.setdefault(name, batch[name])
         return feed
 
@@ -341,8 +349,15 @@ class Predictor:
         return self._runner.loaded_threads
 
     def _outputs(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, np.ndarray]]:
-        """The prediction loop's runner: each head's completed outputs over its batch's arrays."""
-        outputs = self.run(self.feed(batches))
+        """The prediction loop's runner: each head's completed outputs over its batch's arrays. One
+        run for all tasks; when their readers tokenize a batch differently (a sentence longer than
+        ``max_len``: a tagger cuts whole words, a classifier word pieces), one run per task, each on
+        its own arrays."""
+        try:
+            shared = self.run(self.feed(batches))
+            outputs = {task: shared[task] for task in self.tasks}
+        except InputsDiffer:
+            outputs = {task: self.run(self.feed(batches, first=task))[task] for task in self.tasks}
         return {task: self._heads[task].complete_outputs({**batches[task], **outputs[task]}) for task in self.tasks}
 
 

@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 
+import numpy as np
 import paddle
 import pytest
 
@@ -264,3 +265,39 @@ def test_palm_serve_raw_equals_pretokenized(model):
         _check(r, p, model["tokenizer"], text)
     direct = palm.Predictor(model["export"], threads=1).predict(texts)
     assert [r["slot"]["tags"] for r in raw] == [d["slot"]["tags"] for d in direct]
+
+
+def test_joint_export_predicts_a_sentence_its_tasks_cut_differently(tmp_path):
+    """Longer than ``max_len``: the tagger cuts whole words, the classifier word pieces, so the two
+    tasks' token arrays differ; the joint model then runs once per task, each on its own arrays, and
+    gives what each task's own export gives."""
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "show", "me", "fl", "##ight",
+                                "##s"]) + "\n", encoding="utf-8")
+    (tmp_path / "slot.tsv").write_text("text_a\tlabel\n" + "show\x02me\x02flights\tO\x02O\x02B-x\n" * 4,
+                                       encoding="utf-8")
+    (tmp_path / "intent.tsv").write_text("label\ttext_a\n" + "1\tshow me flights\n" * 4, encoding="utf-8")
+    paddle.seed(0)
+    slot_reader = palm.reader.SequenceLabelReader(str(vocab), 8, {"O": 0, "B-x": 1}, seed=1)
+    slot_reader.load_data(str(tmp_path / "slot.tsv"), batch_size=2)
+    intent_reader = palm.reader.ClassifyReader(str(vocab), 8, seed=1)
+    intent_reader.load_data(str(tmp_path / "intent.tsv"), batch_size=2)
+    backbone = palm.backbone.ERNIE.from_config(tiny_config(10, hidden=HIDDEN))
+    slot, intent = palm.Trainer("slot"), palm.Trainer("intent")
+    slot.build_forward(backbone, palm.head.SequenceLabel(2, HIDDEN))
+    intent.build_forward(backbone, palm.head.Classify(2, HIDDEN))
+    trainer = palm.MultiHeadTrainer([slot, intent], seed=2)
+    trainer.build_backward(palm.optimizer.Adam(trainer.build_forward(), 1e-2))
+    trainer.fit_readers_with_mixratio([slot_reader, intent_reader], "slot", 1)
+    trainer.train_one_step(trainer.get_one_batch())
+    paths = {name: str(tmp_path / name) for name in ("joint", "slot", "intent")}
+    trainer.export(paths["joint"])
+    trainer.export(paths["slot"], tasks=["slot"])
+    trainer.export(paths["intent"], tasks=["intent"])
+    text = ["show me flights flights"]  # [CLS] show me fl ##ight ##s fl ... : past max_len 8 mid-word
+    joint = palm.Predictor(paths["joint"], threads=1).predict(text)[0]
+    alone = {task: palm.Predictor(paths[task], threads=1).predict(text)[0][task] for task in ("slot", "intent")}
+    assert joint["slot"]["truncated"] and joint["intent"]["truncated"]
+    assert joint["slot"]["tags"] == alone["slot"]["tags"] and len(joint["slot"]["tags"]) == 4
+    assert joint["intent"]["label"] == alone["intent"]["label"]
+    np.testing.assert_allclose(joint["intent"]["probs"], alone["intent"]["probs"], rtol=1e-5, atol=1e-6)
