@@ -60,6 +60,8 @@ class MultiHeadTrainer(Resumable):
         self._eval_settings: Optional[Dict[str, Any]] = None
         self.evaluation: Optional[evaluation.EvaluationLoop] = None
         self._weights_loaded = False
+        self._affinity_settings: Optional[Dict[str, Any]] = None
+        self.affinity = None  # train()'s paddlepalm.affinity.Affinity (its history) when set_affinity was called
 
     def get_trainer(self, name: str) -> Trainer:
         """The ``Trainer`` of task ``name``."""
@@ -304,6 +306,14 @@ class MultiHeadTrainer(Resumable):
                                          evaluation.best_dir_for(s["best_dir"], self._saver, s["save_best"]),
                                          s["min_delta"])
 
+    def set_affinity(self, every: int, lr: Optional[float] = None) -> None:
+        """Measure inter-task affinity (paddlepalm/affinity.py) every ``every`` steps of ``train()``:
+        ``affinity`` records in the sinks (``metrics.jsonl``), a log line, ``self.affinity.history``.
+        ``lr``: the look-ahead step's learning rate (default: the optimizer's of the moment)."""
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self._affinity_settings = {"every": every, "lr": lr}
+
     # ------------------------------------------------------------- persistence
     def set_saver(self, save_path: str, save_steps: int, save_type: str = "ckpt",
                   keep_last: Optional[int] = None) -> None:
@@ -385,6 +395,11 @@ class MultiHeadTrainer(Resumable):
         with closing(sinks_for(progress, sinks)) as all_sinks:
             write = writer_of(all_sinks) or log
             callbacks = [ScheduleFeedback(), Records(all_sinks, print_steps)]
+            if self._affinity_settings is not None:
+                from paddlepalm.affinity import Affinity
+
+                self.affinity = Affinity(sinks=all_sinks, **self._affinity_settings)
+                callbacks.append(self.affinity)
             if loop is not None:
                 loop.sinks, loop.write = all_sinks, write
                 callbacks.append(Evaluate(loop, self._checkpoint_state))

@@ -120,7 +120,7 @@ class MetricsFile:
     def log(self, step: int, record: Dict[str, Any]) -> None:
         from paddlepalm import distributed
 
-        if record["event"] not in ("train", "eval") or not distributed.is_main():
+        if record["event"] not in ("train", "eval", "affinity") or not distributed.is_main():
             return
         if self._file is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

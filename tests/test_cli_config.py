@@ -65,7 +65,7 @@ def test_unknown_key_is_an_error_with_the_nearest_key(text, where, suggestion):
 
 def test_unknown_key_without_a_near_one_lists_the_keys():
     message = error_of(BASE.replace("train:", "train:\n  zzz: 1"))
-    assert "unknown key; known: balancer, epochs, eval_steps" in message
+    assert "unknown key; known: affinity_every, balancer, epochs, eval_steps" in message
 
 
 @pytest.mark.parametrize("text, overrides, expected", [

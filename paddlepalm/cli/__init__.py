@@ -136,6 +136,15 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--smooth", type=float, default=0.6, help="exponential smoothing of the loss curves (0: none)")
     pl.set_defaults(run=cmd_plot)
 
+    af = sub.add_parser("affinity", help="rank tasks by how much they helped a target task",
+                        description="Read the inter-task affinity a run measured (train.affinity_every; "
+                                    "paddlepalm/affinity.py) from RUN_DIR/metrics.jsonl and print, one JSON line "
+                                    "per task, the other tasks ranked by their mean affinity onto TARGET "
+                                    "(positive: a step on that task lowered TARGET's loss).")
+    af.add_argument("run_dir", metavar="RUN_DIR")
+    af.add_argument("--target", required=True, help="the task to rank the others for")
+    af.set_defaults(run=cmd_affinity)
+
     ls = sub.add_parser("ls", help="list the downloadable models (paddlepalm.downloader.ls)")
     ls.add_argument("item", nargs="?", default="all", help="'pretrain' or 'all'")
     ls.add_argument("scope", nargs="?", default="all", help="an entry name or 'all'")
@@ -538,6 +547,25 @@ def cmd_plot(args) -> int:
     run = os.path.abspath(args.run_dir)
     for path in plot.plot_run(run, args.output or os.path.join(run, "plots"), args.smooth):
         print(path)
+    return 0
+
+
+def cmd_affinity(args) -> int:
+    import json
+
+    from paddlepalm.affinity import rank_sources
+    from paddlepalm.cli import run_dir as rd
+
+    records = [r for r in rd.read_metrics(os.path.abspath(args.run_dir)) if r.get("event") == "affinity"]
+    if not records:
+        raise CliError(f"{args.run_dir} has no affinity records: train with train.affinity_every: N")
+    tasks = sorted(records[-1]["affinity"])
+    if args.target not in tasks:
+        from paddlepalm.cli.config import not_one_of
+
+        raise CliError(f"--target {not_one_of(args.target, tasks)} (the tasks measured)")
+    for row in rank_sources(records, args.target):
+        print(json.dumps({"target": args.target, **row}), flush=True)
     return 0
 
 

@@ -215,6 +215,8 @@ def for_training(cfg: Config, run_dir: str) -> Built:
         top.fit_readers_with_mixratio([readers[n] for n in names], reference, train["epochs"],
                                       joint=train["joint"] or None, tasks_per_update=train["tasks_per_update"])
         top.max_steps = train["max_steps"]
+        if train["affinity_every"]:
+            top.set_affinity(train["affinity_every"])
         total = top.overall_train_steps
     else:
         top = trainers[names[0]]

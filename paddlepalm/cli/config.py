@@ -337,6 +337,8 @@ TRAIN: Section = {
     "joint": Key(OneOf(Bool(), ListOf(ListOf(Str(), single=False), single=False)), False,
                  "joint batches: true (all tasks) or a list of groups of task names (docs/multitask.md)"),
     "tasks_per_update": Key(OneOf(Int(minimum=1), Str(("all",))), 1, "units drawn per update (or 'all')"),
+    "affinity_every": Key(Int(minimum=0), 0, "inter-task affinity every N steps into metrics.jsonl "
+                                             "(paddlepalm/affinity.py; 0: off)"),
     "skip_nonfinite": Key(Bool(), False, "drop a batch with a non-finite loss instead of stopping"),
     "report_to": Key(ListOf(Str(("visualdl",))), [], "`visualdl`: also write VisualDL scalars "
                                                       "(metrics.jsonl is always written)"),
@@ -475,7 +477,7 @@ def resolve(text: str, source: str, overrides: Sequence[str] = (), run_dir: Opti
     return Config(merged, origins, source)
 
 
-MULTI_TASK_KEYS = ("sampling_reference", "joint", "tasks_per_update", "schedule", "balancer")
+MULTI_TASK_KEYS = ("sampling_reference", "joint", "tasks_per_update", "schedule", "balancer", "affinity_every")
 
 
 def keep_tasks(doc: Dict[str, Any], only: Sequence[str]) -> None:
@@ -705,7 +707,8 @@ def finish(data: Dict[str, Any], origins: Dict[Path, str], checker: _Checker, ru
             if spec.future and task[key] is not None:
                 check_available(spec.future, key, tpath + (key,), checker)
     train = data["train"]
-    multi = {"sampling_reference": None, "joint": False, "tasks_per_update": 1, "schedule": None, "balancer": None}
+    multi = {"sampling_reference": None, "joint": False, "tasks_per_update": 1, "schedule": None, "balancer": None,
+             "affinity_every": 0}
     if len(names) == 1:
         for key, neutral in multi.items():
             if train[key] != neutral and not (key == "sampling_reference" and train[key] in names):

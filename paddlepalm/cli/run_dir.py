@@ -202,5 +202,6 @@ def truncate_metrics(run_dir: str, checkpoint_dir: Optional[str]) -> None:
     step = int(state.get("global_step", 0))
     evaluated = {r["step"] for r in (state.get("evaluation") or {}).get("history", [])}
     kept = [r for r in read_metrics(run_dir)
-            if (r.get("event") == "train" and r["step"] <= step) or (r.get("event") == "eval" and r["step"] in evaluated)]
+            if (r.get("event") in ("train", "affinity") and r["step"] <= step)
+            or (r.get("event") == "eval" and r["step"] in evaluated)]
     write_json_lines(metrics_path(run_dir), kept)
