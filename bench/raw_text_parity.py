@@ -151,7 +151,7 @@ def main() -> None:
         run = a.run
         if a.smoke:
             a.config = os.path.join(REPO, "examples", "configs", "zh-ner.yaml")
-            a.override += ["train.steps=6", "tasks.ner.batch_size=8", "train.print_steps=0"]
+            a.override += ["train.max_steps=6", "tasks.ner.batch_size=8", "train.print_steps=0"]
         if a.config:
             run = a.work or os.path.join(tmp, "run")
             train(a.config, a.override, run)
