@@ -17,6 +17,8 @@ import os
 import random
 from typing import Dict, List, Tuple
 
+from paddlepalm.utils.fileio import read_json, write_text
+
 SPLITS = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
 
 
@@ -37,19 +39,19 @@ def bioes_tags(text: str, slots: Dict[str, str]) -> Tuple[List[str], int]:
 
 
 def convert(source: str, out: str, seed: int = 7) -> Dict[str, int]:
-    with open(os.path.join(source, "train.json"), encoding="utf-8") as f:
-        rows = json.load(f)
+    rows = read_json(os.path.join(source, "train.json"))
     random.Random(seed).shuffle(rows)
     os.makedirs(out, exist_ok=True)
     counts, start, skipped = {}, 0, 0
     for name, share in SPLITS:
         end = len(rows) if name == SPLITS[-1][0] else start + int(round(share * len(rows)))
-        with open(os.path.join(out, f"{name}.txt"), "w", encoding="utf-8") as f:
-            for row in rows[start:end]:
-                tags, missed = bioes_tags(row["text"], row.get("slots") or {})
-                skipped += missed
-                f.writelines(f"{char} {tag}\n" for char, tag in zip(row["text"], tags) if not char.isspace())
-                f.write(f"{row['domain']}.{row['intent']}\n\n")
+        lines = []
+        for row in rows[start:end]:
+            tags, missed = bioes_tags(row["text"], row.get("slots") or {})
+            skipped += missed
+            lines += [f"{char} {tag}\n" for char, tag in zip(row["text"], tags) if not char.isspace()]
+            lines.append(f"{row['domain']}.{row['intent']}\n\n")
+        write_text(os.path.join(out, f"{name}.txt"), "".join(lines))  # atomic: a killed run leaves no half file
         counts[name], start = end - start, end
     counts["slot values not placed"] = skipped
     return counts
