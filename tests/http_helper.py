@@ -1,6 +1,8 @@
 """A local file server for the download tests: HTTP Range, a connection cut once after N
 bytes, and a slow mode for timeouts. Binds 127.0.0.1 on a free port."""
+import contextlib
 import os
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,3 +72,32 @@ class FileServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+UPSTREAM = "https://models.example.invalid"  # registry URLs of test entries; the mirror serves them
+
+
+@contextlib.contextmanager
+def model_mirror(root, monkeypatch, retries: int, home=None):
+    """A FileServer over ``root`` as ``PALM_DOWNLOAD_MIRROR`` (``server.dir`` is ``root``), a private
+    copy of the download registry, ``retries`` download retries, a 5 s timeout, and ``PALM_HOME``
+    at ``home`` when given."""
+    from paddlepalm import downloader
+
+    root.mkdir()
+    if home is not None:
+        monkeypatch.setenv("PALM_HOME", str(home))
+    monkeypatch.setenv("PALM_DOWNLOAD_RETRIES", str(retries))
+    monkeypatch.setenv("PALM_DOWNLOAD_TIMEOUT", "5")
+    with downloader.private_registry(), FileServer(str(root)) as server:
+        monkeypatch.setenv("PALM_DOWNLOAD_MIRROR", server.url)
+        server.dir = root
+        yield server
+
+
+def publish(server, rel_path: str, source: str) -> str:
+    """Put ``source`` on the mirror at ``rel_path``; return the upstream URL it mirrors."""
+    dest = server.dir / rel_path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+    return f"{UPSTREAM}/{rel_path}"

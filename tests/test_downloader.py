@@ -1,5 +1,4 @@
 """downloader: registry listing, downloads through a local mirror, resume, errors, unsafe archives."""
-import copy
 import hashlib
 import io
 import json
@@ -18,11 +17,10 @@ from paddlepalm.downloader import ChecksumError, DownloadError, UnsafeArchiveErr
 from paddlepalm.downloader.extract import safe_extract
 from paddlepalm.pretrained import load_pretrained_backbone
 from paddlepalm.pretrained.lod_tensor import write_params_dir
-from http_helper import FileServer
+from http_helper import UPSTREAM, model_mirror, publish
 from pretrained_fixtures import (TinyELMo, make_backbone, outputs, released_elmo, tar_directory,
                                  write_fluid_release, write_paddlenlp_release)
 
-UPSTREAM = "https://models.example.invalid"
 
 PALM_NAMES = [
     "RoBERTa-zh-base", "RoBERTa-zh-large", "ERNIE-v2-en-base", "ERNIE-v2-en-large", "XLNet-cased-base",
@@ -39,22 +37,8 @@ def sha256(path) -> str:
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
     """A local server as PALM_DOWNLOAD_MIRROR, a private copy of the registry, short retries."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    with downloader.private_registry(), FileServer(str(root)) as server:
-        monkeypatch.setenv("PALM_DOWNLOAD_MIRROR", server.url)
-        monkeypatch.setenv("PALM_DOWNLOAD_RETRIES", "2")
-        monkeypatch.setenv("PALM_DOWNLOAD_TIMEOUT", "5")
-        server.dir = root
+    with model_mirror(tmp_path / "mirror", monkeypatch, retries=2) as server:
         yield server
-
-
-def publish(server, rel_path: str, source: str) -> str:
-    """Put ``source`` on the mirror at ``rel_path``; return the upstream URL it mirrors."""
-    dest = server.dir / rel_path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest)
-    return f"{UPSTREAM}/{rel_path}"
 
 
 def register_archive(server, name, archive, kind="ernie", sha=True, fmt="paddle-params-dir"):

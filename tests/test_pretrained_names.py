@@ -2,7 +2,6 @@
 ``trainer.load_pretrain`` and ``backbone.pretrained`` in ``palm train``. Each model is a tiny release
 served by a local HTTP server (the mirror) and registered in a private copy of the registry; the
 cache is a temporary ``PALM_HOME``."""
-import copy
 import hashlib
 import json
 import os
@@ -19,12 +18,11 @@ from paddlepalm.cli import main
 from paddlepalm.downloader import ChecksumError, DownloadError, MARKER, PretrainedNotFoundError
 from paddlepalm.downloader.names import BACKBONE_OF_KIND
 from paddlepalm.pretrained.lod_tensor import write_params_dir
-from http_helper import FileServer
+from http_helper import UPSTREAM, model_mirror, publish
 from pretrained_fixtures import (VOCAB, make_backbone, released_elmo, tar_directory, write_fluid_release,
                                  write_paddlenlp_release)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UPSTREAM = "https://models.example.invalid"
 NAME = "test-tiny-ernie"
 CLASSES = {"ernie": palm.backbone.ERNIE, "bert": palm.backbone.BERT}
 
@@ -37,24 +35,9 @@ def sha256(path) -> str:
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """The mirror (a local server), a private registry, the cache in tmp_path, no retries."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    monkeypatch.setenv("PALM_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("PALM_DOWNLOAD_RETRIES", "0")
-    monkeypatch.setenv("PALM_DOWNLOAD_TIMEOUT", "5")
-    with downloader.private_registry(), FileServer(str(root)) as server:
-        monkeypatch.setenv("PALM_DOWNLOAD_MIRROR", server.url)
-        server.dir = root
+    with model_mirror(tmp_path / "mirror", monkeypatch, retries=0, home=tmp_path / "cache") as server:
         server.cache = tmp_path / "cache" / "pretrain"
         yield server
-
-
-def publish(server, rel_path: str, source: str) -> str:
-    """Serve ``source`` at ``rel_path``; return the upstream URL it mirrors."""
-    dest = server.dir / rel_path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest)
-    return f"{UPSTREAM}/{rel_path}"
 
 
 def paddlenlp_model(server, tmp_path, name=NAME, seed=11, weights_sha=None):
