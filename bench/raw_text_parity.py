@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from paddlepalm.metrics import chunks  # noqa: E402
+from paddlepalm.reader.tsv import read_tsv  # noqa: E402
 
 Span = Tuple[str, int, int]
 
@@ -59,10 +60,9 @@ def palm(*args: str) -> List[dict]:
     return records
 
 
-def read_tsv(path: str) -> List[Dict[str, str]]:
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
+def read_rows(path: str, required: Sequence[str], optional: Sequence[str] = ()) -> List[Dict[str, str]]:
+    """The rows of a TSV with a header, read as the readers read it (a bad line names file:line)."""
+    return [row for _, row in read_tsv(path, required, optional)]
 
 
 def span_f1(predicted: Sequence[Set[Span]], gold: Sequence[Set[Span]]) -> float:
@@ -73,7 +73,7 @@ def span_f1(predicted: Sequence[Set[Span]], gold: Sequence[Set[Span]]) -> float:
 
 
 def tagging_parity(run: str, task: str, test_file: str, work: str) -> Dict[str, float]:
-    rows = read_tsv(test_file)
+    rows = read_rows(test_file, ["text_a", "label"])
     texts, gold = [], []
     for row in rows:
         tokens, tags = row["text_a"].split("\x02"), row["label"].split("\x02")
@@ -97,7 +97,7 @@ def tagging_parity(run: str, task: str, test_file: str, work: str) -> Dict[str, 
 
 
 def classify_parity(run: str, task: str, test_file: str, work: str, label_names: List[str]) -> Dict[str, float]:
-    rows = read_tsv(test_file)
+    rows = read_rows(test_file, ["text_a", "label"], ["text_b"])
     raw_file = os.path.join(work, f"{task}.raw.txt")
     with open(raw_file, "w", encoding="utf-8") as f:
         f.write("\n".join(row["text_a"] for row in rows) + "\n")
@@ -122,7 +122,7 @@ def parity(run: str, only: Sequence[str] = ()) -> Dict[str, Dict[str, float]]:
             kind = spec["head"]["kind"]
             if kind == "SequenceLabel":
                 results[task] = tagging_parity(run, task, spec["test_file"], work)
-            elif kind == "Classify" and "text_b" not in read_tsv(spec["test_file"])[0]:
+            elif kind == "Classify" and "text_b" not in read_rows(spec["test_file"], ["text_a"], ["text_b"])[0]:
                 results[task] = classify_parity(run, task, spec["test_file"], work, [])
     return results
 
