@@ -16,7 +16,6 @@ from another CPU are not comparable.
 """
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.join(REPO, "examples", "multi-task"))
 import paddle  # noqa: E402
 
 import paddlepalm as palm  # noqa: E402
+from paddlepalm.utils.fileio import read_json, write_json  # noqa: E402
 
 
 class Losses:
@@ -117,13 +117,11 @@ def main() -> None:
     a = p.parse_args()
     now = record()
     if a.out:
-        with open(a.out, "w", encoding="utf-8") as f:
-            json.dump(now, f, indent=1)
+        write_json(a.out, now)
         counts = ", ".join(f"{name}: {len(run['losses'])} log lines" for name, run in now.items())
         print(f"recorded {counts} in {a.out}")
         return
-    with open(a.compare, encoding="utf-8") as f:
-        before = json.load(f)
+    before = read_json(a.compare)
     same = True
     for name in before:
         for part in ("losses", "parameters"):
