@@ -72,6 +72,25 @@ class MacroF1(Metric):
         return {"macro_f1": palm_metrics.macro_f1([r["label"] for r in results], _gold_labels(reader))}
 
 
+class ClassF1(Metric):
+    """F1 of each class on its own, ``f1/<class name>`` (the label map's names; ids without one):
+    how a rare class fares, which accuracy and even macro-F1 hide. Its names depend on the data,
+    so it cannot be a target metric."""
+
+    names = ()
+
+    def __call__(self, results, reader):
+        predicted = np.asarray([r["label"] for r in results])
+        gold = np.asarray(_gold_labels(reader))
+        label_map = getattr(reader, "label_map", None) or {str(i): i for i in np.unique(gold)}
+        scores = {}
+        for name, class_id in label_map.items():
+            true_positive = float(np.sum((predicted == class_id) & (gold == class_id)))
+            denominator = float(np.sum(predicted == class_id) + np.sum(gold == class_id))
+            scores[f"f1/{name}"] = 2 * true_positive / denominator if denominator else 0.0
+        return scores
+
+
 class ChunkF1(Metric):
     """Entity-level F1 of a tagging task (``metrics.chunk_f1``), over the tokens the reader kept."""
 
@@ -102,7 +121,7 @@ class SpanEMF1(Metric):
 
 
 METRICS: Dict[str, Callable[[], Metric]] = {
-    "accuracy": Accuracy, "macro_f1": MacroF1, "chunk_f1": ChunkF1, "entity_f1": ChunkF1,
+    "accuracy": Accuracy, "macro_f1": MacroF1, "class_f1": ClassF1, "chunk_f1": ChunkF1, "entity_f1": ChunkF1,
     "mrc": SpanEMF1, "mrc_en": lambda: SpanEMF1("en"),
 }
 

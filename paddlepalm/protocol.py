@@ -12,6 +12,11 @@ A protocol file names a multi-task ``palm`` config, the seeds, and the multi-tas
     variants:
       jointbatch: {train.joint: true}
       alternating: {}
+      target-and-seg: {train_tasks: [slot, seg]}          # train only these tasks of the config
+
+A variant's ``train_tasks`` (a list of the config's task names) is ``palm train --tasks``: the
+other tasks are dropped, so one config serves "the target alone", "+ each auxiliary task" and
+"+ all of them".
 
 For each seed it trains every variant (``palm train CONFIG -o ... -o train.seed=S``) and every
 task alone (``palm train CONFIG --tasks T -o train.max_steps=N``), at
@@ -58,6 +63,7 @@ from paddlepalm.utils.fileio import read_json, read_json_lines, read_text, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SINGLE_DEV = "$single_dev"
+TRAIN_TASKS = "train_tasks"
 MATCHES = ("updates", "compute")
 
 
@@ -123,6 +129,11 @@ def load_protocol(path: str) -> Protocol:
     compare_to = doc.get("compare_to")
     if compare_to is not None and compare_to not in variants:
         raise fail("compare_to", f"no variant named {compare_to!r}; variants: {list(variants)}")
+    for name, variant in variants.items():
+        chosen = (variant or {}).get(TRAIN_TASKS)
+        if chosen is not None and (not isinstance(chosen, list) or not chosen
+                                   or not all(isinstance(t, str) for t in chosen)):
+            raise fail("variants", f"{name}: {TRAIN_TASKS}: expected a list of task names, got {chosen!r}")
     reference = compare_to or next(iter(variants))
     if _needs_singles(variants[reference] or {}):
         raise fail("compare_to", f"variant {reference!r} uses {SINGLE_DEV}, so it cannot set the baselines' updates")
@@ -284,8 +295,10 @@ class Runner:
         overrides = dict(self.protocol.overrides)
         for key, value in self.protocol.variants[variant].items():
             overrides[key] = _substitute(value, single_dev) if single_dev is not None else value
+        chosen = overrides.pop(TRAIN_TASKS, None)
         key = self.multi_key(variant, seed)
-        args = [self.protocol.config, *_override_args(overrides, self.work), "-o", f"train.seed={seed}"]
+        args = [self.protocol.config, *(["--tasks", *chosen] if chosen else []),
+                *_override_args(overrides, self.work), "-o", f"train.seed={seed}"]
         return key, Run("multi", variant, seed, os.path.join(self.work, key), args)
 
     def _single_run(self, task: str, steps: int, seed: int) -> Tuple[str, Run]:

@@ -184,7 +184,7 @@ class Trainer(Resumable):
                       min_delta: float = 0.0) -> None:
         """Evaluate on the ``fit_reader(reader, phase='eval')`` reader during :meth:`train`.
 
-        ``metrics``: names (``'accuracy'``, ``'macro_f1'``, ``'chunk_f1'``, ``'mrc'``, ``'mrc_en'``) or
+        ``metrics``: names (``'accuracy'``, ``'macro_f1'``, ``'class_f1'`` (F1 per class), ``'chunk_f1'``, ``'mrc'``, ``'mrc_en'``) or
         :class:`paddlepalm.evaluation.Metric` objects; by default chosen from the head. ``target``: the
         metric that picks the best checkpoint (``<save_path>/best`` or ``best_dir``). Evaluates every
         ``eval_steps`` steps (0: only at the end); stops after ``patience`` evaluations without a better

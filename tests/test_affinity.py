@@ -112,3 +112,20 @@ def test_palm_affinity_ranks_from_metrics(tmp_path, capsys):
     assert rows == [{"target": "ner", "task": "aux", "mean": pytest.approx(0.2), "measurements": 2}]
     assert main(["affinity", str(run), "--target", "nr"]) == 2
     assert "did you mean 'ner'" in capsys.readouterr().err
+
+
+def test_palm_plot_draws_the_affinity_of_every_pair(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    tasks = ("ner", "seg", "pos")
+    with open(run / "metrics.jsonl", "w", encoding="utf-8") as f:
+        for step in (10, 20, 30):
+            matrix = {i: {j: (0.01 * step if i != j else 0.5) for j in tasks} for i in tasks}
+            f.write(json.dumps({"event": "affinity", "step": step, "affinity": matrix}) + "\n")
+    assert main(["plot", str(run)]) == 0
+    written = capsys.readouterr().out.split()
+    assert [os.path.basename(p) for p in written] == ["affinity.png"]
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(written[0]).shape[:2]
+    assert width >= 800 and height >= 3 * 250  # a panel per target task

@@ -142,6 +142,20 @@ def test_bad_protocol_files_name_the_line(tmp_path):
         protocol.load_protocol(str(path))
 
 
+def test_a_variant_trains_only_its_train_tasks(tmp_path):
+    path = write_protocol(tmp_path / "p.yaml", {"alone": {"train_tasks": ["intent"]}, "both": {}}, match=())
+    work = tmp_path / "work"
+    done = run_protocol(path, work)
+    rows = {r["name"]: r for r in records(work)}
+    assert set(rows["alone"]["test"]) == {"intent"} and list(rows["alone"]["task_updates"]) == ["intent"]
+    assert set(rows["both"]["test"]) == {"slot", "intent"}
+    assert "--tasks intent" in rows["alone"]["command"]
+    assert "| alone | 1 |" in done.stdout and "both vs alone: slot" not in done.stdout  # no slot to compare
+    path.write_text(f"config: {CONFIG}\nseeds: [1]\nvariants:\n  a: {{train_tasks: intent}}\n", encoding="utf-8")
+    with pytest.raises(protocol.ProtocolError, match=r"a: train_tasks: expected a list of task names"):
+        protocol.load_protocol(str(path))
+
+
 def test_palm_train_tasks_and_steps(tmp_path):
     from paddlepalm.cli import config
     from paddlepalm.cli.config import ConfigError

@@ -150,6 +150,78 @@ def tagging_rows(path):
         return [tuple(part.split("\x02") for part in line.rstrip("\n").split("\t")) for line in f.readlines()[1:]]
 
 
+def zh_ner_aux(a, work, out):
+    """Weibo NER with its auxiliary tasks (issue 25): ``weibo/``, ``resume/``, ``msra/`` (as
+    ``zh-ner`` writes each), ``seg/`` and ``pos/`` (word segmentation as BMES, POS as B-/I- tags, over the
+    characters of People's Daily 1998, split by date: paddlepalm/prepare/rmrb.py) and the shared
+    character vocabulary. ``--source``: the data root. Without it: the tagging sample for the NER
+    tasks, and its sentences segmented at the entities for ``seg/`` and ``pos/``."""
+    from paddlepalm.prepare import rmrb
+
+    sources = {"weibo": "weibo_ner", "resume": "resume_ner", "msra": "msra_ner"}
+    for task, folder in sources.items():
+        zh_ner(SimpleNamespace(source=a.source and os.path.join(a.source, folder), max_train=a.max_train),
+               os.path.join(work, task), os.path.join(out, task))
+    if a.source:
+        corpus = os.path.join(a.source, "peoples_daily_1998", "RMRB.zip")
+        word_splits = {task: rmrb.read_splits(corpus, task) for task in ("segmentation", "pos")}
+    else:
+        word_splits = _sample_word_splits(os.path.join(out, "weibo"))
+    from paddlepalm.prepare.common import tag_map_of
+
+    for task, folder in (("segmentation", "seg"), ("pos", "pos")):
+        splits = word_splits[task]
+        if a.max_train:
+            splits["train"] = splits["train"][:a.max_train]
+        os.makedirs(os.path.join(out, folder), exist_ok=True)
+        _write_json(os.path.join(out, folder, "label_map.json"), tag_map_of(e.tags for e in splits["train"]))
+        for name, examples in splits.items():
+            with open(os.path.join(out, folder, f"{name}.tsv"), "w", encoding="utf-8") as f:
+                f.write("text_a\tlabel\n")
+                for e in examples:
+                    f.write("\x02".join(map(_halfwidth, e.tokens)) + "\t" + "\x02".join(e.tags) + "\n")
+    shutil.copyfile(os.path.join(out, "weibo", "vocab.txt"), os.path.join(out, "vocab.txt"))
+
+
+def _sample_word_splits(ner_folder):
+    """Segmentation and POS rows for the generated sample: each entity one word (its type the POS),
+    every other character a word of its own (POS ``x``)."""
+    from paddlepalm.prepare import rmrb
+    from paddlepalm.prepare.common import Example
+
+    def words(chars, tags):
+        out = []
+        for char, tag in zip(chars, tags):
+            if tag.startswith(("I-", "M-", "E-")) and out:
+                out[-1] = (out[-1][0] + char, out[-1][1])
+            else:
+                out.append((char, tag[2:] if tag != "O" else "x"))
+        return out
+
+    result = {}
+    for task, tagger in (("segmentation", rmrb.segmentation_tags), ("pos", rmrb.pos_tags)):
+        result[task] = {}
+        for name in ("train", "dev", "test"):
+            rows = tagging_rows(os.path.join(ner_folder, f"{name}.tsv"))
+            result[task][name] = [Example(where=f"{name}.tsv:{i + 2}", tokens=list(chars), tags=tagger(words(chars, tags)))
+                                  for i, (chars, tags) in enumerate(rows)]
+    return result
+
+
+def reviews(a, work, out):
+    """online_shopping_10_cats as two tasks over the same reviews (issue 25): ``cat/`` (10 product
+    categories) and ``senti/`` (sentiment), rows in the same order so ``train.joint`` can read one
+    batch for both; ``--source``: the data set's folder. Without it: a generated sample."""
+    from paddlepalm.prepare.reviews import read_reviews, sample_reviews, write_reviews
+
+    splits = ({name: read_reviews(os.path.join(a.source, f"{name}.csv")) for name in ("train", "dev", "test")}
+              if a.source else sample_reviews(seed=1))
+    if a.max_train:
+        splits["train"] = splits["train"][:a.max_train]
+    write_reviews(splits, out)
+    shutil.copyfile(os.path.join(REPO, "pretrain_models", "elmo-zh-tiny", "vocab.txt"), os.path.join(out, "vocab.txt"))
+
+
 def palm_scripts(a, work, out):
     """PALM's layout: data/atis/atis_{slot,intent}/ and a released-format pretrain/ERNIE-tiny/."""
     module("palm-scripts/make_sample.py").prepare(out)
@@ -202,7 +274,7 @@ MAKERS = {"classification": classification, "matching": matching, "tagging": tag
           "multi-task": multi_task, "multi-task-aux": multi_task_aux, "elmo-transfer": elmo_transfer,
           "palm-scripts": palm_scripts, "pretrain-albert": pretrain_corpus, "pretrain-electra": pretrain_corpus,
           "pretrain-elmo": pretrain_elmo, "finetune": finetune,
-          "zh-mixture": zh_mixture, "zh-ner": zh_ner}
+          "zh-mixture": zh_mixture, "zh-ner": zh_ner, "zh-ner-aux": zh_ner_aux, "reviews": reviews}
 
 
 def main(argv=None):

@@ -5,7 +5,10 @@
 - ``eval.png``: each task's dev metrics over the steps, the best checkpoint's step marked;
 - ``lr.png``: the learning rate and the training throughput (examples per second);
 - ``mix.png``: the realized task mix (each task's fraction of the task batches of each log
-  window) against the mix ratios' expectation.
+  window) against the mix ratios' expectation;
+- ``affinity.png``: with ``train.affinity_every`` on, the inter-task affinity Z[i->j] (how a step on
+  task i changes task j's loss, :mod:`paddlepalm.affinity`) over the steps, one panel per target task
+  j, each source task i a line; zero (no effect) marked.
 """
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -45,7 +48,8 @@ def plot_run(run_dir: str, out_dir: str, weight: float = 0.6) -> List[str]:
     records = read_metrics(run_dir)
     train = sorted((r for r in records if r.get("event") == "train"), key=lambda r: r["step"])
     evals = sorted((r for r in records if r.get("event") == "eval"), key=lambda r: r["step"])
-    if not train and not evals:
+    affinities = sorted((r for r in records if r.get("event") == "affinity"), key=lambda r: r["step"])
+    if not train and not evals and not affinities:
         raise ValueError(f"{run_dir}/metrics.jsonl has no records yet (train.print_steps: 0 logs none)")
     os.makedirs(out_dir, exist_ok=True)
     mix_ratios = _mix_ratios(run_dir)
@@ -57,6 +61,8 @@ def plot_run(run_dir: str, out_dir: str, weight: float = 0.6) -> List[str]:
             written.append(plot_mix(train, os.path.join(out_dir, "mix.png"), mix_ratios))
     if evals:
         written.append(plot_eval(evals, os.path.join(out_dir, "eval.png")))
+    if affinities:
+        written.append(plot_affinity(affinities, os.path.join(out_dir, "affinity.png")))
     return written
 
 
@@ -153,6 +159,24 @@ def plot_mix(train: List[Dict[str, Any]], path: str, mix_ratios: Optional[Dict[s
     ax.set_xlabel("global step (optimizer updates)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def plot_affinity(records: List[Dict[str, Any]], path: str) -> str:
+    targets = list(records[0]["affinity"])
+    plt, fig, axes = _figure(len(targets), "Inter-task affinity Z[source -> target]: > 0, a step on the source "
+                                           "lowers the target's loss")
+    steps = [r["step"] for r in records]
+    for ax, target in zip(axes, targets):
+        sources = [s for s in records[0]["affinity"] if s != target]
+        for source, color in zip(sources, _colors(len(sources))):
+            ax.plot(steps, [r["affinity"][source][target] for r in records], marker="o", markersize=3,
+                    color=color, label=f"{source} -> {target}")
+        ax.axhline(0.0, color="black", linewidth=1)
+        ax.set_ylabel(f"onto {target}\nZ (relative loss change)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("global step (optimizer updates)")
     return _save(plt, fig, path)
 
 
