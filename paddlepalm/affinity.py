@@ -14,7 +14,8 @@ the optimizer's learning rate of the moment. Off by default (``MultiHeadTrainer.
 ``train.affinity_every``); each measurement costs one forward per task before, and per task one
 forward and backward plus a forward of every task (docs/benchmarks.md).
 """
-from typing import Any, Dict, List, Mapping, Optional
+import contextlib
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import paddle
 
@@ -22,6 +23,7 @@ from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.session import Callback, Control, Session, StepResult
 
 Affinities = Dict[str, Dict[str, float]]  # source task -> target task -> Z
+RECURRENT_LAYERS = (paddle.nn.LSTM, paddle.nn.GRU, paddle.nn.SimpleRNN)  # Paddle's fused rnn operator
 
 
 def lookahead_affinity(model: MultiTaskModel, probes: Mapping[str, Mapping[str, Any]], lr: float) -> Affinities:
@@ -31,6 +33,7 @@ def lookahead_affinity(model: MultiTaskModel, probes: Mapping[str, Mapping[str, 
     params = [p for _, p in trainable]
     training = model.training
     model.eval()
+    rng = paddle.get_rng_state()
     try:
         before = _losses(model, probes)
         saved = [params[i].numpy().copy() for i in shared]
@@ -38,7 +41,9 @@ def lookahead_affinity(model: MultiTaskModel, probes: Mapping[str, Mapping[str, 
         for source, batch in probes.items():
             # every trainable parameter is asked for (paddlepalm's CPU layers return the gradients of
             # all their inputs); the step moves the shared ones only
-            grads = paddle.grad([model(source, to_tensors(batch))["loss"]], params, allow_unused=True)
+            with _differentiable_recurrence(model):
+                loss = model(source, to_tensors(batch))["loss"]
+            grads = paddle.grad([loss], params, allow_unused=True)
             with paddle.no_grad():
                 for i in shared:
                     if grads[i] is not None:
@@ -49,8 +54,25 @@ def lookahead_affinity(model: MultiTaskModel, probes: Mapping[str, Mapping[str, 
             affinity[source] = {target: 1.0 - after[target] / before[target] for target in probes}
         return affinity
     finally:
+        paddle.set_rng_state(rng)  # the measurement draws no randomness that training would have drawn
         if training:
             model.train()
+
+
+@contextlib.contextmanager
+def _differentiable_recurrence(model: paddle.nn.Layer) -> Iterator[None]:
+    """Paddle's fused ``rnn`` operator keeps no state for a backward pass in eval mode, so the
+    gradient of a recurrent backbone needs its RNN layers in training mode: they are switched to
+    it with their between-layer dropout at 0, which computes what eval mode computes."""
+    layers = [layer for layer in model.sublayers() if isinstance(layer, RECURRENT_LAYERS)]
+    saved = [(layer.training, layer.dropout) for layer in layers]
+    for layer in layers:
+        layer.training, layer.dropout = True, 0.0
+    try:
+        yield
+    finally:
+        for layer, (training, dropout) in zip(layers, saved):
+            layer.training, layer.dropout = training, dropout
 
 
 def _losses(model: MultiTaskModel, probes: Mapping[str, Mapping[str, Any]]) -> Dict[str, float]:

@@ -100,6 +100,24 @@ def test_measuring_changes_nothing_in_training_and_resumes_exactly(joint_data, t
     assert [r["step"] for r in affinity] == [2, 4, 6, 8] and set(affinity[0]["affinity"]) == {"slot", "intent"}
 
 
+def test_a_recurrent_backbone_is_measured_without_changing_its_training(joint_data):
+    """Paddle's rnn operator has no backward in eval mode: the measurement switches the LSTM alone
+    back, with no dropout and no random draw, so training stays bit for bit the same."""
+    d = joint_data["dir"]
+    plain, _ = build_joint(d, joint_data, dropout=0.3, seed=4, recurrent=True)
+    plain.max_steps = 6
+    plain.train(print_steps=0)
+    measured, _ = build_joint(d, joint_data, dropout=0.3, seed=4, recurrent=True)
+    measured.max_steps = 6
+    measured.set_affinity(every=2)
+    measured.train(print_steps=0)
+    for key, value in params(plain.model).items():
+        assert np.array_equal(params(measured.model)[key], value), key
+    last = measured.affinity.history[-1]["affinity"]
+    assert set(last) == {"slot", "intent"} and all(np.isfinite(z) for row in last.values() for z in row.values())
+    assert last["slot"]["slot"] > 0  # a step on a task lowers its own loss
+
+
 def test_palm_affinity_ranks_from_metrics(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

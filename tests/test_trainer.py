@@ -11,15 +11,17 @@ from conftest import tiny_config
 
 
 def build_joint(d, sizes, dropout=0.0, seed=0, lr=1e-3, batch_size=16, intent_ratio=0.5, slot_settings=None,
-                intent_settings=None, balancer=None, **fit_options):
+                intent_settings=None, balancer=None, recurrent=False, **fit_options):
     """The tiny slot + intent MultiHeadTrainer most tests use; ``fit_options`` go to
     ``fit_readers_with_mixratio`` (``joint``, ``tasks_per_update``), ``*_settings`` to the Trainers,
-    ``balancer`` to the MultiHeadTrainer."""
+    ``balancer`` to the MultiHeadTrainer; ``recurrent``: a BiLSTM backbone instead of the ERNIE."""
     paddle.seed(seed)
     vocab = os.path.join(d, "vocab.txt")
     config = tiny_config(sum(1 for _ in open(vocab, encoding="utf-8")))
     config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = dropout
-    ernie = palm.backbone.ERNIE.from_config(config)
+    ernie = (palm.backbone.BiLSTM({"vocab_size": config["vocab_size"], "embedding_size": 16, "hidden_size": 32,
+                                   "num_layers": 2, "dropout": dropout})
+             if recurrent else palm.backbone.ERNIE.from_config(config))
     slot_reader = palm.reader.SequenceLabelReader(vocab, 32, os.path.join(d, "label_map.json"), seed=1)
     slot_reader.load_data(os.path.join(d, "slot", "train.tsv"), batch_size=batch_size)
     cls_reader = palm.reader.ClassifyReader(vocab, 32, seed=1)
