@@ -51,11 +51,14 @@ class LoadReport:
     mismatched: List[str] = field(default_factory=list)
     scope: str = "backbone"
     zeroed: List[str] = field(default_factory=list)  # absent from the source, set to zeros
+    verified: int = 0  # loaded parameters read back after loading and found equal to the source's
 
     def summary(self) -> str:
         text = (f"loaded {len(self.loaded)} {self.scope} parameters from {self.source} ({self.format}); "
                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                 f"{len(self.mismatched)} with mismatched shapes")
+        if self.verified:
+            text += f"; all {self.verified} read back equal to the source's values"
         if self.missing:
             text += f"; missing e.g. {self.missing[:3]}"
         if self.zeroed:
@@ -232,7 +235,18 @@ def load_pretrained_backbone(backbone, path: str) -> LoadReport:
             f"it expects names like {sorted(own)[:3]}, the source has {len(source.source_names)} entries "
             f"like {source.source_names[:3]}{detail}")
     backbone.set_state_dict(to_set)
+    report.verified = _read_back(backbone, to_set, path)
     return report
+
+
+def _read_back(layer, expected: Dict[str, Any], source: str) -> int:
+    """How many of ``expected`` the layer now holds, value for value; an error naming the first
+    that it does not (a load that reports success but leaves the weights as they were)."""
+    held = layer.state_dict()
+    for name, value in expected.items():
+        if not np.array_equal(held[name].numpy(), np.asarray(value, dtype=held[name].numpy().dtype)):
+            raise RuntimeError(f"loading {source}: {name} does not hold the loaded values after set_state_dict")
+    return len(expected)
 
 
 def load_model_leniently(model, path: str) -> LoadReport:
@@ -246,7 +260,8 @@ def load_model_leniently(model, path: str) -> LoadReport:
                             missing=["backbone." + n for n in backbone_report.missing]
                             + [n for n in model.state_dict() if not n.startswith("backbone.")],
                             unexpected=backbone_report.unexpected,
-                            mismatched=["backbone." + n for n in backbone_report.mismatched])
+                            mismatched=["backbone." + n for n in backbone_report.mismatched],
+                            verified=backbone_report.verified)
         return report
     state = checkpoint.load_model_state(path)
     own = model.state_dict()
@@ -268,6 +283,7 @@ def load_model_leniently(model, path: str) -> LoadReport:
                          f"{sorted(own)[:3]}, the checkpoint has {len(state)} entries like {sorted(state)[:3]}"
                          + (f"; shape mismatches: {report.mismatched[:3]}" if report.mismatched else ""))
     model.set_state_dict(to_set)
+    report.verified = _read_back(model, to_set, path)
     return report
 
 
