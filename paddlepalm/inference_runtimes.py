@@ -28,7 +28,7 @@ different settings.
 """
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -313,7 +313,8 @@ class OnnxSession:
         return self.session.run(list(fetch), dict(feed))
 
 
-def open_session(path: str, meta: Mapping[str, Any], name: str, threads: int, use_gpu: bool):
+def open_session(path: str, meta: Mapping[str, Any], name: str, threads: int,
+                 use_gpu: bool) -> Union[PaddleSession, OnnxSession]:
     """A session (``input_names``, ``output_names``, ``threads``, ``run(feed, fetch)``) of the export
     in ``path`` in the setting ``name``."""
     chosen = check_runnable(name, meta, use_gpu)

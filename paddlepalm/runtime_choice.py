@@ -6,7 +6,8 @@ paddlepalm/inference_runtimes.py that can run here, each through a ``Predictor``
 
 1. **Agreement** with fp32 Paddle (the ``paddle`` setting) on the example batch and on its first
    row alone: the share of equal decisions (class labels, every tag, MRC start and end positions)
-   and the largest probability difference, against the setting's :class:`Tolerance`. fp32 settings
+   and the largest probability difference (a pairwise matcher's score: relative to
+   ``max(1, |score|)``), against the setting's :class:`Tolerance`. fp32 settings
    must agree on every decision; a setting outside its tolerance is rejected.
 2. **Speed**: batch 1 (the first example, cut to its length) and a batch of 32 (the example rows
    repeated), call by call in a rotating order, ``rounds`` rounds of ``SMALL_CALLS`` batch-1 calls
@@ -78,7 +79,8 @@ def compare_results(reference: Mapping[str, List[Dict[str, Any]]],
     """How far ``candidate``'s per-row results (``Predictor.batch_results``) are from
     ``reference``'s: decisions (``label``, each tag of a tagger's ``label`` list, the argmax of
     ``*_logits`` lists: MRC start and end) counted and compared, the largest difference of a
-    probability (``probs``) and of a score (``score``: a pairwise matcher's, not held to a tolerance)."""
+    probability (``probs``) and of a score (``score``: a pairwise matcher's, relative to
+    ``max(1, |score|)``); both are held to the tolerance's ``max_prob_diff``."""
     total = agreeing = 0
     max_prob = max_score = 0.0
     for task, rows in reference.items():
@@ -99,10 +101,10 @@ def compare_results(reference: Mapping[str, List[Dict[str, Any]]],
                 elif key == "probs":
                     max_prob = max(max_prob, float(np.max(np.abs(np.asarray(value) - np.asarray(other)))))
                 elif key == "score":
-                    max_score = max(max_score, abs(float(value) - float(other)))
+                    max_score = max(max_score, abs(float(value) - float(other)) / max(1.0, abs(float(value))))
     return {"decisions": total, "agreeing": agreeing,
             "decision_agreement": agreeing / total if total else 1.0,
-            "max_prob_diff": max_prob, "max_score_diff": max_score}
+            "max_prob_diff": max_prob, "max_score_rel_diff": max_score}
 
 
 def _merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
@@ -110,7 +112,7 @@ def _merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     agreeing = first["agreeing"] + second["agreeing"]
     return {"decisions": total, "agreeing": agreeing, "decision_agreement": agreeing / total if total else 1.0,
             "max_prob_diff": max(first["max_prob_diff"], second["max_prob_diff"]),
-            "max_score_diff": max(first["max_score_diff"], second["max_score_diff"])}
+            "max_score_rel_diff": max(first["max_score_rel_diff"], second["max_score_rel_diff"])}
 
 
 def measure_runtimes(path: str, samples: Mapping[str, Mapping[str, np.ndarray]], runtime: str = "auto",
@@ -153,7 +155,7 @@ def measure_runtimes(path: str, samples: Mapping[str, Mapping[str, np.ndarray]],
             continue
         tolerance = setting.tolerance
         within = (agreement["decision_agreement"] >= tolerance.min_decision_agreement
-                  and agreement["max_prob_diff"] <= tolerance.max_prob_diff)
+                  and max(agreement["max_prob_diff"], agreement["max_score_rel_diff"]) <= tolerance.max_prob_diff)
         if not within:
             accepted, reason = False, (f"outside its tolerance against fp32 paddle ({_agreement_text(agreement)}; "
                                        f"tolerance {tolerance.as_dict()})")
@@ -164,7 +166,9 @@ def measure_runtimes(path: str, samples: Mapping[str, Mapping[str, np.ndarray]],
             accepted, reason = True, "within its tolerance against fp32 paddle"
         candidates[name] = {"available": True, "precision": setting.precision, "agreement": agreement,
                             "tolerance": tolerance.as_dict(), "accepted": accepted, "reason": reason}
-    feeds = {"batch_1": next(iter(loaded.values())).feed(single), "batch_32": next(iter(loaded.values())).feed(large)}
+    if runtime != "auto" and not candidates[runtime]["available"]:
+        raise RuntimeChoiceError(f"runtime setting {runtime} does not run this export: {candidates[runtime]['reason']}")
+    feeds = {"batch_1": reference.feed(single), "batch_32": reference.feed(large)}
     timings = _time(loaded, feeds, rounds)
     for name, ms in timings.items():
         candidates[name]["ms"] = ms
@@ -199,8 +203,10 @@ def _results(predictor: Predictor, batches: Batches) -> Dict[str, List[Dict[str,
 
 
 def _agreement_text(agreement: Mapping[str, Any]) -> str:
-    return (f"{agreement['agreeing']}/{agreement['decisions']} decisions equal, probabilities within "
+    text = (f"{agreement['agreeing']}/{agreement['decisions']} decisions equal, probabilities within "
             f"{agreement['max_prob_diff']:.2g}")
+    return text + (f", scores within {agreement['max_score_rel_diff']:.2g} (relative)"
+                   if agreement["max_score_rel_diff"] else "")
 
 
 def _shape(feed: Mapping[str, np.ndarray]) -> List[int]:

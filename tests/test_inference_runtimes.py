@@ -325,3 +325,20 @@ def test_palm_predict_runtime_and_verbose(auto_export, plain_export, atis, tmp_p
     refused = _palm("predict", plain_export[0], "--input", inputs, "--runtime", "onnxruntime")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "--runtime onnxruntime" in refused.stderr and "no onnx model file" in refused.stderr
+
+
+def test_the_agreement_of_two_settings_counts_every_decision():
+    from paddlepalm.runtime_choice import compare_results
+
+    reference = {"slot": [{"index": 0, "label": [1, 2, 3], "tags": ["a", "b", "c"]}],
+                 "intent": [{"index": 0, "label": 4, "probs": [0.1, 0.9]}],
+                 "mrc": [{"index": 0, "start_logits": [0.1, 0.5, 0.2], "end_logits": [0.3, 0.1]}],
+                 "pairwise": [{"index": 0, "score": 10.0}]}
+    other = {"slot": [{"index": 0, "label": [1, 2, 0], "tags": ["a", "b", "x"]}],
+             "intent": [{"index": 0, "label": 4, "probs": [0.12, 0.88]}],
+             "mrc": [{"index": 0, "start_logits": [0.6, 0.5, 0.2], "end_logits": [0.3, 0.2]}],
+             "pairwise": [{"index": 0, "score": 10.5}]}
+    found = compare_results(reference, other)
+    assert (found["decisions"], found["agreeing"]) == (3 + 1 + 2, 2 + 1 + 1)  # tags, intent, MRC start and end
+    assert found["max_prob_diff"] == pytest.approx(0.02) and found["max_score_rel_diff"] == pytest.approx(0.05)
+    assert compare_results(reference, reference)["decision_agreement"] == 1.0
