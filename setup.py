@@ -28,8 +28,9 @@ setup(
     install_requires=RUNTIME,
     entry_points={"console_scripts": ["palm = paddlepalm.cli:main"]},
     extras_require={"test": ["pytest"],
-                    # export(format="onnx") and Predictor on ONNX models
-                    "onnx": ["paddle2onnx==2.1.0", "onnxruntime>=1.17"],
+                    # export(format="onnx") and Predictor on ONNX models; ml_dtypes: onnxruntime.quantization
+                    # imports it (the int8 model of export(runtime="auto")); 0.5.4 is the last for numpy 1.x
+                    "onnx": ["paddle2onnx==2.1.0", "onnxruntime>=1.17", "ml_dtypes==0.5.4"],
                     # transformers 4.44 still works with the huggingface_hub pin paddlenlp needs
                     "bench": ["torch==2.13.0", "transformers==4.44.2"]},
 )

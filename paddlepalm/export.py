@@ -5,8 +5,14 @@
     inference.json       the static program (PIR), from ``paddle.jit.to_static`` + ``paddle.jit.save``
     inference.pdiparams  its weights                       (format="paddle")
     model.onnx           the same program through paddle2onnx  (format="onnx", instead of the two above)
+    model.int8.onnx      model.onnx with int8 weights (runtime="auto" or "onnxruntime-int8")
     vocab.txt            the readers' vocabulary, copied
     palm_meta.json       see below
+
+With a ``runtime`` option the export holds the model files of the runtime settings it names
+(``"auto"``: all; paddlepalm/inference_runtimes.py) beside its format's, measures them and records
+the choice in ``palm_meta.json`` ``"runtime"`` (paddlepalm/runtime_choice.py); ``"model_files"``
+lists every model file by kind with its output names.
 
 A model of several tasks runs the backbone **once** per batch and every task's head on its
 outputs: one program, with the outputs of all heads. ``palm_meta.json`` holds the format
@@ -42,15 +48,18 @@ import paddle
 from paddle import nn
 
 from paddlepalm.evaluation import prediction_mode
+from paddlepalm.inference_runtimes import (INT8_QUANTIZATION, ONNX_FILE, ONNX_INT8_FILE, ONNX_INT8_MODEL, ONNX_MODEL,
+                                           PADDLE_MODEL, RUNTIMES)
+from paddlepalm.logs import log
 from paddlepalm.model import MultiTaskModel, to_tensors
 from paddlepalm.reader.base_reader import TOKEN_ARRAYS
 from paddlepalm.utils.fileio import write_json
 
 META_FILE = "palm_meta.json"
 MODEL_PREFIX = "inference"
-ONNX_FILE = "model.onnx"
 META_VERSION = 2
 FORMATS = ("paddle", "onnx")
+FORMAT_MODEL = {"paddle": PADDLE_MODEL, "onnx": ONNX_MODEL}
 
 
 class ExportError(RuntimeError):
@@ -124,13 +133,22 @@ def head_spec(head) -> Optional[Dict[str, Any]]:
 
 def export_model(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
                  weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
-                 fixed_length: Optional[int] = None) -> Dict[str, Any]:
+                 fixed_length: Optional[int] = None, runtime: Optional[str] = None,
+                 allow_lower_precision: bool = False) -> Dict[str, Any]:
     """Write the prediction program of ``tasks`` (one backbone pass) to ``directory``, atomically,
     and return the metadata written to ``palm_meta.json``. ``weights``: a state dict to export
     instead of the model's own (EMA averages); the model is left as it was. ``fixed_length``: the
     sequence length every input is padded to (ELMo's LSTMs do not export with a dynamic length;
-    the Predictor pads)."""
+    the Predictor pads).
+
+    ``runtime``: ``None`` writes the model of ``format`` alone, with no runtime record (the
+    Predictor runs the format's own setting). ``"auto"`` writes every model file the runtime
+    settings run (the Paddle program, ``model.onnx``, the int8 ``model.int8.onnx``), measures each
+    setting on the tasks' example batches and records the fastest accepted one per batch size
+    (paddlepalm/runtime_choice.py); lower-precision settings (bf16, int8) only with
+    ``allow_lower_precision``. A setting's name writes what it needs and records it as the choice."""
     check_exportable(model, format)
+    check_runtime_option(model, runtime)
     if not tasks:
         raise ValueError("nothing to export: no task given")
     names = [t.name for t in tasks]
@@ -160,7 +178,8 @@ def export_model(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: 
                     "inputs": [{"name": n, "dtype": str(arrays[n].dtype), "shape": list(_spec(n, arrays[n], fixed_length).shape)}
                                for n in used],
                     "tasks": [_task_meta(model, task, kept) for task, (_, kept) in zip(tasks, outputs)]}
-            meta = _save(static, directory, meta, outputs, tasks)
+            meta = _save(static, directory, meta, outputs, tasks, _ModelFiles(format, runtime, model),
+                         runtime, allow_lower_precision)
     finally:
         if original is not None:
             model.set_state_dict(original)
@@ -178,24 +197,83 @@ def _task_meta(model: MultiTaskModel, task: TaskExport, outputs: List[str]) -> D
     return entry
 
 
+class _ModelFiles:
+    """Which model files an export writes: its format's, and with a ``runtime`` option those of
+    the runtime settings (``"auto"``: all of them; the Paddle program always, the reference of the
+    comparisons). ``problems``: why a kind that was wanted could not be written (auto goes on)."""
+
+    def __init__(self, format: str, runtime: Optional[str], model: MultiTaskModel):
+        self.primary = FORMAT_MODEL[format]
+        kinds = {self.primary}
+        if runtime == "auto":
+            kinds |= {PADDLE_MODEL, ONNX_MODEL, ONNX_INT8_MODEL}
+        elif runtime is not None:
+            kinds |= {PADDLE_MODEL, RUNTIMES[runtime].model}
+        if ONNX_INT8_MODEL in kinds:
+            kinds.add(ONNX_MODEL)  # the int8 model is quantized from it
+        self.wanted = kinds
+        self.required = {self.primary} | ({RUNTIMES[runtime].model} if runtime not in (None, "auto") else set())
+        if ONNX_INT8_MODEL in self.required:
+            self.required.add(ONNX_MODEL)
+        self.problems: Dict[str, str] = {}
+        refusal = getattr(model.backbone, "onnx_refusal", None)
+        if refusal:
+            for kind in (ONNX_MODEL, ONNX_INT8_MODEL):
+                if kind in self.wanted:
+                    self.wanted.discard(kind)
+                    self.problems[kind] = f"the {type(model.backbone).__name__} backbone has no ONNX export: {refusal}"
+
+    def failed(self, kind: str, error: Exception) -> None:
+        """A wanted kind could not be written: an error if it is required, else a recorded problem."""
+        if kind in self.required:
+            raise error
+        self.problems[kind] = str(error)
+        if kind == ONNX_MODEL:
+            self.problems.setdefault(ONNX_INT8_MODEL, f"no ONNX model to quantize ({error})")
+        log(f"export: no {kind} model ({error}); the settings that run it are left out")
+
+
 def _save(static, directory: str, meta: Dict[str, Any], outputs: Sequence[Tuple[str, List[str]]],
-          tasks: Sequence[TaskExport]) -> Dict[str, Any]:
+          tasks: Sequence[TaskExport], kinds: _ModelFiles, runtime: Optional[str] = None,
+          allow_lower_precision: bool = False) -> Dict[str, Any]:
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
     try:
         paddle.jit.save(static, os.path.join(tmp, MODEL_PREFIX))
-        fetch_names = _fetch_names(tmp)
-        if meta["format"] == "onnx":
-            fetch_names = _to_onnx(tmp)
-            meta["model_file"], meta["params_file"] = ONNX_FILE, None
-        else:
-            meta["model_file"], meta["params_file"] = MODEL_PREFIX + ".json", MODEL_PREFIX + ".pdiparams"
+        files: Dict[str, Dict[str, Any]] = {
+            PADDLE_MODEL: {"model_file": MODEL_PREFIX + ".json", "params_file": MODEL_PREFIX + ".pdiparams",
+                           "fetch_names": _fetch_names(tmp)}}
+        if ONNX_MODEL in kinds.wanted:
+            try:
+                files[ONNX_MODEL] = {"model_file": ONNX_FILE, "fetch_names": _to_onnx(tmp)}
+            except ExportError as error:
+                kinds.failed(ONNX_MODEL, error)
+        if ONNX_INT8_MODEL in kinds.wanted and ONNX_MODEL in files:
+            try:
+                _quantize_int8(tmp)
+                files[ONNX_INT8_MODEL] = {"model_file": ONNX_INT8_FILE, "fetch_names": files[ONNX_MODEL]["fetch_names"],
+                                          "quantization": dict(INT8_QUANTIZATION)}
+            except ExportError as error:
+                kinds.failed(ONNX_INT8_MODEL, error)
+        if PADDLE_MODEL not in kinds.wanted:
+            for name in (files[PADDLE_MODEL]["model_file"], files[PADDLE_MODEL]["params_file"]):
+                os.remove(os.path.join(tmp, name))
+            del files[PADDLE_MODEL]
+        primary = files[kinds.primary]
+        meta["model_file"], meta["params_file"] = primary["model_file"], primary.get("params_file")
+        meta["model_files"] = files
         flat = [(task, name) for task, names in outputs for name in names]
-        meta["outputs"] = [{"task": t, "name": n, "fetch_name": f} for (t, n), f in zip(flat, fetch_names)]
+        meta["outputs"] = [{"task": t, "name": n, "fetch_name": f} for (t, n), f in zip(flat, primary["fetch_names"])]
         _copy_vocabularies(tmp, tasks, meta)
         meta["paddle_version"] = paddle.__version__
         write_json(os.path.join(tmp, META_FILE), meta)
+        if runtime is not None:
+            from paddlepalm.runtime_choice import measure_runtimes
+
+            meta["runtime"] = measure_runtimes(tmp, {t.name: t.sample_batch for t in tasks}, runtime,
+                                               allow_lower_precision, kinds.problems)
+            write_json(os.path.join(tmp, META_FILE), meta)
         if os.path.exists(directory):
             shutil.rmtree(directory)
         os.replace(tmp, directory)
@@ -232,9 +310,9 @@ def _fetch_names(directory: str) -> List[str]:
 
 
 def _to_onnx(directory: str) -> List[str]:
-    """Convert the Paddle model in ``directory`` to ``model.onnx`` (the Paddle files are removed);
-    returns the ONNX output names in order. paddle2onnx's ``export`` returns None also when it
-    fails, so the written file is what is checked."""
+    """Convert the Paddle model in ``directory`` to ``model.onnx`` beside it; returns the ONNX
+    output names in order. paddle2onnx's ``export`` returns None also when it fails, so the
+    written file is what is checked."""
     try:
         import onnx
         import paddle2onnx
@@ -244,20 +322,78 @@ def _to_onnx(directory: str) -> List[str]:
     model_file = os.path.join(directory, MODEL_PREFIX + ".json")
     params_file = os.path.join(directory, MODEL_PREFIX + ".pdiparams")
     # optimize_tool="None": the default ("polygraphy") pip-installs packages during the export
-    paddle2onnx.export(model_file, params_file, save_file=target, opset_version=13, enable_onnx_checker=True,
-                       optimize_tool="None", verbose=False)
+    with _stdout_to_stderr():  # paddle2onnx prints its progress on standard output, which carries results
+        paddle2onnx.export(model_file, params_file, save_file=target, opset_version=13, enable_onnx_checker=True,
+                           optimize_tool="None", verbose=False)
     if not os.path.isfile(target) or os.path.getsize(target) == 0:
         raise ExportError("paddle2onnx wrote no model.onnx (an operator without an ONNX conversion? "
                           "its log above names it); export with format='paddle' instead")
-    graph = onnx.load(target).graph
-    for path in (model_file, params_file):
-        os.remove(path)
-    return [output.name for output in graph.output]
+    return [output.name for output in onnx.load(target).graph.output]
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Standard output (the file descriptor: C++ libraries print there too) sent to standard error."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _quantize_int8(directory: str) -> None:
+    """``model.int8.onnx`` beside ``model.onnx``: its weights quantized to int8 by onnxruntime's
+    dynamic quantization (``INT8_QUANTIZATION``; activations are quantized per call). paddle2onnx
+    writes the weights as ``Constant`` nodes, which ``quantize_dynamic`` takes for computed values
+    and leaves in float: they become initializers first."""
+    import logging
+
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as error:
+        raise ExportError(f"the int8 model needs onnxruntime's quantization tools ({error}); "
+                          "pip install -e \".[onnx]\" in the paddlepalm checkout") from None
+    model = onnx.load(os.path.join(directory, ONNX_FILE))
+    graph = model.graph
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    work = tempfile.mkdtemp(prefix=".quantize.", dir=directory)
+    target = os.path.join(directory, ONNX_INT8_FILE)
+    logging.disable(logging.WARNING)  # quantize_dynamic logs every MatMul it leaves in float (attention)
+    try:
+        source = os.path.join(work, "weights-as-initializers.onnx")
+        onnx.save(model, source)
+        quantize_dynamic(source, target, weight_type=getattr(QuantType, INT8_QUANTIZATION["weight_type"]),
+                         per_channel=INT8_QUANTIZATION["per_channel"], reduce_range=INT8_QUANTIZATION["reduce_range"])
+    except Exception as error:
+        raise ExportError(f"onnxruntime's quantize_dynamic failed: {type(error).__name__}: {error}") from None
+    finally:
+        logging.disable(logging.NOTSET)
+        shutil.rmtree(work, ignore_errors=True)
+    quantized = [n for n in onnx.load(target).graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    if not quantized:
+        os.remove(target)
+        raise ExportError("quantize_dynamic quantized no matrix multiplication of this model")
 
 
 def export_in_child(model: MultiTaskModel, tasks: Sequence[TaskExport], directory: str,
                     weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
-                    fixed_length: Optional[int] = None, timeout: int = 1800) -> Dict[str, Any]:
+                    fixed_length: Optional[int] = None, timeout: int = 1800, runtime: Optional[str] = None,
+                    allow_lower_precision: bool = False) -> Dict[str, Any]:
     """:func:`export_model` in a child process (:func:`_child_main`) that rebuilds the model from its
     backbone config, head arguments and weights: an export that aborts the process (tracing ELMo's
     LSTMs with a dynamic length does) becomes an :class:`ExportError` here."""
@@ -283,7 +419,8 @@ def export_in_child(model: MultiTaskModel, tasks: Sequence[TaskExport], director
         write_json(os.path.join(work, "spec.json"), {
             "backbone": {"class": type(model.backbone).__name__, "config": model.backbone.config},
             "heads": heads, "aliases": model.head_aliases, "tasks": entries, "directory": os.path.abspath(directory),
-            "format": format, "fixed_length": fixed_length})
+            "format": format, "fixed_length": fixed_length, "runtime": runtime,
+            "allow_lower_precision": allow_lower_precision})
         # -c, not -m paddlepalm.export: runpy warns when the package has imported the module already
         child = "import sys; from paddlepalm.export import _child_main; _child_main(sys.argv[1])"
         done = subprocess.run([sys.executable, "-c", child, work], capture_output=True, text=True, timeout=timeout)
@@ -321,7 +458,24 @@ def _child_main(work: str) -> None:
         model.head_of(entry["name"]).set_label_names(entry["label_names"])
         with np.load(os.path.join(work, f"batch{number}.npz")) as batch:
             tasks.append(TaskExport(entry["name"], {k: batch[k] for k in batch.files}, reader, entry["label_names"]))
-    export_model(model, tasks, spec["directory"], None, spec["format"], spec["fixed_length"])
+    export_model(model, tasks, spec["directory"], None, spec["format"], spec["fixed_length"], spec.get("runtime"),
+                 spec.get("allow_lower_precision", False))
+
+
+def check_runtime_option(model: MultiTaskModel, runtime: Optional[str]) -> None:
+    """Refuse, before anything is written, a ``runtime`` option that is neither ``None``, ``"auto"``
+    nor a setting that runs on this machine and backbone."""
+    if runtime is None or runtime == "auto":
+        return
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be None, 'auto' or one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    setting = RUNTIMES[runtime]
+    problem = setting.machine_problem()
+    refusal = getattr(model.backbone, "onnx_refusal", None)
+    if problem is None and refusal and setting.model != PADDLE_MODEL:
+        problem = f"the {type(model.backbone).__name__} backbone has no ONNX export: {refusal}"
+    if problem:
+        raise ExportError(f"runtime setting {runtime} is unavailable: {problem}")
 
 
 def check_exportable(model: MultiTaskModel, format: str) -> None:
@@ -336,7 +490,8 @@ def check_exportable(model: MultiTaskModel, format: str) -> None:
 def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: str,
                     weights: Optional[Dict[str, Any]] = None, format: str = "paddle",
                     sample_batches: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
-                    label_names: Optional[Mapping[str, List[str]]] = None) -> Dict[str, Any]:
+                    label_names: Optional[Mapping[str, List[str]]] = None, runtime: Optional[str] = None,
+                    allow_lower_precision: bool = False) -> Dict[str, Any]:
     """Export the tasks of ``trainers`` (``Trainer`` objects) on ``model``: their readers and label
     names come from the trainers; ``sample_batches`` (by task) default to each trainer's first
     training batch; ``label_names`` (by task) override the heads' (a ``ClassifyReader`` reads
@@ -355,18 +510,21 @@ def export_trainers(model: MultiTaskModel, trainers: Sequence[Any], directory: s
         names = (label_names or {}).get(trainer.name, getattr(head, "label_names", None))
         tasks.append(TaskExport(trainer.name, batch, reader, names))
     check_exportable(model, format)
+    check_runtime_option(model, runtime)
     kind = getattr(model.backbone, "fragile_export", None)
     if kind is None:
-        return export_model(model, tasks, directory, weights, format)
+        return export_model(model, tasks, directory, weights, format, runtime=runtime,
+                            allow_lower_precision=allow_lower_precision)
     length = max(t.reader.max_len for t in tasks if t.reader is not None)
+    options = {"runtime": runtime, "allow_lower_precision": allow_lower_precision}
     if kind in _FIXED_LENGTH_ONLY:
-        return export_in_child(model, tasks, directory, weights, format, fixed_length=length)
+        return export_in_child(model, tasks, directory, weights, format, fixed_length=length, **options)
     try:
-        return export_in_child(model, tasks, directory, weights, format)
+        return export_in_child(model, tasks, directory, weights, format, **options)
     except ExportError as error:
         print(f"ELMo export with a dynamic sequence length failed: {error}; exporting with a fixed length "
               f"of {length} (the Predictor pads every batch to it)", file=sys.stderr, flush=True)
-        meta = export_in_child(model, tasks, directory, weights, format, fixed_length=length)
+        meta = export_in_child(model, tasks, directory, weights, format, fixed_length=length, **options)
         _FIXED_LENGTH_ONLY.add(kind)
         return meta
 

@@ -17,7 +17,10 @@ the copied vocabulary); post-processing is the head's own (``Head.from_export``,
 ``complete_outputs``, then the prediction loop of paddlepalm/prediction.py). Inputs are sorted by
 length into batches and the results come back in input order. Paddle models run on
 ``paddle.inference`` (oneDNN on CPU, the GPU when there is one); ONNX models on onnxruntime
-(``pip install -e ".[onnx]"`` in the checkout).
+(``pip install -e ".[onnx]"`` in the checkout). Which runtime setting runs (Paddle Inference fp32,
+bf16 or without oneDNN, onnxruntime fp32 or int8) is the ``runtime`` argument, else the choice
+measured and recorded at export (``runtime="auto"``), else the format's own: see
+paddlepalm/inference_runtimes.py.
 
 Inputs per head: a string (``Classify``, ``SequenceLabel``), a ``(text_a, text_b)`` pair (``Match``;
 ``Classify`` of pairs), a ``(question, context)`` pair or ``{"question", "context"}`` dict (``MRC``,
@@ -29,12 +32,15 @@ an input of another type is a ``TypeError``; a too long input is cut to the read
 and its record has ``"truncated": True`` (a CRF tagger gives the cut words the ``O`` tag).
 """
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from paddlepalm.head.base_head import Head
 from paddlepalm.head.seq_label import entity_spans  # noqa: F401  (public here since the first release)
+from paddlepalm.inference_runtimes import RuntimeUnavailable  # noqa: F401  (raised by Predictor; public here)
+from paddlepalm.inference_runtimes import RUNTIMES, RuntimePlan, fetch_names, open_session, plan_runtime
+from paddlepalm.logs import log
 from paddlepalm.prediction import chunks, describe_inputs, length_order, predict_tasks
 from paddlepalm.reader.base_reader import TOKEN_ARRAYS
 from paddlepalm.utils.fileio import read_json
@@ -69,9 +75,11 @@ def read_meta(path: str) -> Dict[str, Any]:
     if version > META_VERSION:
         raise ModelFolderError(f"{meta_path}: format version {version} is newer than this paddlepalm reads "
                                f"({META_VERSION}): upgrade paddlepalm")
-    for key in ("model_file", "params_file"):
-        if meta.get(key) and not os.path.isfile(os.path.join(path, meta[key])):
-            raise ModelFolderError(f"{path}: {meta[key]} is missing ({META_FILE} names it)")
+    named = [meta.get("model_file"), meta.get("params_file")]
+    named += [entry.get(key) for entry in (meta.get("model_files") or {}).values() for key in ("model_file", "params_file")]
+    for name in dict.fromkeys(n for n in named if n):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise ModelFolderError(f"{path}: {name} is missing ({META_FILE} names it)")
     for task in meta["tasks"]:
         vocab = (task.get("reader") or {}).get("vocab_file")
         if vocab and not os.path.isfile(os.path.join(path, vocab)):
@@ -107,101 +115,6 @@ def verify_export(path: str) -> None:
 SMALL_BATCH_TOKENS = 256
 
 
-class _PaddleRunner:
-    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool,
-                 small_batch_threads: Optional[int] = 1):
-        self.path, self.meta, self.use_gpu = path, meta, use_gpu
-        self.predictor = self._create(threads)
-        names = list(self.predictor.get_input_names())
-        expected = [i["name"] for i in meta["inputs"]]
-        if sorted(names) != sorted(expected):
-            raise ModelFolderError(f"{path}: the model takes inputs {names} but {META_FILE} lists {expected}")
-        outputs = set(self.predictor.get_output_names())
-        missing = [o["fetch_name"] for o in meta["outputs"] if o["fetch_name"] not in outputs]
-        if missing:
-            raise ModelFolderError(f"{path}: the model has no outputs {missing} that {META_FILE} maps")
-        small = not use_gpu and small_batch_threads is not None and 0 < small_batch_threads < threads
-        self.threads = threads
-        self.small_batch_threads = small_batch_threads if small else None
-        self.small_predictor = None  # created on the first small batch (it loads the weights again)
-
-    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
-        """The CPU threads that run ``feed``: ``small_batch_threads`` for a small batch."""
-        if self.small_batch_threads is None:
-            return self.threads
-        array = next((feed[n] for n in TOKEN_ARRAYS if n in feed), None)
-        if array is None or array.ndim < 2 or array.shape[0] * array.shape[1] > SMALL_BATCH_TOKENS:
-            return self.threads
-        return self.small_batch_threads
-
-    @property
-    def loaded_threads(self) -> List[int]:
-        """The thread counts of the predictors created so far."""
-        return [self.threads] + ([self.small_batch_threads] if self.small_predictor is not None else [])
-
-    def _create(self, threads: int):
-        import paddle.inference as inference
-
-        config = inference.Config(os.path.join(self.path, self.meta["model_file"]),
-                                  os.path.join(self.path, self.meta["params_file"]))
-        if self.use_gpu:
-            config.enable_use_gpu(256, 0)
-        else:
-            config.disable_gpu()
-            config.enable_mkldnn()
-            config.set_cpu_math_library_num_threads(threads)
-        config.disable_glog_info()  # never enable_memory_optim(): it breaks PIR predictors
-        return inference.create_predictor(config)
-
-    def _predictor_for(self, feed: Dict[str, np.ndarray]):
-        if self.small_batch_threads is None or self.threads_for(feed) != self.small_batch_threads:
-            return self.predictor
-        if self.small_predictor is None:
-            self.small_predictor = self._create(self.small_batch_threads)
-        return self.small_predictor
-
-    def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
-        predictor = self._predictor_for(feed)
-        for name, array in feed.items():
-            handle = predictor.get_input_handle(name)
-            handle.reshape(list(array.shape))
-            handle.copy_from_cpu(np.ascontiguousarray(array))
-        predictor.run()
-        return [predictor.get_output_handle(name).copy_to_cpu() for name in fetch]
-
-
-class _OnnxRunner:
-    def __init__(self, path: str, meta: Dict[str, Any], threads: int, use_gpu: bool,
-                 small_batch_threads: Optional[int] = None):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ImportError("an ONNX export runs on onnxruntime: pip install -e \".[onnx]\" in the paddlepalm checkout "
-                              "(or pip install onnxruntime)") from None
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads = threads
-        options.log_severity_level = 3  # errors only: paddle2onnx leaves unused initializers that ORT warns about
-        providers = ["CPUExecutionProvider"]
-        if use_gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = onnxruntime.InferenceSession(os.path.join(path, meta["model_file"]), options,
-                                                    providers=providers)
-        names = [i.name for i in self.session.get_inputs()]
-        expected = [i["name"] for i in meta["inputs"]]
-        if sorted(names) != sorted(expected):
-            raise ModelFolderError(f"{path}: the model takes inputs {names} but {META_FILE} lists {expected}")
-
-    def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
-        return self.threads
-
-    @property
-    def loaded_threads(self) -> List[int]:
-        return [self.threads]
-
-    def run(self, feed: Dict[str, np.ndarray], fetch: Sequence[str]) -> List[np.ndarray]:
-        return self.session.run(list(fetch), feed)
-
-
 def _default_threads() -> int:
     value = os.environ.get("MKL_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
     return int(value) if value and value.isdigit() else (os.cpu_count() or 1)
@@ -221,6 +134,13 @@ class Predictor:
     Paddle model runs batches of at most ``SMALL_BATCH_TOKENS`` token positions (one or a few
     sentences) on a second predictor with this many threads (created on first use; it holds the
     weights once more); ``None``: every batch on ``threads``. onnxruntime needs no such split.
+    ``runtime``: the runtime setting to run (a name of ``paddlepalm.inference_runtimes.RUNTIMES``:
+    ``paddle``, ``paddle-bf16``, ``paddle-no-onednn``, ``onnxruntime``, ``onnxruntime-int8``), for
+    every batch; ``None``: the choice recorded in the export (``export(..., runtime="auto")``
+    measured it, per batch size), else the export format's own (Paddle Inference with oneDNN, or
+    onnxruntime). A setting that cannot run here or on this export is a
+    ``RuntimeUnavailable`` error naming the reason. :attr:`runtime_plan` and
+    :meth:`describe_runtime` say which settings run and why.
 
     :meth:`predict` is, batch by batch, :meth:`features` (tokenization), :meth:`collate` and
     :meth:`feed` (arrays), :meth:`run` (the model) and the heads' post-processing;
@@ -237,7 +157,7 @@ class Predictor:
         return super().__new__(cls)
 
     def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
-                 batch_size: int = 32, small_batch_threads: Optional[int] = 1):
+                 batch_size: int = 32, small_batch_threads: Optional[int] = 1, runtime: Optional[str] = None):
         import paddlepalm.reader as readers
 
         self.path = path
@@ -251,12 +171,15 @@ class Predictor:
         if alone and len(self.tasks) > 1:
             raise ModelFolderError(f"{path}: task {alone[0]}'s {type(self._heads[alone[0]]).__name__} head reads "
                                    "inputs of its own (Head.exported_alone): export it alone")
-        threads = threads or _default_threads()
-        use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
-        runner = _OnnxRunner if meta["format"] == "onnx" else _PaddleRunner
-        self._runner = runner(path, meta, threads, use_gpu, small_batch_threads)
-        self._fetch = [o["fetch_name"] for o in meta["outputs"]]
+        self.threads = threads or _default_threads()
+        self.use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
+        self.small_batch_threads = small_batch_threads
+        self.runtime_plan: RuntimePlan = plan_runtime(meta, runtime, self.use_gpu)
+        if self.runtime_plan.source == "format default" and meta.get("runtime") and not self.use_gpu:
+            log(f"{path}: {self.runtime_plan.reason}")
         self._input_names = [i["name"] for i in meta["inputs"]]
+        self._sessions: Dict[Tuple[str, int], Any] = {}  # (setting, threads) -> session, in creation order
+        self._session(self.runtime_plan.large_batches, self.threads)  # loads and checks the model now
         self._readers = {}
         for task in meta["tasks"]:
             spec = task.get("reader")
@@ -273,7 +196,9 @@ class Predictor:
         missing = [n for n in self._input_names if n not in feed]
         if missing:
             raise KeyError(f"the batch lacks the model inputs {missing}")
-        arrays = self._runner.run({n: feed[n] for n in self._input_names}, self._fetch)
+        name, threads = self._route(feed)
+        arrays = self._session(name, threads).run({n: feed[n] for n in self._input_names},
+                                                  fetch_names(self.meta, name))
         outputs: Dict[str, Dict[str, np.ndarray]] = {t: {} for t in self.tasks}
         for spec, array in zip(self.meta["outputs"], arrays):
             outputs[spec["task"]][spec["name"]] = np.asarray(array)
@@ -340,13 +265,67 @@ class Predictor:
 
     def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
         """The CPU threads that run ``feed`` (``small_batch_threads`` for a small batch)."""
-        return self._runner.threads_for(feed)
+        return self._route(feed)[1]
+
+    def runtime_for(self, feed: Dict[str, np.ndarray]) -> str:
+        """The runtime setting (paddlepalm.inference_runtimes.RUNTIMES) that runs ``feed``."""
+        return self._route(feed)[0]
 
     @property
     def loaded_threads(self) -> List[int]:
         """The thread counts of the model's predictors loaded so far (the small-batch one loads
         on the first small batch)."""
-        return self._runner.loaded_threads
+        return [threads for _, threads in self._sessions]
+
+    @property
+    def loaded_runtimes(self) -> List[Tuple[str, int]]:
+        """``(runtime setting, threads)`` of each model session loaded so far, in load order."""
+        return list(self._sessions)
+
+    def describe_runtime(self) -> str:
+        """Which runtime settings run this model and why (recorded at export, given, or the
+        format's default), on one line."""
+        return self.runtime_plan.describe()
+
+    def batch_results(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, List[Dict[str, Any]]]:
+        """Each task's per-row results (``{"index", "label", "probs", ...}``: the head's
+        post-processing, without the raw-text description) of one batch of reader arrays by task;
+        the comparisons of runtime settings read them (paddlepalm/runtime_choice.py)."""
+        outputs = self._outputs(batches)
+        return {task: self._heads[task].batch_results(outputs[task]) for task in self.tasks}
+
+    def _is_small(self, feed: Mapping[str, np.ndarray]) -> bool:
+        """A batch of at most ``SMALL_BATCH_TOKENS`` token positions, on CPU."""
+        if self.use_gpu:
+            return False
+        array = next((feed[n] for n in TOKEN_ARRAYS if n in feed), None)
+        return array is not None and array.ndim >= 2 and array.shape[0] * array.shape[1] <= SMALL_BATCH_TOKENS
+
+    def _route(self, feed: Mapping[str, np.ndarray]) -> Tuple[str, int]:
+        """The runtime setting and thread count of the session that runs ``feed``."""
+        if not self._is_small(feed):
+            return self.runtime_plan.large_batches, self.threads
+        name = self.runtime_plan.small_batches
+        small = self.small_batch_threads
+        if RUNTIMES[name].splits_small_batches and small is not None and 0 < small < self.threads:
+            return name, small
+        return name, self.threads
+
+    def _session(self, name: str, threads: int):
+        """The model session of setting ``name`` on ``threads`` threads, loaded (and checked
+        against the metadata) on first use: the small-batch one holds the weights once more."""
+        key = (name, threads)
+        if key not in self._sessions:
+            session = open_session(self.path, self.meta, name, threads, self.use_gpu)
+            expected = [i["name"] for i in self.meta["inputs"]]
+            if sorted(session.input_names) != sorted(expected):
+                raise ModelFolderError(f"{self.path}: the {name} model takes inputs {session.input_names} but "
+                                       f"{META_FILE} lists {expected}")
+            missing = [f for f in fetch_names(self.meta, name) if f not in session.output_names]
+            if missing:
+                raise ModelFolderError(f"{self.path}: the {name} model has no outputs {missing} that {META_FILE} maps")
+            self._sessions[key] = session
+        return self._sessions[key]
 
     def _outputs(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, Dict[str, np.ndarray]]:
         """The prediction loop's runner: each head's completed outputs over its batch's arrays. One
@@ -394,7 +373,7 @@ class TaskFoldersPredictor(Predictor):
     every input (a backbone pass per task). The arguments are :class:`Predictor`'s, for each task."""
 
     def __init__(self, path: str, threads: Optional[int] = None, use_gpu: Optional[bool] = None,
-                 batch_size: int = 32, small_batch_threads: Optional[int] = 1):
+                 batch_size: int = 32, small_batch_threads: Optional[int] = 1, runtime: Optional[str] = None):
         self.path = path
         self.batch_size = int(batch_size)
         folders = task_folders(path)
@@ -402,7 +381,7 @@ class TaskFoldersPredictor(Predictor):
         for name in folders:
             try:
                 self.parts.append(Predictor(os.path.join(path, name), threads, use_gpu, batch_size,
-                                            small_batch_threads))
+                                            small_batch_threads, runtime))
             except (ModelFolderError, FileNotFoundError) as error:
                 raise ModelFolderError(f"{path}: task folder {name} does not load: {error} (task folders found: "
                                        f"{', '.join(folders)})") from None
@@ -442,6 +421,20 @@ class TaskFoldersPredictor(Predictor):
     def threads_for(self, feed: Dict[str, np.ndarray]) -> int:
         raise NotImplementedError("each task folder's model runs on its own threads: use .parts")
 
+    def runtime_for(self, feed: Dict[str, np.ndarray]) -> str:
+        raise NotImplementedError("each task folder's model runs its own runtime setting: use .parts")
+
     @property
     def loaded_threads(self) -> List[int]:
         return [threads for part in self.parts for threads in part.loaded_threads]
+
+    @property
+    def loaded_runtimes(self) -> List[Tuple[str, int]]:
+        return [loaded for part in self.parts for loaded in part.loaded_runtimes]
+
+    def describe_runtime(self) -> str:
+        return "; ".join(f"{os.path.basename(part.path)}: {part.describe_runtime()}" for part in self.parts)
+
+    def batch_results(self, batches: Mapping[str, Dict[str, np.ndarray]]) -> Dict[str, List[Dict[str, Any]]]:
+        return {task: results for part in self.parts
+                for task, results in part.batch_results({t: batches[t] for t in part.tasks}).items()}

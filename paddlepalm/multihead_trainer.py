@@ -330,11 +330,12 @@ class MultiHeadTrainer(Resumable):
             export_trainers(self.model, [trainer], os.path.join(directory, trainer.name), weights)
 
     def export(self, path: str, tasks: Optional[Sequence[str]] = None, format: str = "paddle",
-               label_names: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
+               label_names: Optional[Dict[str, List[str]]] = None, runtime: Optional[str] = None,
+               allow_lower_precision: bool = False) -> Dict[str, Any]:
         """One inference model of ``tasks`` (default: every task with its own head) in ``path``: the
         backbone runs once and every head on its outputs; ``paddlepalm.Predictor(path)`` returns
         all tasks' results per input. ``label_names``: ``{task: class names}``. See ``Trainer.export``
-        for ``format`` and which weights."""
+        for ``format``, ``runtime``, ``allow_lower_precision`` and which weights."""
         names = [t.name for t in self.trainers if t.reuse_head_with is None] if tasks is None else list(tasks)
         if not names:
             raise ValueError("no task to export")
@@ -342,7 +343,8 @@ class MultiHeadTrainer(Resumable):
         loaded = any(t.weights_loaded for t in self.trainers) or self.weights_loaded
         model, batches, weights = export_source(chosen, self.model, self.pred_model, self.optimization,
                                                 self.state.global_step > 0, loaded)
-        return export_trainers(model, chosen, path, weights, format, batches, label_names)
+        return export_trainers(model, chosen, path, weights, format, batches, label_names, runtime,
+                               allow_lower_precision)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """The shared backbone's weights (see ``Trainer.load_pretrain``)."""

@@ -226,17 +226,22 @@ class Trainer(Resumable):
     def _export_predict(self, directory: str, weights: Optional[Dict[str, Any]] = None) -> None:
         export_trainers(self.model, [self], directory, weights)
 
-    def export(self, path: str, format: str = "paddle", label_names: Optional[List[str]] = None) -> Dict[str, Any]:
+    def export(self, path: str, format: str = "paddle", label_names: Optional[List[str]] = None,
+               runtime: Optional[str] = None, allow_lower_precision: bool = False) -> Dict[str, Any]:
         """Write this task's inference model to ``path`` (see paddlepalm/export.py; with EMA, of
         the averaged weights) and return its metadata; ``paddlepalm.Predictor(path)`` loads it.
         ``format``: ``'paddle'`` (Paddle Inference) or ``'onnx'``. ``label_names``: class names
         for the Predictor's records (by default the reader's, e.g. a tagger's label map). Exports the trained model, or
         else the prediction model once weights were loaded into it (``load_ckpt``,
-        ``load_predict_model``); its inputs are read from a bound reader's first batch."""
+        ``load_predict_model``); its inputs are read from a bound reader's first batch.
+        ``runtime``: ``"auto"`` measures the runtime settings (Paddle Inference fp32 / bf16 / without
+        oneDNN, onnxruntime fp32 / int8) on those inputs and records the fastest that agrees with
+        fp32 Paddle as the Predictor's default; lower precision only with ``allow_lower_precision``;
+        a setting's name records that one (paddlepalm/runtime_choice.py). ``None``: no record."""
         model, batches, weights = export_source([self], self.model, self.pred_model, self.optimization,
                                                 self.state.global_step > 0, self._weights_loaded)
         return export_trainers(model, [self], path, weights, format, batches,
-                               {self.name: label_names} if label_names else None)
+                               {self.name: label_names} if label_names else None, runtime, allow_lower_precision)
 
     def load_pretrain(self, model_path: str, convert: bool = False) -> LoadReport:
         """Backbone weights from a pretrained release or checkpoint (formats: paddlepalm.pretrained),

@@ -104,6 +104,23 @@ def test_export_then_predict_raw_text(joint_run, tmp_path):
     assert [set(json.loads(line)) for line in only.stdout.splitlines()] == [{"input", "intent"}] * 2
 
 
+def test_export_runtime_auto_records_its_choice_and_predict_runs_it(joint_run, tmp_path):
+    target = tmp_path / "auto"
+    out = ok(palm("export", joint_run, "--runtime", "auto", "--output", target))
+    assert out.stdout.strip() == f"palm export: {target}"  # the measurements are logged on stderr
+    record = json.load(open(target / "palm_meta.json"))["runtime"]
+    assert record["chosen_by"] == "auto" and "chosen: " in out.stderr
+    assert not any(record["candidates"][name].get("accepted") for name in ("paddle-bf16", "onnxruntime-int8"))
+    refused = palm("export", joint_run, "--runtime", "paddle", "--allow-lower-precision", "--output", tmp_path / "x")
+    assert refused.returncode == 2 and "--allow-lower-precision applies to --runtime auto" in refused.stderr
+    sentences = tmp_path / "in.txt"
+    sentences.write_text("show me flights from boston to denver\n")
+    verbose = ok(palm("predict", target, "--input", sentences, "--verbose"))
+    assert f"runtime {record['choice']['large_batches']}" in verbose.stderr and "(recorded: " in verbose.stderr
+    given = ok(palm("predict", target, "--input", sentences, "--runtime", "paddle-no-onednn"))
+    assert json.loads(given.stdout)["slot"]["tags"] == json.loads(verbose.stdout)["slot"]["tags"]
+
+
 def test_plot_writes_readable_pngs(joint_run):
     out = ok(palm("plot", joint_run))
     written = out.stdout.split()

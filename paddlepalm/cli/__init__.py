@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    from paddlepalm.inference_runtimes import RUNTIMES
+
+    runtime_names = list(RUNTIMES)
 
     t = sub.add_parser("train", help="train from a config into a run directory",
                        description="Build the objects of CONFIG (readers, backbone, heads, Trainer or "
@@ -85,6 +88,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--pretokenized", action="store_true", help="each text is already split into tokens, separated "
                                                                 "by spaces (default: raw text, split by the model's "
                                                                 "own tokenizer; Chinese needs no spaces)")
+    pr.add_argument("--runtime", choices=runtime_names, help="run the model with this runtime setting (default: the "
+                                                             "choice recorded at export, else the format's own)")
+    pr.add_argument("--verbose", action="store_true", help="say on standard error which runtime setting runs and why")
     pr.set_defaults(run=cmd_predict)
 
     x = sub.add_parser("export", help="export a run's checkpoint as an inference model",
@@ -96,6 +102,13 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--joint", action="store_true", help="one model of every task (one backbone pass; the "
                                                             "default when the run has several tasks)")
     x.add_argument("--format", choices=["paddle", "onnx"], default="paddle")
+    x.add_argument("--runtime", choices=["auto", *runtime_names],
+                   help="auto: also write the ONNX and int8 models, time every runtime setting on the export's example "
+                        "inputs (batch 1 and 32) and record the fastest that agrees with fp32 Paddle as the default of "
+                        "palm predict / serve; a setting's name: record that one (default: no record, the format's own)")
+    x.add_argument("--allow-lower-precision", action="store_true",
+                   help="let --runtime auto choose bf16 and int8 settings (within their tolerance against fp32 Paddle; "
+                        "check their test accuracy with bench/precision_accuracy.py)")
     x.add_argument("--checkpoint", metavar="DIR", help="default: RUN_DIR/best, else the newest checkpoint")
     x.add_argument("--output", metavar="DIR", help="default: RUN_DIR/export/<joint|TASK>")
     x.set_defaults(run=cmd_export)
@@ -123,6 +136,8 @@ def parser() -> argparse.ArgumentParser:
                     help="bytes per request body (more: 413; default: %(default)s)")
     sv.add_argument("--threads", type=_number(int, 1), help="CPU threads of the model (default: MKL_NUM_THREADS, "
                                                              "else every core)")
+    sv.add_argument("--runtime", choices=runtime_names, help="run the model with this runtime setting (default: the "
+                                                             "choice recorded at export, else the format's own)")
     sv.add_argument("--task", help="answer only this task's results")
     sv.add_argument("--no-access-log", action="store_true", help="no line per request on standard error")
     sv.set_defaults(run=cmd_serve)
@@ -357,7 +372,7 @@ def cmd_eval(args) -> int:
 
 
 def _export(run: str, task: Optional[str], joint: bool, format: str, checkpoint: Optional[str],
-            output: Optional[str]) -> str:
+            output: Optional[str], runtime: Optional[str] = None, allow_lower_precision: bool = False) -> str:
     from paddlepalm.cli import build, run_dir as rd
 
     cfg = _run_config(run)
@@ -382,12 +397,15 @@ def _export(run: str, task: Optional[str], joint: bool, format: str, checkpoint:
     files = {t: next(f for f in (cfg.tasks[t]["dev_file"], cfg.tasks[t]["test_file"], cfg.tasks[t]["train_file"]) if f)
              for t in tasks}  # the first batch of a file gives the model's inputs
     built = build.for_checkpoint(cfg, weights, files)
-    build.export(built, tasks, path, format)
+    build.export(built, tasks, path, format, runtime, allow_lower_precision)
     return path
 
 
 def cmd_export(args) -> int:
-    path = _export(os.path.abspath(args.run_dir), args.task, args.joint, args.format, args.checkpoint, args.output)
+    if args.allow_lower_precision and args.runtime != "auto":
+        raise CliError("--allow-lower-precision applies to --runtime auto")
+    path = _export(os.path.abspath(args.run_dir), args.task, args.joint, args.format, args.checkpoint, args.output,
+                   args.runtime, args.allow_lower_precision)
     print(f"palm export: {path}", flush=True)
     return 0
 
@@ -441,9 +459,10 @@ def cmd_predict(args) -> int:
 
     inputs = _predict_inputs(args.input)
     export_dir = _export_dir(args.source, args.task)
-    import paddlepalm
 
-    predictor = paddlepalm.Predictor(export_dir, batch_size=args.batch_size)
+    predictor = _predictor(export_dir, args.runtime, batch_size=args.batch_size)
+    if args.verbose:
+        print(f"palm predict: {export_dir}: {predictor.describe_runtime()}", file=sys.stderr, flush=True)
     if args.task is not None and args.task not in predictor.tasks:
         raise CliError(f"the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}")
     if args.pretokenized:
@@ -462,6 +481,17 @@ def cmd_predict(args) -> int:
     if args.output:
         print(f"palm predict: {len(records)} predictions written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _predictor(export_dir: str, runtime: Optional[str], **options):
+    """A Predictor of ``export_dir`` running ``runtime``; a setting that cannot run is a usage error."""
+    import paddlepalm
+    from paddlepalm.inference_runtimes import RuntimeUnavailable
+
+    try:
+        return paddlepalm.Predictor(export_dir, runtime=runtime, **options)
+    except RuntimeUnavailable as error:
+        raise CliError(f"--runtime {runtime}: {error}" if runtime else str(error)) from None
 
 
 def _split_tokens(given):
@@ -520,7 +550,6 @@ def _number(kind, minimum):
 def cmd_serve(args) -> int:
     import contextlib
 
-    import paddlepalm
     from paddlepalm import serve
 
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the URL only
@@ -529,11 +558,16 @@ def cmd_serve(args) -> int:
         except CliError as error:  # a usage problem: exit 2, as argparse's own
             print(f"palm serve: error: {error}", file=sys.stderr)
             return 2
-        predictor = paddlepalm.Predictor(export_dir, threads=args.threads, batch_size=args.max_batch)
+        try:
+            predictor = _predictor(export_dir, args.runtime, threads=args.threads, batch_size=args.max_batch)
+        except CliError as error:
+            print(f"palm serve: error: {error}", file=sys.stderr)
+            return 2
         if args.task is not None and args.task not in predictor.tasks:
             print(f"palm serve: error: the model in {export_dir} has no task {args.task!r}; it has {predictor.tasks}",
                   file=sys.stderr)
             return 2
+        print(f"palm serve: {predictor.describe_runtime()}", file=sys.stderr, flush=True)
         service = serve.Service(predictor, serve.Limits(args.max_inputs, args.max_chars, args.max_body_bytes),
                                 args.max_batch, args.max_wait_ms, args.task)
     serve.run(service, args.source, args.host, args.port, access_log=not args.no_access_log)

@@ -310,14 +310,17 @@ def exported_alone(cfg: Config, tasks: Sequence[str]) -> List[str]:
     return [t for t in tasks if head_class(cfg, t).exported_alone]
 
 
-def export(built: Built, tasks: Sequence[str], path: str, format: str) -> Dict[str, Any]:
+def export(built: Built, tasks: Sequence[str], path: str, format: str, runtime: Optional[str] = None,
+           allow_lower_precision: bool = False) -> Dict[str, Any]:
     """``tasks`` as one export in ``path``; each gets its label map's class names unless its reader
-    names its labels (``Head.labels_named_by_reader``: a tagger's tag map)."""
+    names its labels (``Head.labels_named_by_reader``: a tagger's tag map). ``runtime``,
+    ``allow_lower_precision``: see ``Trainer.export``."""
     names = {t: label_names(built.config, t) for t in tasks if not head_class(built.config, t).labels_named_by_reader}
     names = {t: n for t, n in names.items() if n is not None}
+    options = {"format": format, "runtime": runtime, "allow_lower_precision": allow_lower_precision}
     if built.multi:
-        return built.top.export(path, tasks=list(tasks), format=format, label_names=names or None)
-    return built.top.export(path, format=format, label_names=names.get(tasks[0]))
+        return built.top.export(path, tasks=list(tasks), label_names=names or None, **options)
+    return built.top.export(path, label_names=names.get(tasks[0]), **options)
 
 
 def evaluate(built: Built) -> Dict[str, Dict[str, float]]:
