@@ -102,10 +102,11 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--joint", action="store_true", help="one model of every task (one backbone pass; the "
                                                             "default when the run has several tasks)")
     x.add_argument("--format", choices=["paddle", "onnx"], default="paddle")
-    x.add_argument("--runtime", choices=["auto", *runtime_names],
-                   help="auto: also write the ONNX and int8 models, time every runtime setting on the export's example "
-                        "inputs (batch 1 and 32) and record the fastest that agrees with fp32 Paddle as the default of "
-                        "palm predict / serve; a setting's name: record that one (default: no record, the format's own)")
+    x.add_argument("--runtime", choices=["auto", "none", *runtime_names], default="auto",
+                   help="auto (the default): also write the ONNX and int8 models, time every runtime setting on the "
+                        "export's example inputs (batch 1 and 32) and record the fastest that agrees with fp32 Paddle "
+                        "as the default of palm predict / serve; a setting's name: record that one; none: no record "
+                        "(the format's own setting, no measuring)")
     x.add_argument("--allow-lower-precision", action="store_true",
                    help="let --runtime auto choose bf16 and int8 settings (within their tolerance against fp32 Paddle; "
                         "check their test accuracy with bench/precision_accuracy.py)")
@@ -402,6 +403,8 @@ def _export(run: str, task: Optional[str], joint: bool, format: str, checkpoint:
 
 
 def cmd_export(args) -> int:
+    if args.runtime == "none":
+        args.runtime = None
     if args.allow_lower_precision and args.runtime != "auto":
         raise CliError("--allow-lower-precision applies to --runtime auto")
     path = _export(os.path.abspath(args.run_dir), args.task, args.joint, args.format, args.checkpoint, args.output,
