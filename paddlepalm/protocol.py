@@ -54,6 +54,7 @@ import re
 import statistics
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -474,7 +475,8 @@ class Runner:
         single_color, multi_color = "#bbbbbb", "#4c72b0"
         settings = self.settings()
         tasks = list(dict.fromkeys(t for _, per_task in settings for t in per_task))
-        fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 4.2), squeeze=False)
+        width = max(3.2 * len(tasks) + 1, 1.3 * max(len(settings), 3) + 1)
+        fig, axes = plt.subplots(1, len(tasks), figsize=(width, 4.2), squeeze=False)
         seed_counts, colors = set(), set()
         for ax, task in zip(axes[0], tasks):
             names = [n for n, per_task in settings if per_task.get(task)]
@@ -511,7 +513,8 @@ class Runner:
         columns = len(handles) if len(tasks) > 2 else 2
         rows = -(-len(handles) // columns)
         fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=7, frameon=False)
-        fig.suptitle(self.protocol.title or os.path.basename(self.protocol.path), fontsize=10)
+        title = self.protocol.title or os.path.basename(self.protocol.path)
+        fig.suptitle("\n".join(textwrap.wrap(title, int(width * 11))), fontsize=10)  # ~11 characters an inch
         fig.tight_layout(rect=(0, 0.045 * rows + 0.01, 1, 1))
         return fig
 

@@ -182,6 +182,10 @@ EXAMPLE_RUNS = {
     "zh-ner": ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16",
                "-o", f"backbone.config.elmo={os.path.join(REPO, 'pretrain_models', 'elmo-zh-tiny')}",
                "-o", "train.epochs=1"],
+    "zh-ner-aux": ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16",
+                   "-o", "train.epochs=1", "-o", "train.affinity_every=10"],
+    "reviews": ["-o", "backbone.config.hidden_size=32", "-o", "backbone.config.embedding_size=16",
+                "-o", "train.epochs=1"],
 }
 
 
@@ -193,7 +197,7 @@ def test_every_example_has_a_config():
     examples |= {"pretrain-" + name for name in os.listdir(os.path.join(REPO, "examples", "pretrain"))
                  if os.path.isfile(os.path.join(REPO, "examples", "pretrain", name, "run.py"))}
     assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture",
-                       "bilstm-crf", "bilstm-joint", "zh-ner"} == configs
+                       "bilstm-crf", "bilstm-joint", "zh-ner", "zh-ner-aux", "reviews"} == configs
 
 
 @pytest.fixture(scope="module")
