@@ -13,6 +13,7 @@ import paddle
 import pytest
 
 import paddlepalm as palm
+from paddlepalm.utils.fileio import read_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO, MKL_NUM_THREADS="1")
@@ -36,7 +37,7 @@ def pretrained(tmp_path_factory):
 
 
 def saved_backbone(folder):
-    state = paddle.load(os.path.join(folder, "model.pdparams"))
+    state = read_state(os.path.join(folder, "model.pdparams"))
     return {k[len("backbone."):]: np.asarray(v) for k, v in state.items() if k.startswith("backbone.")}
 
 
@@ -102,6 +103,6 @@ def test_palm_train_starts_from_the_saved_weights(pretrained, objective, tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     saved = saved_backbone(folder)
     assert f"read back equal to the source's values" in done.stderr
-    state = paddle.load(str(run / "checkpoints" / "ckpt.step1" / "model.pdparams"))
+    state = read_state(str(run / "checkpoints" / "ckpt.step1" / "model.pdparams"))
     for name, value in saved.items():
         np.testing.assert_allclose(np.asarray(state["backbone." + name]), value, rtol=0, atol=1e-12, err_msg=name)

@@ -157,6 +157,7 @@ def zh_ner_aux(a, work, out):
     character vocabulary. ``--source``: the data root. Without it: the tagging sample for the NER
     tasks, and its sentences segmented at the entities for ``seg/`` and ``pos/``."""
     from paddlepalm.prepare import rmrb
+    from paddlepalm.utils import fileio
 
     sources = {"weibo": "weibo_ner", "resume": "resume_ner", "msra": "msra_ner"}
     for task, folder in sources.items():
@@ -176,10 +177,8 @@ def zh_ner_aux(a, work, out):
         os.makedirs(os.path.join(out, folder), exist_ok=True)
         _write_json(os.path.join(out, folder, "label_map.json"), tag_map_of(e.tags for e in splits["train"]))
         for name, examples in splits.items():
-            with open(os.path.join(out, folder, f"{name}.tsv"), "w", encoding="utf-8") as f:
-                f.write("text_a\tlabel\n")
-                for e in examples:
-                    f.write("\x02".join(map(_halfwidth, e.tokens)) + "\t" + "\x02".join(e.tags) + "\n")
+            rows = ["\x02".join(map(_halfwidth, e.tokens)) + "\t" + "\x02".join(e.tags) for e in examples]
+            fileio.write_text(os.path.join(out, folder, f"{name}.tsv"), "\n".join(["text_a\tlabel", *rows]) + "\n")
     shutil.copyfile(os.path.join(out, "weibo", "vocab.txt"), os.path.join(out, "vocab.txt"))
 
 

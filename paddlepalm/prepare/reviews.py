@@ -2,6 +2,7 @@
 classification tasks over the same texts: ``cat/`` (the product category) and ``senti/`` (the
 sentiment), their rows in the same order so one batch can feed both heads (``train.joint``)."""
 import csv
+import io
 import os
 import random
 from typing import Dict, List, Tuple
@@ -17,7 +18,7 @@ def read_reviews(path: str) -> List[Review]:
     """The rows of a ``cat,label,review`` CSV (RFC 4180 quoting: a review may hold commas, quotes and
     line breaks). A row that is not three fields, or an empty field, raises :class:`DataFormatError`
     naming the file and the line."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(fileio.read_text(path), newline="") as f:
         rows = csv.reader(f)
         header = next(rows, None)
         if header != HEADER:

@@ -7,7 +7,6 @@ kept, the bracket's tag dropped). Paragraphs are cut into sentences after 。！
 a tagger's window, and split by date (the corpus has no split of its own): days 1-27 train, 28-29
 dev, 30-31 test.
 """
-import io
 import os
 import re
 import zipfile
@@ -15,6 +14,7 @@ from typing import Dict, Iterator, List, Tuple
 
 from paddlepalm.prepare.common import Example
 from paddlepalm.reader.errors import DataFormatError
+from paddlepalm.utils import fileio
 
 _ID = re.compile(r"(\d{8})-\d+-\d+-\d+/m$")
 SENTENCE_END = frozenset("。！？；")
@@ -28,21 +28,20 @@ def read_paragraphs(path: str) -> Iterator[Tuple[str, int, List[Word]]]:
     ``RMRB/RMRB.txt`` inside ``RMRB.zip``. A line that does not parse raises
     :class:`DataFormatError` naming the file and the line."""
     if path.endswith(".zip"):
+        where = f"{path}:RMRB/RMRB.txt"
         with zipfile.ZipFile(path) as archive:
-            text = archive.read("RMRB/RMRB.txt").decode("utf-8")
-        where, lines = f"{path}:RMRB/RMRB.txt", io.StringIO(text)
+            text = fileio.decode_utf8(where, archive.read("RMRB/RMRB.txt"))
     else:
-        where, lines = path, open(path, encoding="utf-8")
-    with lines:
-        for number, line in enumerate(lines, 1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            date = _ID.match(tokens[0])
-            if date is None:
-                raise DataFormatError(where, number, "expected an id token like 19980101-01-001-001/m first, "
-                                      f"found {tokens[0]!r}")
-            yield date.group(1), number, [_word(where, number, token) for token in tokens[1:]]
+        where, text = path, fileio.read_text(path)
+    for number, line in enumerate(text.split("\n"), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        date = _ID.match(tokens[0])
+        if date is None:
+            raise DataFormatError(where, number, "expected an id token like 19980101-01-001-001/m first, "
+                                  f"found {tokens[0]!r}")
+        yield date.group(1), number, [_word(where, number, token) for token in tokens[1:]]
 
 
 def _word(where: str, number: int, token: str) -> Word:
