@@ -373,6 +373,7 @@ def _quantize_int8(directory: str) -> None:
     graph.node.extend(kept)
     work = tempfile.mkdtemp(prefix=".quantize.", dir=directory)
     target = os.path.join(directory, ONNX_INT8_FILE)
+    previous = logging.root.manager.disable  # put back as it was: a caller may have disabled logging itself
     logging.disable(logging.WARNING)  # quantize_dynamic logs every MatMul it leaves in float (attention)
     try:
         source = os.path.join(work, "weights-as-initializers.onnx")
@@ -382,7 +383,7 @@ def _quantize_int8(directory: str) -> None:
     except Exception as error:
         raise ExportError(f"onnxruntime's quantize_dynamic failed: {type(error).__name__}: {error}") from None
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
         shutil.rmtree(work, ignore_errors=True)
     quantized = [n for n in onnx.load(target).graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
     if not quantized:
