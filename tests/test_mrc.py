@@ -54,6 +54,22 @@ def test_windows_cover_the_context_and_label_the_answer(tmp_path, vocab):
         assert len(owned) == len(set(owned)) == len({s for f in windows for s in f["token_spans"]})
 
 
+def test_a_stride_longer_than_the_window_leaves_no_token_out_and_no_window_empty(tmp_path, vocab):
+    """doc_stride 40 with room for 13 context tokens: windows move by 13, every one non-empty, and
+    each context token is in one of them (a longer stride used to skip tokens and, past the end of
+    the context, make windows whose segment ids were shorter than their tokens)."""
+    predict = palm.reader.MRCReader(vocab, 24, max_query_len=8, doc_stride=40, lang="cn", phase="predict")
+    predict.load_data(squad(tmp_path / "t.json"), batch_size=2)
+    features = predict.get_epoch_outputs()["features"]
+    context_tokens = len(predict.tokenizer.tokenize(CONTEXT))
+    for q in range(3):
+        windows = [f for f in features if f["question_index"] == q]
+        assert all(f["token_spans"] and len(f["token_ids"]) == len(f["segment_ids"]) for f in windows)
+        assert len({s for f in windows for s in f["token_spans"]}) == context_tokens
+    for batch in predict.iter_epoch():
+        assert batch["token_ids"].shape == batch["segment_ids"].shape
+
+
 def brute_force(start, end, start_ok, end_ok, max_len):
     best = None
     for i in range(len(start)):

@@ -15,6 +15,7 @@ import numpy as np
 import paddlepalm as palm
 from paddlepalm import checkpoint
 from paddlepalm.model import MultiTaskModel
+from paddlepalm.utils.fileio import read_json_lines, write_json_lines
 from paddlepalm.utils.vocab import build_char_vocab, write_vocab
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
@@ -108,33 +109,68 @@ def corpus_vocab(corpus: str, path: str, max_size: int, min_freq: int = 2) -> st
 
 
 # ------------------------------------------------------------------ training
-def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_steps: int, log_path: str) -> List[dict]:
-    """Train until the process has used ``cpu_minutes`` of CPU time (a budget that does not
+def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_steps: int, log_path: str,
+             save_steps: int = 0) -> List[dict]:
+    """Train until the run has used ``cpu_minutes`` of CPU time (a budget that does not
     depend on what else runs on the machine) or ``max_steps``; log the mean loss every
-    ``print_steps`` steps with CPU and wall seconds."""
+    ``print_steps`` steps with CPU and wall seconds.
+
+    With ``save_steps`` (a multiple of ``print_steps``) a checkpoint is written every
+    ``save_steps`` steps beside the log, and a later call with the same log resumes exactly from
+    the newest one: the log is cut back to that step and its CPU and wall seconds carry on, so
+    the CPU time spent after the last checkpoint by a killed run is neither kept nor counted."""
+    if save_steps and save_steps % print_steps:
+        raise ValueError(f"save_steps ({save_steps}) must be a multiple of print_steps ({print_steps})")
+    history = _resume(trainer, log_path, save_steps)
+    cpu_before = history[-1]["cpu_seconds"] if history else 0.0
+    wall_before = history[-1]["wall_seconds"] if history else 0.0
     cpu_start, wall_start = time.process_time(), time.time()
-    history: List[dict] = []
     window: List[float] = []
-    step = 0
+    step = trainer.global_step
+
+    def cpu_used() -> float:
+        return cpu_before + time.process_time() - cpu_start
 
     def record():
         entry = {"step": step, "epoch": trainer.cur_train_epoch, "loss": float(np.mean(window)),
-                 "cpu_seconds": round(time.process_time() - cpu_start, 1),
-                 "wall_seconds": round(time.time() - wall_start, 1)}
+                 "cpu_seconds": round(cpu_used(), 1), "wall_seconds": round(wall_before + time.time() - wall_start, 1)}
         history.append(entry)
         window.clear()
         return entry
 
-    with open(log_path, "w", encoding="utf-8") as log:
-        while step < max_steps and time.process_time() - cpu_start < cpu_minutes * 60:
+    with open(log_path, "a", encoding="utf-8") as log:
+        while step < max_steps and cpu_used() < cpu_minutes * 60:
             window.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
             step += 1
             if step % print_steps == 0:
                 line = json.dumps(record())
                 print(line, flush=True)
                 log.write(line + "\n")
+                log.flush()
         if window:
             log.write(json.dumps(record()) + "\n")
+    return history
+
+
+def _resume(trainer: palm.Trainer, log_path: str, save_steps: int) -> List[dict]:
+    """Set the saver and, when a checkpoint of this run exists, load it and return the log up to
+    its step (the rest of the log is rewritten without the steps after it)."""
+    if not save_steps:
+        open(log_path, "w", encoding="utf-8").close()
+        return []
+    save_path = os.path.join(os.path.dirname(log_path), "checkpoints")
+    trainer.set_saver(save_path, save_steps, keep_last=2)
+    latest = checkpoint.latest_checkpoint(save_path) if os.path.isdir(save_path) else None
+    if latest is None:
+        open(log_path, "w", encoding="utf-8").close()
+        return []
+    trainer.load_ckpt(latest)
+    step = trainer.global_step
+    history = [entry for entry in read_json_lines(log_path) if entry["step"] <= step]
+    if not history or history[-1]["step"] != step:
+        raise RuntimeError(f"{log_path} has no entry for step {step} of {latest}: cannot carry the CPU time on")
+    write_json_lines(log_path, history)
+    print(f"resumed from {latest} (step {step}, {history[-1]['cpu_seconds']} CPU-seconds used)", flush=True)
     return history
 
 
@@ -178,6 +214,8 @@ def command_line() -> str:
 
 
 def corpus_for(args, work_dir: str) -> str:
+    if getattr(args, "corpus", None):
+        return os.path.join(args.corpus, "train.txt")
     if args.data_dir is None:
         return make_sample_corpus(os.path.join(work_dir, "sample_corpus.txt"))
     return prepare_corpus(args.data_dir, os.path.join(work_dir, "corpus.txt"), with_rmrb=args.with_rmrb)
@@ -196,6 +234,10 @@ def add_common_args(p: argparse.ArgumentParser, name: str, lr: float) -> None:
     examples = os.path.dirname(os.path.abspath(__file__))
     p.add_argument("--data_dir", default=None, help="the zh_raw_corpus folder (default: a generated sample)")
     p.add_argument("--with_rmrb", action="store_true", help="add People's Daily 1998 (../peoples_daily_1998)")
+    p.add_argument("--corpus", default=None, help="a folder written by `python -m paddlepalm.prepare.pretrain_corpus` "
+                   "(its train.txt and vocab.txt; instead of --data_dir)")
+    p.add_argument("--save_steps", type=int, default=0, help="checkpoint every N steps and resume from the newest "
+                   "(a multiple of --print_steps; 0: no checkpoints)")
     p.add_argument("--work_dir", default=os.path.join(examples, "outputs", name))
     p.add_argument("--output", default=None, help="where to export the backbone (default: WORK_DIR/pretrained)")
     p.add_argument("--cpu_minutes", type=float, default=1.0, help="CPU-time budget of the training loop")
@@ -226,11 +268,19 @@ def run(args, trainer: palm.Trainer, reader, backbone, config: dict, vocab: str,
     print(f"backbone: {sum(p.size for p in backbone.parameters())} parameters; "
           f"head: {sum(p.size for p in trainer.head.parameters())}", flush=True)
     history = pretrain(trainer, args.cpu_minutes, args.max_steps, args.print_steps,
-                       os.path.join(args.work_dir, f"{objective}_loss.jsonl"))
-    info = {"objective": objective, "command": command_line(), "corpus": args.data_dir or "generated sample",
+                       os.path.join(args.work_dir, f"{objective}_loss.jsonl"), args.save_steps)
+    info = {"objective": objective, "command": command_line(),
+            "corpus": args.corpus or args.data_dir or "generated sample",
             "corpus_stats": reader.stats, "examples_per_epoch": reader.num_examples, **summary(history)}
     output = args.output or os.path.join(args.work_dir, "pretrained")
     export_backbone(backbone, config, vocab, output, info)
     print(json.dumps(info, ensure_ascii=False), flush=True)
     print(f"pretrained backbone written to {output}", flush=True)
     return info
+
+
+def vocab_for(args, corpus: str) -> str:
+    """The corpus folder's vocabulary (``--corpus``), or one built from the corpus into the work folder."""
+    if getattr(args, "corpus", None):
+        return os.path.join(args.corpus, "vocab.txt")
+    return corpus_vocab(corpus, os.path.join(args.work_dir, "vocab.txt"), args.vocab_size)

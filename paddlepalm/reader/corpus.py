@@ -181,8 +181,9 @@ class CorpusReader(MaskingMixin, Reader):
     def _document_features(self, document: Iterator[Sentence], rng: np.random.RandomState) -> Iterator[Feature]:
         raise NotImplementedError
 
-    def _feature(self, segments: List[List[Sentence]]) -> Feature:
-        """[CLS] seg_a [SEP] (seg_b [SEP]) with word lengths kept for whole-word masking."""
+    def _feature(self, segments: List[List[Sentence]], one_segment_id: bool = False) -> Feature:
+        """[CLS] seg_a [SEP] (seg_b [SEP]) with word lengths kept for whole-word masking; with
+        ``one_segment_id`` every token is in segment 0 (packed documents)."""
         tokens, segment_ids, offsets, word_lengths = ["[CLS]"], [0], [], []
         for index, sentences in enumerate(segments):
             offsets.append(len(tokens))
@@ -191,7 +192,7 @@ class CorpusReader(MaskingMixin, Reader):
                 tokens.extend(sentence_tokens)
                 words.extend(sentence_words)
             tokens.append("[SEP]")
-            segment_ids.extend([index] * (len(tokens) - len(segment_ids)))
+            segment_ids.extend([0 if one_segment_id else index] * (len(tokens) - len(segment_ids)))
             word_lengths.append(words)
         return {"token_ids": self.tokenizer.convert_tokens_to_ids(tokens), "segment_ids": segment_ids,
                 "word_lengths": word_lengths, "word_offsets": offsets}
@@ -242,7 +243,45 @@ class CorpusReader(MaskingMixin, Reader):
 
 class MaskedCorpusReader(CorpusReader):
     """Masked-LM (and ELECTRA) pretraining: consecutive sentences of a document packed into
-    sequences of up to ``max_len`` tokens (``[CLS] ... [SEP]``), never across documents."""
+    sequences of up to ``max_len`` tokens (``[CLS] ... [SEP]``), never across documents.
+
+    ``pack_documents=True`` fills every sequence instead (RoBERTa's "full sentences"): the next
+    document continues the sequence after a ``[SEP]``, all in segment 0, so a corpus of short
+    documents (reviews, titles) does not spend most of each batch on padding."""
+
+    def __init__(self, *args, pack_documents: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pack_documents = pack_documents
+
+    def epoch_features(self, epoch: int) -> Iterator[Feature]:
+        if not self.pack_documents:
+            yield from super().epoch_features(epoch)
+            return
+        for number, segments in enumerate(self._packed_documents()):
+            feature = self._feature(segments, one_segment_id=True)
+            feature["example_id"] = number
+            yield feature
+
+    def _packed_documents(self) -> Iterator[List[List[Sentence]]]:
+        """Lists of segments (one per document, each followed by ``[SEP]``) of at most ``max_len``
+        tokens with ``[CLS]``; a document that does not fit goes on in the next sequence."""
+        segments: List[List[Sentence]] = []
+        size = 1  # [CLS]
+        for document in self._documents():
+            new_segment = True
+            for sentence in document:
+                cost = len(sentence[0]) + (1 if new_segment else 0)
+                if segments and size + cost > self.max_len:
+                    yield segments
+                    segments, size, new_segment = [], 1, True
+                    cost = len(sentence[0]) + 1
+                if new_segment:
+                    segments.append([])
+                    new_segment = False
+                segments[-1].append(sentence)
+                size += cost
+        if segments:
+            yield segments
 
     def _document_features(self, document, rng):
         budget = self.max_len - 2

@@ -203,9 +203,15 @@ class MRCReader(Reader):
 
 
 def _window_starts(num_tokens: int, budget: int, stride: int) -> List[int]:
+    """Starts of the context windows of ``budget`` tokens. A stride longer than a window moves by a
+    window instead, so that no context token is left out of every window (and no window is empty)."""
+    if budget < 1:
+        raise ValueError(f"no room for context tokens: the window holds {budget} (max_len too short for "
+                         "the question, or max_query_len too long)")
+    step = min(stride, budget)
     starts = [0]
     while starts[-1] + budget < num_tokens:
-        starts.append(starts[-1] + stride)
+        starts.append(starts[-1] + step)
     return starts
 
 

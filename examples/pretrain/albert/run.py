@@ -35,7 +35,7 @@ def main(argv=None):
     paddle.seed(args.seed)
     os.makedirs(args.work_dir, exist_ok=True)
     corpus = common.corpus_for(args, args.work_dir)
-    vocab = common.corpus_vocab(corpus, os.path.join(args.work_dir, "vocab.txt"), args.vocab_size)
+    vocab = common.vocab_for(args, corpus)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
     config = {**common.backbone_config(args, "albert", vocab_size), "num_hidden_groups": 1, "inner_group_num": 1}
 

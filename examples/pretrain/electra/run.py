@@ -28,6 +28,10 @@ def parse_args(argv=None):
     common.add_common_args(p, "electra", lr=1e-3)
     p.add_argument("--objective", choices=["electra", "mlm"], default="electra")
     p.add_argument("--generator_size", type=float, default=0.25)
+    p.add_argument("--whole_word_mask", action="store_true", help="mask whole jieba words (as ALBERT-zh and "
+                   "Chinese BERT-wwm do) instead of single characters")
+    p.add_argument("--pack_documents", action="store_true", help="fill every sequence, continuing with the next "
+                   "document after [SEP] (RoBERTa's full sentences) instead of one document a sequence")
     return p.parse_args(argv)
 
 
@@ -36,11 +40,12 @@ def main(argv=None):
     paddle.seed(args.seed)
     os.makedirs(args.work_dir, exist_ok=True)
     corpus = common.corpus_for(args, args.work_dir)
-    vocab = common.corpus_vocab(corpus, os.path.join(args.work_dir, "vocab.txt"), args.vocab_size)
+    vocab = common.vocab_for(args, corpus)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
     config = {**common.backbone_config(args, "electra", vocab_size), "generator_size": args.generator_size}
 
-    reader = palm.reader.MaskedCorpusReader(vocab, args.max_len, lang="cn", seed=args.seed)
+    reader = palm.reader.MaskedCorpusReader(vocab, args.max_len, lang="cn", seed=args.seed,
+                                            whole_word_mask=args.whole_word_mask, pack_documents=args.pack_documents)
     reader.load_data(corpus, batch_size=args.batch_size)
     backbone = palm.backbone.ELECTRA.from_config(config)
     if args.objective == "electra":

@@ -1,0 +1,110 @@
+"""Issue 26's pretraining corpus and pretraining runs: the corpus maker leaves evaluation text and
+duplicates out and keeps a held-out slice; packed masked-LM sequences; a pretraining run killed and
+started again continues exactly (same losses as one run straight through), its CPU time carried on."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import paddlepalm as palm
+from paddlepalm.prepare import pretrain_corpus
+from paddlepalm.utils.fileio import read_json_lines, read_lines
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=REPO, MKL_NUM_THREADS="1")
+
+EVAL_LONG = "这是一段出现在测试集中的很长的文字内容用来检查是否被过滤掉"
+DOCS = [["今天天气很好。", "我们去公园散步了。"],
+        ["他说" + EVAL_LONG[2:20] + "。", "这句话应该保留。"],     # shares a 16-character window with EVAL_LONG
+        ["很好。"],                                                  # equals a short evaluation text
+        ["今天天气很好。", "我们去公园散步了。"],                      # a duplicate of the first document
+        ] + [[f"第{i}篇文档的第一句。", f"第{i}篇文档的第二句。"] for i in range(300)]
+
+
+def build(tmp_path):
+    sources = [("a", lambda: iter(DOCS[:2])), ("b", lambda: iter(DOCS[2:]))]
+    return pretrain_corpus.build("unused", str(tmp_path), vocab_size=500, min_freq=1, log=lambda m: None,
+                                 sources=sources, evaluation=[EVAL_LONG, "很好。"])
+
+
+def documents(path):
+    text = open(path, encoding="utf-8").read()
+    return [d.split("\n") for d in text.split("\n\n") if d.strip()]
+
+
+def test_the_corpus_leaves_out_evaluation_text_and_duplicates(tmp_path):
+    stats = build(tmp_path)
+    train, heldout = documents(tmp_path / "train.txt"), documents(tmp_path / "heldout.txt")
+    everything = [s for d in train + heldout for s in d]
+    assert not any(EVAL_LONG[2:18] in s for s in everything) and "很好。" not in everything
+    assert "这句话应该保留。" in everything  # the rest of the document stays
+    assert sum(d == DOCS[0] for d in train + heldout) == 1
+    assert stats["sources"]["a"]["sentences_dropped_as_evaluation_text"] == 1
+    assert stats["sources"]["b"]["sentences_dropped_as_evaluation_text"] == 1
+    assert stats["sources"]["b"]["documents_dropped_as_duplicates"] == 1
+    assert stats["total"]["train_documents"] + stats["total"]["heldout_documents"] == len(train) + len(heldout) == 302
+    # the held-out slice is chosen by the text, so it is the same whatever the order of the sources
+    assert 0 < len(heldout) < 20
+    assert all(pretrain_corpus._is_heldout("\n".join(d)) for d in heldout)
+    again = tmp_path / "again"
+    pretrain_corpus.build("unused", str(again), vocab_size=500, min_freq=1, log=lambda m: None,
+                          sources=[("b", lambda: iter(DOCS[2:])), ("a", lambda: iter(DOCS[:2]))],
+                          evaluation=[EVAL_LONG, "很好。"])
+    assert sorted(map(tuple, documents(again / "heldout.txt"))) == sorted(map(tuple, heldout))
+    assert "天" in read_lines(str(tmp_path / "vocab.txt"))
+
+
+def test_packed_sequences_fill_max_len_without_splitting_a_sentence(tmp_path):
+    build(tmp_path)
+    vocab = str(tmp_path / "vocab.txt")
+    corpus = str(tmp_path / "train.txt")
+    plain = palm.reader.MaskedCorpusReader(vocab, 64, lang="cn", seed=1)
+    plain.load_data(corpus, batch_size=4)
+    packed = palm.reader.MaskedCorpusReader(vocab, 64, lang="cn", seed=1, pack_documents=True, whole_word_mask=True)
+    packed.load_data(corpus, batch_size=4)
+    assert packed.num_examples < plain.num_examples / 2
+    tokenizer = packed.tokenizer
+    sep = tokenizer.convert_tokens_to_ids(["[SEP]"])[0]
+    cls = tokenizer.convert_tokens_to_ids(["[CLS]"])[0]
+    features = list(packed.epoch_features(0))
+    assert all(len(f["token_ids"]) <= 64 and set(f["segment_ids"]) == {0} for f in features)
+    assert all(f["token_ids"][0] == cls and f["token_ids"][-1] == sep for f in features)
+    # every token of the corpus is in exactly one sequence, in order
+    text = [t for f in features for t in f["token_ids"] if t not in (sep, cls)]
+    expected = [t for d in documents(corpus) for s in d for t in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s))]
+    assert text == expected
+    # whole-word masking never picks [CLS] or [SEP]
+    for batch in packed.iter_epoch(0):
+        ids = batch["token_ids"].reshape(-1)
+        assert not set(batch["mask_label"].tolist()) & {sep, cls}
+        assert (ids[batch["mask_pos"]] != sep).all()
+
+
+def pretrain(work, *args):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "electra", "run.py"),
+                           "--objective", "mlm", "--hidden", "32", "--embedding_size", "16", "--layers", "1",
+                           "--heads", "2", "--max_len", "32", "--batch_size", "8", "--warmup", "2",
+                           "--print_steps", "2", "--save_steps", "2", "--cpu_minutes", "30", "--work_dir", str(work),
+                           "--output", str(work / "out"), *args], capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_a_pretraining_run_started_again_continues_exactly(tmp_path):
+    straight = tmp_path / "straight"
+    pretrain(straight, "--max_steps", "8")
+    stopped = tmp_path / "stopped"
+    pretrain(stopped, "--max_steps", "4")
+    out = pretrain(stopped, "--max_steps", "8")
+    assert "resumed from" in out and "step 4" in out
+    first = read_json_lines(str(straight / "mlm_loss.jsonl"))
+    second = read_json_lines(str(stopped / "mlm_loss.jsonl"))
+    assert [e["step"] for e in second] == [e["step"] for e in first] == [2, 4, 6, 8]
+    np.testing.assert_allclose([e["loss"] for e in second], [e["loss"] for e in first], rtol=1e-6)
+    cpu = [e["cpu_seconds"] for e in second]
+    assert cpu == sorted(cpu) and cpu[2] > cpu[1]  # the CPU time goes on from the checkpoint's
+    info = json.load(open(stopped / "out" / "pretrain_info.json", encoding="utf-8"))
+    assert info["steps"] == 8
