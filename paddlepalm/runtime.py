@@ -10,6 +10,9 @@ records it). Why each helps, measured, is in docs/benchmarks.md ("CPU speed").
   the next ``reshape`` copies slowly (``python bench/cpu_speedups.py``);
 * ``OPENBLAS_NUM_THREADS=1`` (through the library when numpy was imported first): numpy's
   OpenBLAS threads spin on the cores MKL computes on;
+* denormal floats flushed to zero (FTZ and DAZ) in the importing thread, which Paddle's threads
+  inherit: a denormal takes the CPU a slow path, and training makes them (paddlepalm/utils/denormals.py;
+  ``PALM_FLUSH_DENORMALS=0`` to keep them);
 * ``GLOG_minloglevel=2``, ``FLAGS_print_extra_info=0``, and known third-party warnings that tell
   the user nothing, silenced narrowly by message.
 """
@@ -28,6 +31,8 @@ _QUIET_WARNINGS = (
     r".*`pydantic.config.Extra` is deprecated.*",
     # Paddle's own dy2static tracing reads Tensor.place while exporting (paddle/pir/math_op_patch.py)
     r".*do not have 'place' interface for pir graph mode.*",
+    # numpy's finfo, first computed after denormals are flushed (utils/denormals.py), says so
+    r".*The value of the smallest subnormal for .* type is zero.*",
 )
 
 
@@ -88,6 +93,13 @@ def _default(name: str, value: str) -> None:
         _APPLIED[name] = value
 
 
+def denormals_status() -> Dict[str, str]:
+    """Whether denormals are flushed to zero in this process, and if not, why."""
+    from paddlepalm.utils import denormals
+
+    return denormals.status()
+
+
 def configure() -> None:
     for pattern in _QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
@@ -104,6 +116,9 @@ def configure() -> None:
         set_openblas_threads(1)
     for name, value in (("FLAGS_use_stride_kernel", "0"), ("GLOG_minloglevel", "2"), ("FLAGS_print_extra_info", "0")):
         _default(name, value)
+    from paddlepalm.utils import denormals  # no paddle import: this runs before paddle's threads exist
+
+    denormals.configure()
 
 
 configure()

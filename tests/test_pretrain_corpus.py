@@ -48,7 +48,7 @@ def test_the_corpus_leaves_out_evaluation_text_and_duplicates(tmp_path):
     assert stats["total"]["train_documents"] + stats["total"]["heldout_documents"] == len(train) + len(heldout) == 302
     # the held-out slice is chosen by the text, so it is the same whatever the order of the sources
     assert 0 < len(heldout) < 20
-    assert all(pretrain_corpus._is_heldout("\n".join(d)) for d in heldout)
+    assert all(pretrain_corpus.is_heldout("\n".join(d)) for d in heldout)
     again = tmp_path / "again"
     pretrain_corpus.build("unused", str(again), vocab_size=500, min_freq=1, log=lambda m: None,
                           sources=[("b", lambda: iter(DOCS[2:])), ("a", lambda: iter(DOCS[:2]))],

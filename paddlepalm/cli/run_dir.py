@@ -155,7 +155,8 @@ def launch_info(argv: Sequence[str], resumed_from: Optional[str]) -> Dict[str, A
             "paddlenlp": version("paddlenlp"), "paddlepalm": paddlepalm.__version__,
             "device": paddle.get_device(), "cuda": paddle.is_compiled_with_cuda(),
             "cpu_count": os.cpu_count(), "platform": platform.platform(), "executable": sys.executable,
-            "resumed_from": resumed_from, "runtime_settings": paddlepalm.runtime.applied()}
+            "resumed_from": resumed_from, "runtime_settings": paddlepalm.runtime.applied(),
+            "denormals": paddlepalm.runtime.denormals_status()}
 
 
 def write_env(run_dir: str, argv: Sequence[str], resumed_from: Optional[str],

@@ -84,7 +84,7 @@ def _rmrb_articles(path: str) -> Iterator[Document]:
             yield document
             document = []
         article = key
-        words = [rmrb._word(path, 0, token)[0] for token in tokens[1:]]
+        words = [rmrb.parse_word(path, 0, token)[0] for token in tokens[1:]]
         document.extend(split_sentences("".join(words)))
     if document:
         yield document
@@ -188,7 +188,8 @@ class EvaluationFilter:
         return any(hash(sentence[i:i + WINDOW]) in self.windows for i in range(len(sentence) - WINDOW + 1))
 
 
-def _is_heldout(text: str) -> bool:
+def is_heldout(text: str) -> bool:
+    """Whether a document belongs to the held-out slice: by a hash of its text, not its position."""
     return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % HELDOUT_EVERY == 0
 
 
@@ -215,7 +216,7 @@ def build(root: str, out: str, vocab_size: int = 8000, min_freq: int = 2, seed: 
                 s["documents_dropped_as_duplicates"] += 1
                 continue
             seen.add(text)
-            split = "heldout" if _is_heldout(text) else "train"
+            split = "heldout" if is_heldout(text) else "train"
             kept_documents[split].append(text)
             s[f"{split}_documents"] += 1
             s[f"{split}_sentences"] += len(kept)

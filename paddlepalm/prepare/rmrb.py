@@ -41,10 +41,12 @@ def read_paragraphs(path: str) -> Iterator[Tuple[str, int, List[Word]]]:
         if date is None:
             raise DataFormatError(where, number, "expected an id token like 19980101-01-001-001/m first, "
                                   f"found {tokens[0]!r}")
-        yield date.group(1), number, [_word(where, number, token) for token in tokens[1:]]
+        yield date.group(1), number, [parse_word(where, number, token) for token in tokens[1:]]
 
 
-def _word(where: str, number: int, token: str) -> Word:
+def parse_word(where: str, number: int, token: str) -> Word:
+    """``(word, POS)`` of one ``word/POS`` token (a bracketed entity's brackets dropped); a token
+    that is not one raises :class:`DataFormatError` naming ``where`` and the line ``number``."""
     if token.startswith("[") and len(token) > 1:
         token = token[1:]
     if "]" in token[1:]:  # the end of a bracketed entity: word/pos]nt
