@@ -249,9 +249,14 @@ class MaskedCorpusReader(CorpusReader):
     document continues the sequence after a ``[SEP]``, all in segment 0, so a corpus of short
     documents (reviews, titles) does not spend most of each batch on padding."""
 
-    def __init__(self, *args, pack_documents: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pack_documents = pack_documents
+    def __init__(self, vocab_path: str, max_len: int, tokenizer: TokenizerKind = "wordpiece", lang: Lang = "cn",
+                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
+                 mask_prob: float = 0.15, max_ngram: int = 1, whole_word_mask: bool = False,
+                 word_segmenter: Optional[WordSegmenter] = None, shuffle_buffer: int = 2048,
+                 pack_documents: bool = False):
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, mask_prob, max_ngram,
+                         whole_word_mask, word_segmenter, shuffle_buffer)
+        self.pack_documents = bool(pack_documents)
 
     def epoch_features(self, epoch: int) -> Iterator[Feature]:
         if not self.pack_documents:
