@@ -2,9 +2,8 @@
 
 Numbers below 1.2e-38 in magnitude (denormals) take the x86 CPU a slow microcode path, many times
 slower than a normal multiply. Training produces them (attention probabilities of peaked softmaxes,
-Adam moments of rows that stop receiving gradient), and a step slows down as they accumulate: the
-masked-LM step of issue 26 took 2.5 CPU-seconds from random weights and 4.1 from its own checkpoint
-100 steps later, against 1.2 for both with flushing (docs/benchmarks.md, "Denormals"). TensorFlow
+Adam moments of rows that stop receiving gradient), and a step slows down as they accumulate
+(docs/benchmarks.md, "Denormal floats", measured by bench/denormals.py). TensorFlow
 flushes by default; PyTorch offers ``torch.set_flush_denormal(True)``; Paddle exposes nothing, so
 paddlepalm sets the FTZ and DAZ bits of the SSE control register itself, through a five-line C
 function compiled once with the system's C compiler (cached beside the custom operators).
