@@ -325,7 +325,7 @@ class Suite:
             cells = []
             twin = table.get(self.twin.get(init, ""), {})
             for task in self.tasks:
-                cell = _mean_std(per_task[task])
+                cell = protocol.mean_std(per_task[task])
                 base = twin.get(task, [])
                 if per_task[task] and base and _beyond(per_task[task], base):
                     cell = f"**{cell}**"
@@ -333,7 +333,7 @@ class Suite:
             complete = all(len(per_task[t]) == len(self.seeds) for t in self.tasks)
             averages = [statistics.mean(per_task[t][i] for t in self.tasks) for i in range(len(self.seeds))] \
                 if complete else []
-            lines.append(f"| {init} | " + " | ".join(cells) + f" | {_mean_std(averages) if complete else '-'} |")
+            lines.append(f"| {init} | " + " | ".join(cells) + f" | {protocol.mean_std(averages) if complete else '-'} |")
         return "\n".join(lines) + "\n"
 
 
@@ -353,16 +353,8 @@ def _weights_digest(model_dir: str, pretrained: bool) -> str:
     return ",".join(sums)
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def _beyond(values: Sequence[float], base: Sequence[float]) -> bool:
-    spread = (statistics.stdev(values) if len(values) > 1 else 0) + (statistics.stdev(base) if len(base) > 1 else 0)
+    spread = protocol.sample_std(values) + protocol.sample_std(base)
     return abs(statistics.mean(values) - statistics.mean(base)) > spread
 
 

@@ -402,7 +402,7 @@ class Runner:
             cells, means = [], []
             for task in tasks:
                 values = [100 * self.score(r, task) for r in per_task.get(task, [])]
-                cells.append(_mean_std(values))
+                cells.append(mean_std(values))
                 if values:
                     means.append(statistics.mean(values))
             records = {r["key"]: r for rs in per_task.values() for r in rs}.values()
@@ -410,7 +410,7 @@ class Runner:
             updates = sorted({r["updates"] for r in records})
             cpu = [r["cpu_minutes"] for r in records]
             mean = f"{statistics.mean(means):.2f}" if means else "-"
-            lines.append(f"| {name} | {seeds} | {_span(updates)} | {' | '.join(cells)} | {mean} | {_mean_std(cpu)} |")
+            lines.append(f"| {name} | {seeds} | {_span(updates)} | {' | '.join(cells)} | {mean} | {mean_std(cpu)} |")
         lines.append("")
         for base_name, base in baselines.items():
             for name, per_task in settings:
@@ -439,7 +439,7 @@ class Runner:
             if not a or not b:
                 continue
             diff = statistics.mean(a) - statistics.mean(b)
-            spread = _std(a) + _std(b)
+            spread = sample_std(a) + sample_std(b)
             verdict = "beyond spread" if len(a) > 1 and len(b) > 1 and abs(diff) > spread else "within spread"
             parts.append(f"{task} {diff:+.2f} ({verdict})")
             diffs.append(diff)
@@ -484,7 +484,7 @@ class Runner:
             for x, name in enumerate(names):
                 values = [100 * self.score(r, task) for r in dict(settings)[name][task]]
                 color = single_color if name.startswith("single") else multi_color
-                ax.bar(x, statistics.mean(values), yerr=_std(values), color=color, capsize=3)
+                ax.bar(x, statistics.mean(values), yerr=sample_std(values), color=color, capsize=3)
                 ax.plot([x] * len(values), values, "k.", markersize=4)
                 seed_counts.add(len(values))
                 colors.add(color)
@@ -526,11 +526,13 @@ def _break_mark(ax) -> None:
                 linewidth=1, clip_on=False, gid="axis-break")
 
 
-def _std(values: Sequence[float]) -> float:
+def sample_std(values: Sequence[float]) -> float:
+    """The sample standard deviation; 0 for fewer than two values."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float]) -> str:
+    """``mean ± sample std`` to two decimals (one value as it is; ``-`` for none)."""
     if not values:
         return "-"
     if len(values) == 1:
