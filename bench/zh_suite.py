@@ -319,7 +319,7 @@ class Suite:
         lines = [f"# Chinese evaluation suite ({len(self.seeds)} seeds: {self.seeds})", "",
                  f"{len(self.results)} runs, {cpu:.0f} CPU-minutes; {protocol.cpu_flags()}. Test scores "
                  "(dev-selected), mean ± sample std; **bold**: beyond the spread of the scratch twin "
-                 "(|difference| > the two stds summed).", "",
+                 "(|difference| > the two stds summed; two seeds or more).", "",
                  "| model | " + " | ".join(self.tasks) + " | average |", "|---" * (len(self.tasks) + 2) + "|"]
         for init, per_task in table.items():
             cells = []
@@ -354,6 +354,9 @@ def _weights_digest(model_dir: str, pretrained: bool) -> str:
 
 
 def _beyond(values: Sequence[float], base: Sequence[float]) -> bool:
+    """Whether the means differ by more than the two sample stds summed (needs two seeds a side)."""
+    if len(values) < 2 or len(base) < 2:
+        return False
     spread = protocol.sample_std(values) + protocol.sample_std(base)
     return abs(statistics.mean(values) - statistics.mean(base)) > spread
 
