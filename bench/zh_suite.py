@@ -83,11 +83,26 @@ def _classify(out: str, train: list, dev: list, test: list) -> None:
         _tsv(os.path.join(out, f"{name}.tsv"), ["label", "text_a"], rows)
 
 
+def _rows(path: str, width: int, skip_header: bool = False) -> List[List[str]]:
+    """The tab-separated fields of each non-blank line (the first ``width``); a shorter line raises
+    DataFormatError naming the file and the line."""
+    from paddlepalm.reader.errors import DataFormatError
+
+    out = []
+    for number, line in enumerate(fileio.read_lines(path), 1):
+        if (skip_header and number == 1) or not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < width:
+            raise DataFormatError(path, number, f"expected {width} tab-separated fields, found {len(fields)}")
+        out.append(fields[:width])
+    return out
+
+
 def _tnews(root: str) -> Tuple[list, list]:
     folder = os.path.join(root, "tnews")
     def rows(name):
-        return [(label, text) for text, label in (line.split("\t") for line in fileio.read_lines(
-            os.path.join(folder, name)) if line.strip())]
+        return [(label, text) for text, label in _rows(os.path.join(folder, name), 2)]
     return rows("train.tsv"), rows("dev.tsv")
 
 
@@ -96,7 +111,7 @@ def _iflytek(root: str, name: str) -> list:
 
 
 def _afqmc(root: str, name: str) -> list:
-    return [tuple(line.split("\t")[:3]) for line in fileio.read_lines(os.path.join(root, "afqmc", name)) if line.strip()]
+    return [tuple(fields) for fields in _rows(os.path.join(root, "afqmc", name), 3)]
 
 
 def _chnsenticorp(root: str, name: str) -> list:

@@ -229,23 +229,19 @@ def build(root: str, out: str, vocab_size: int = 8000, min_freq: int = 2, seed: 
     for s in stats.values():
         for key, value in s.items():
             totals[key] += value
-    vocab = build_char_vocab(_lines(os.path.join(out, "train.txt")), max_size=vocab_size, min_freq=min_freq)
+    train_lines = fileio.read_lines(os.path.join(out, "train.txt"))
+    vocab = build_char_vocab(train_lines, max_size=vocab_size, min_freq=min_freq)
     write_vocab(vocab, os.path.join(out, "vocab.txt"))
     result = {"sources": {k: dict(v) for k, v in stats.items()}, "total": dict(totals), "window": WINDOW,
-              "heldout_every": HELDOUT_EVERY, "vocab_size": len(vocab), "unknown_rate_train": _unknown_rate(
-                  os.path.join(out, "train.txt"), set(vocab))}
+              "heldout_every": HELDOUT_EVERY, "vocab_size": len(vocab),
+              "unknown_rate_train": _unknown_rate(train_lines, set(vocab))}
     fileio.write_json(os.path.join(out, "stats.json"), result)
     return result
 
 
-def _lines(path: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as f:
-        yield from f
-
-
-def _unknown_rate(path: str, vocab: Set[str]) -> float:
+def _unknown_rate(lines: Iterable[str], vocab: Set[str]) -> float:
     known = total = 0
-    for line in _lines(path):
+    for line in lines:
         for char in line.strip():
             total += 1
             known += char.lower() in vocab or char.isspace()
