@@ -212,6 +212,7 @@ _FASTER = {
     "linear": {nn.Linear: CpuLinear},
     "dropout": {nn.Dropout: CpuDropout, nn.MultiHeadAttention: CpuMultiHeadAttention},
     "layer_norm": {nn.LayerNorm: CpuLayerNorm},
+    "gelu": {},  # not a class swap: see _swap_gelu
 }
 
 
@@ -229,6 +230,20 @@ def enabled_kinds() -> tuple:
     return kinds
 
 
+def _swap_gelu(model: nn.Layer) -> int:
+    """Sublayers whose ``activation`` attribute is Paddle's exact GELU (``nn.TransformerEncoderLayer``,
+    the masked-LM and ELECTRA heads) get the vectorized operator of :mod:`paddlepalm.utils.fused_gelu`
+    (it computes the same function; it keeps Paddle's kernel where the op does not apply)."""
+    from paddlepalm.utils import fused_gelu
+
+    swapped = 0
+    for layer in model.sublayers(include_self=True):
+        if getattr(layer, "activation", None) is F.gelu:
+            layer.activation = fused_gelu.gelu
+            swapped += 1
+    return swapped
+
+
 def accelerate(model: nn.Layer) -> Dict[str, int]:
     """Swap plain ``nn.Linear``/``nn.Dropout``/``nn.MultiHeadAttention``/``nn.LayerNorm`` sublayers
     for the CPU versions chosen by ``PALM_CPU_KERNELS``; returns how many of each kind were swapped
@@ -238,6 +253,11 @@ def accelerate(model: nn.Layer) -> Dict[str, int]:
         return {}
     swapped: Dict[str, int] = {}
     for kind in enabled_kinds():
+        if kind == "gelu":
+            count = _swap_gelu(model)
+            if count:
+                swapped[kind] = count
+            continue
         table = _FASTER[kind]
         for layer in model.sublayers(include_self=True):
             faster = table.get(type(layer))
