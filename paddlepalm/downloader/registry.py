@@ -4,12 +4,13 @@ import contextlib
 import copy
 import difflib
 import os
+import pathlib
 import sys
 from typing import Any, Dict, Iterator, List, Optional
 from urllib.parse import urlparse
 
 from paddlepalm.downloader.extract import check_readable, safe_extract
-from paddlepalm.downloader.fetch import fetch
+from paddlepalm.downloader.fetch import DownloadError, fetch
 from paddlepalm.utils.fileio import read_json, read_text, write_json
 from paddlepalm.utils.safe_pickle import check_pickle
 
@@ -117,8 +118,30 @@ def ls(item: str = "all", scope: str = "all") -> List[Dict[str, Any]]:
     return shown
 
 
+# where a repository-relative URL (a model shipped in paddlepalm's repository) is found without a mirror
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def in_repository(url: str) -> bool:
+    """A registry URL with no scheme names a file of paddlepalm's own repository
+    (``pretrain_models/<name>/model.pdparams``): the models pretrained by this project,
+    which have no other host."""
+    return not urlparse(url).scheme
+
+
 def mirrored(url: str) -> str:
+    """The URL to fetch: ``PALM_DOWNLOAD_MIRROR``'s copy when set (same path); else the upstream
+    URL, or for a repository-relative URL the file in the checkout this package runs from."""
     mirror = os.environ.get("PALM_DOWNLOAD_MIRROR", "").strip()
+    if in_repository(url):
+        if mirror:
+            return mirror.rstrip("/") + "/" + url.lstrip("/")
+        local = os.path.join(REPOSITORY_ROOT, *url.split("/"))
+        if not os.path.isfile(local):
+            raise DownloadError(f"{url} ships in paddlepalm's repository, and this installation is not a "
+                                f"checkout of it ({local} is missing): install from a clone of the repository, "
+                                f"or serve a clone's root over HTTP and set PALM_DOWNLOAD_MIRROR to its URL")
+        return pathlib.Path(local).as_uri()
     if not mirror:
         return url
     return mirror.rstrip("/") + urlparse(url).path
