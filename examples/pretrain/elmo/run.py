@@ -20,7 +20,9 @@ Corpora: a generated sample (default); ``--data_root``: zh_raw_corpus cut into s
 ``--vocab_size``) is built from the training text into ``WORK_DIR/vocab.txt``: the corpus
 folder's own ``vocab.txt`` is a BERT vocabulary (``[PAD]``, ``[CLS]``, ``##`` pieces), not an
 ELMo one. ``--vocab FILE`` takes an existing ELMo vocabulary instead, e.g. the shipped
-package's, so that data prepared for that package (``examples/configs/zh-ner.yaml``) fits.
+package's, so that data prepared for that package (``examples/configs/zh-ner.yaml`` copies its
+``vocab.txt``) fits; ``--fold_width`` reads full-width letters and digits as half-width, as that
+config reads the NER data (the vocabulary built from the text is counted without folding).
 
 ``--save_steps N`` checkpoints every N steps into ``WORK_DIR/checkpoints`` (the newest two kept);
 the same command run again resumes exactly from the newest one, with the CPU time spent so far
@@ -64,6 +66,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    " (its train.txt and heldout.txt; instead of --data_root)")
     p.add_argument("--vocab", default=None, help="an ELMo vocabulary to use (<S>, </S>, <UNK> first) instead of "
                    "one built from the training text")
+    p.add_argument("--fold_width", action="store_true", help="read full-width letters and digits as half-width "
+                   "(as examples/configs/zh-ner.yaml reads the NER data)")
     p.add_argument("--work_dir", default=os.path.join(HERE, "outputs"))
     p.add_argument("--save_to", default=None, help="write the fine-tuning package (checkpoint, config, vocab) here")
     p.add_argument("--cpu_minutes", "--minutes", dest="cpu_minutes", type=float, default=20.0,
@@ -106,7 +110,8 @@ def dev_perplexity(trainer: palm.Trainer, config: dict, vocab: str, args, dev_pa
     pred_head = palm.head.BiLM(config["vocab_size"], args.projection_size, phase="predict")
     trainer.build_predict_forward(pred_backbone, pred_head)
     trainer.pred_model.set_state_dict(trainer.model.state_dict())
-    reader = palm.reader.LMCorpusReader(vocab, args.max_len, tokenizer="char", seed=args.seed, phase="predict")
+    reader = palm.reader.LMCorpusReader(vocab, args.max_len, tokenizer="char", seed=args.seed, phase="predict",
+                                        fold_width=args.fold_width)
     reader.load_data(dev_path, batch_size=64)
     trainer.fit_reader(reader, phase="predict")
     trainer.predict(print_steps=0)
@@ -132,7 +137,7 @@ def package_readme(summary: dict) -> str:
              f"Command: `{summary['command']}`", ""]
     lines += [f"- {key}: {summary[key]}" for key in ("corpus", "train_sentences", "train_tokens", "oov_tokens",
                                                      "steps", "cpu_minutes", "wall_minutes", "first_loss",
-                                                     "final_loss", "dev_perplexity")]
+                                                     "final_loss", "dev_perplexity", "fold_width")]
     lines += ["", f"Loss: sampled softmax ({summary['num_samples']} candidates), mean over the first and the last "
                   f"{summary['print_steps']} steps; perplexity: full softmax on the dev split. Load with "
                   "`palm.backbone.ELMo.from_pretrained('<this dir>')`, or `trainer.load_pretrain('<this dir>/ckpt')` "
@@ -205,7 +210,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     vocab = write_run_vocab(args, tokens)
     config = elmo_config(args, len(tokens))
 
-    reader = palm.reader.LMCorpusReader(vocab, args.max_len, tokenizer="char", seed=args.seed)
+    reader = palm.reader.LMCorpusReader(vocab, args.max_len, tokenizer="char", seed=args.seed,
+                                        fold_width=args.fold_width)
     reader.load_data(paths["train"], batch_size=args.batch_size, num_epochs=args.epochs)
     stats = reader.stats()
     print(f"corpus: {stats} (out-of-vocabulary characters become <UNK>; long lines are cut into pieces)",
@@ -226,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                "cpu_minutes": round(history[-1]["cpu_seconds"] / 60, 1),
                "wall_minutes": round(history[-1]["wall_seconds"] / 60, 1),
                "first_loss": round(history[0]["loss"], 3), "final_loss": round(history[-1]["loss"], 3),
-               "dev_perplexity": round(ppl, 2), "num_samples": args.num_samples, "print_steps": args.print_steps}
+               "dev_perplexity": round(ppl, 2), "fold_width": args.fold_width, "num_samples": args.num_samples, "print_steps": args.print_steps}
     print(json.dumps(summary, ensure_ascii=False), flush=True)
     if args.save_to:
         save_package(backbone, config, vocab, args.save_to, summary)
