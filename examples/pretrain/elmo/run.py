@@ -232,7 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                "cpu_minutes": round(history[-1]["cpu_seconds"] / 60, 1),
                "wall_minutes": round(history[-1]["wall_seconds"] / 60, 1),
                "first_loss": round(history[0]["loss"], 3), "final_loss": round(history[-1]["loss"], 3),
-               "dev_perplexity": round(ppl, 2), "fold_width": args.fold_width, "num_samples": args.num_samples, "print_steps": args.print_steps}
+               "dev_perplexity": round(ppl, 2), "fold_width": args.fold_width, "num_samples": args.num_samples,
+               "print_steps": args.print_steps}
     print(json.dumps(summary, ensure_ascii=False), flush=True)
     if args.save_to:
         save_package(backbone, config, vocab, args.save_to, summary)
