@@ -309,3 +309,17 @@ def test_shipped_elmo_package_loads():
     elmo.add_task("probe")
     feats = elmo.features({"token_ids": paddle.to_tensor([ids]), "seq_lens": paddle.to_tensor([len(ids)])}, "probe")
     assert feats.shape == [1, len(ids), elmo.hidden_size] and bool(paddle.isfinite(feats).all())
+
+
+def test_corpus_reader_folds_full_width_characters_when_asked(tmp_path):
+    corpus = _write(tmp_path / "corpus.txt", "１９９８年ＡＢ\n")
+    vocab = str(tmp_path / "vocab.txt")
+    palm.reader.write_word_vocab(["<S>", "</S>", "<UNK>", "1", "9", "8", "年", "A", "B"], vocab)
+    counts = {}
+    for fold in (False, True):
+        reader = palm.reader.LMCorpusReader(vocab, max_len=12, tokenizer="char", fold_width=fold, phase="predict")
+        reader.load_data(corpus, batch_size=1)
+        counts[fold] = reader.stats()["oov_tokens"]
+        ids = next(reader.iter_epoch(0))["token_ids"][0].tolist()
+    assert counts == {False: 6, True: 0}
+    assert ids == [0, 3, 4, 4, 5, 6, 7, 8, 1]

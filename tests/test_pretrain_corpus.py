@@ -108,3 +108,40 @@ def test_a_pretraining_run_started_again_continues_exactly(tmp_path):
     assert cpu == sorted(cpu) and cpu[2] > cpu[1]  # the CPU time goes on from the checkpoint's
     info = json.load(open(stopped / "out" / "pretrain_info.json", encoding="utf-8"))
     assert info["steps"] == 8
+
+
+def pretrain_elmo(corpus, work, *args):
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "elmo", "run.py"),
+                           "--corpus", str(corpus), "--cell_size", "16", "--projection_size", "8", "--num_samples",
+                           "16", "--max_len", "16", "--batch_size", "8", "--print_steps", "2", "--save_steps", "2",
+                           "--cpu_minutes", "30", "--dygraph", "--work_dir", str(work), "--save_to",
+                           str(work / "package"), *args], capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_an_elmo_pretraining_run_started_again_continues_exactly(tmp_path):
+    corpus = tmp_path / "corpus"
+    build(corpus)
+    straight = tmp_path / "straight"
+    pretrain_elmo(corpus, straight, "--max_steps", "8")
+    stopped = tmp_path / "stopped"
+    pretrain_elmo(corpus, stopped, "--max_steps", "4")
+    out = pretrain_elmo(corpus, stopped, "--max_steps", "8")
+    assert "resumed from" in out and "step 4" in out
+    first = read_json_lines(str(straight / "bilm_loss.jsonl"))
+    second = read_json_lines(str(stopped / "bilm_loss.jsonl"))
+    assert [e["step"] for e in second] == [e["step"] for e in first] == [2, 4, 6, 8]
+    assert set(first[0]) == {"step", "epoch", "loss", "cpu_seconds", "wall_seconds"}
+    np.testing.assert_allclose([e["loss"] for e in second], [e["loss"] for e in first], rtol=1e-6)
+    cpu = [e["cpu_seconds"] for e in second]
+    assert cpu == sorted(cpu) and cpu[2] > cpu[1]  # the CPU time goes on from the checkpoint's
+    # the ELMo vocabulary is built from train.txt (the corpus folder's vocab.txt is a BERT one)
+    vocab = read_lines(str(stopped / "package" / "vocab.txt"))
+    assert vocab[:3] == ["<S>", "</S>", "<UNK>"] and "篇" in vocab
+    elmo = palm.backbone.ELMo.from_pretrained(str(stopped / "package"))
+    assert elmo.vocab_path and elmo.input_limits["vocab_size"] == len(vocab)
+    vectors = elmo.embed_sentences(["第一篇文档"])
+    assert vectors[0].shape == (3, 5, 16) and np.isfinite(vectors[0]).all()
+    straight_elmo = palm.backbone.ELMo.from_pretrained(str(straight / "package"))
+    np.testing.assert_allclose(straight_elmo.embed_sentences(["第一篇文档"])[0], vectors[0], rtol=1e-3, atol=1e-3)

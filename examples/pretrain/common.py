@@ -15,7 +15,8 @@ import numpy as np
 import paddlepalm as palm
 from paddlepalm import checkpoint
 from paddlepalm.model import MultiTaskModel
-from paddlepalm.utils.fileio import read_json_lines, write_json_lines
+from paddlepalm.utils.fileio import (atomic_open, read_json_lines, read_lines, read_text, write_json,
+                                     write_json_lines, write_text)
 from paddlepalm.utils.vocab import build_char_vocab, write_vocab
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
@@ -34,8 +35,7 @@ def make_sample_corpus(path: str, documents: int = 400, seed: int = 0) -> str:
     objects = ["新的技术", "传统文化", "经济发展", "环境保护", "这本小说", "手机质量", "酒店服务", "交通问题",
                "历史文物", "人工智能"]
     tails = ["。", "，效果很好。", "，但是问题不少。", "，大家都很满意。", "，引起了广泛关注。"]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for _ in range(documents):
             topic = rng.randint(len(objects))
             for _ in range(rng.randint(2, 7)):
@@ -90,21 +90,15 @@ def prepare_corpus(data_dir: str, out_path: str, with_rmrb: bool = False) -> str
     missing = [p for _, p in sources if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"corpus files not found: {missing} (is --data_dir the zh_raw_corpus folder?)")
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
+    with atomic_open(out_path) as out:
         for reader, path in sources:
             for document in reader(path):
                 out.write("\n".join(document) + "\n\n")
-    os.replace(tmp, out_path)
     return out_path
 
 
 def corpus_vocab(corpus: str, path: str, max_size: int, min_freq: int = 2) -> str:
-    def lines():
-        with open(corpus, encoding="utf-8") as f:
-            yield from f
-    write_vocab(build_char_vocab(lines(), max_size=max_size, min_freq=min_freq), path)
+    write_vocab(build_char_vocab(read_lines(corpus), max_size=max_size, min_freq=min_freq), path)
     return path
 
 
@@ -118,7 +112,8 @@ def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_st
     With ``save_steps`` (a multiple of ``print_steps``) a checkpoint is written every
     ``save_steps`` steps beside the log, and a later call with the same log resumes exactly from
     the newest one: the log is cut back to that step and its CPU and wall seconds carry on, so
-    the CPU time spent after the last checkpoint by a killed run is neither kept nor counted."""
+    the CPU time spent after the last checkpoint by a killed run is neither kept nor counted.
+    The log is rewritten whole (atomically) at every entry, so a kill never leaves half a line."""
     if save_steps and save_steps % print_steps:
         raise ValueError(f"save_steps ({save_steps}) must be a multiple of print_steps ({print_steps})")
     history = _resume(trainer, log_path, save_steps)
@@ -138,17 +133,15 @@ def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_st
         window.clear()
         return entry
 
-    with open(log_path, "a", encoding="utf-8") as log:
-        while step < max_steps and cpu_used() < cpu_minutes * 60:
-            window.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
-            step += 1
-            if step % print_steps == 0:
-                line = json.dumps(record())
-                print(line, flush=True)
-                log.write(line + "\n")
-                log.flush()
-        if window:
-            log.write(json.dumps(record()) + "\n")
+    while step < max_steps and cpu_used() < cpu_minutes * 60:
+        window.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
+        step += 1
+        if step % print_steps == 0:
+            print(json.dumps(record()), flush=True)
+            write_json_lines(log_path, history)
+    if window:
+        record()
+        write_json_lines(log_path, history)
     return history
 
 
@@ -156,13 +149,13 @@ def _resume(trainer: palm.Trainer, log_path: str, save_steps: int) -> List[dict]
     """Set the saver and, when a checkpoint of this run exists, load it and return the log up to
     its step (the rest of the log is rewritten without the steps after it)."""
     if not save_steps:
-        open(log_path, "w", encoding="utf-8").close()
+        write_text(log_path, "")
         return []
     save_path = os.path.join(os.path.dirname(log_path), "checkpoints")
     trainer.set_saver(save_path, save_steps, keep_last=2)
     latest = checkpoint.latest_checkpoint(save_path) if os.path.isdir(save_path) else None
     if latest is None:
-        open(log_path, "w", encoding="utf-8").close()
+        write_text(log_path, "")
         return []
     trainer.load_ckpt(latest)
     step = trainer.global_step
@@ -178,13 +171,9 @@ def export_backbone(backbone, config: dict, vocab_path: str, out_dir: str, info:
     """A paddlepalm checkpoint holding only ``backbone.*`` (what ``load_pretrain`` reads), with
     ``config.json``, ``vocab.txt`` and ``pretrain_info.json`` (command, steps, final loss)."""
     checkpoint.save_checkpoint(out_dir, MultiTaskModel(backbone, {}), None, {"pretrain": info})
-    with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=1)
-    with open(vocab_path, encoding="utf-8") as src, open(os.path.join(out_dir, "vocab.txt"), "w",
-                                                          encoding="utf-8") as dst:
-        dst.write(src.read())
-    with open(os.path.join(out_dir, "pretrain_info.json"), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=1, ensure_ascii=False)
+    write_json(os.path.join(out_dir, "config.json"), config)
+    write_text(os.path.join(out_dir, "vocab.txt"), read_text(vocab_path))
+    write_json(os.path.join(out_dir, "pretrain_info.json"), info)
     write_model_card(out_dir, config, info)
     return out_dir
 
@@ -205,8 +194,7 @@ def write_model_card(out_dir: str, config: dict, info: dict) -> None:
         "Load it for fine-tuning with `trainer.load_pretrain('<this folder>')` on a backbone built from",
         "`config.json` with `vocab.txt` (see `examples/pretrain/finetune.py`).",
     ]
-    with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text(os.path.join(out_dir, "README.md"), "\n".join(lines) + "\n")
 
 
 def command_line() -> str:

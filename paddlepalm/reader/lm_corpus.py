@@ -66,16 +66,19 @@ class LMCorpusReader(Reader):
     """Streams ``<S> w1 .. wn </S>`` sentences for the :class:`~paddlepalm.head.BiLM` head.
 
     ``tokenizer`` is ``'whitespace'`` (pre-segmented text), ``'jieba'`` (raw Chinese)
-    or ``'char'`` (one token per character).
+    or ``'char'`` (one token per character). ``fold_width``: full-width letters and digits are
+    read as their half-width forms (``１`` -> ``1``), as ``SequenceLabelReader(fold_width=True)``
+    reads the tagging data that the biLM's features go to.
     """
 
     FILE_FORMATS = ("txt", "text", "tsv")
 
     def __init__(self, vocab_path: str, max_len: int, tokenizer: WordSplit = "whitespace", lang: Lang = "cn",
-                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train"):
+                 seed: Optional[int] = None, do_lower_case: bool = False, phase: str = "train",
+                 fold_width: bool = False):
         if tokenizer not in SPLITS:
             raise ValueError(f"LMCorpusReader tokenizer must be one of {SPLITS}, got {tokenizer!r}")
-        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase)
+        super().__init__(vocab_path, max_len, tokenizer, lang, seed, do_lower_case, phase, fold_width)
         self._paths: List[str] = []
         self._num_examples = 0
         self.num_lines = self.num_split_lines = self.num_tokens = self.num_oov_tokens = 0

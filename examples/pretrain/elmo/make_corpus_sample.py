@@ -1,6 +1,7 @@
 """A generated Chinese-like corpus, so the example runs on a fresh clone with no data."""
-import os
 import random
+
+from paddlepalm.utils.fileio import atomic_open
 
 _SUBJECTS = ["我", "他", "她", "我们", "老师", "学生", "公司", "政府", "记者", "医生", "朋友", "孩子"]
 _VERBS = ["喜欢", "访问", "研究", "支持", "参观", "报道", "讨论", "购买", "介绍", "发现"]
@@ -20,8 +21,7 @@ def make_sentence(rng: random.Random) -> str:
 def make_sample(path: str, num_lines: int = 3000, seed: int = 0) -> str:
     """Write ``num_lines`` generated sentences (one per line) to ``path``."""
     rng = random.Random(seed)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for _ in range(num_lines):
             f.write(make_sentence(rng) + "\n")
     return path

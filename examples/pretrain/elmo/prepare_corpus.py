@@ -9,6 +9,8 @@ import os
 import re
 from typing import Iterator
 
+from paddlepalm.utils.fileio import atomic_open
+
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 
 
@@ -44,7 +46,7 @@ def prepare_corpus(data_root: str, out_dir: str, dev_lines: int = 1000) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     paths = {"train": os.path.join(out_dir, "train.txt"), "dev": os.path.join(out_dir, "dev.txt")}
     n = n_dev = 0
-    with open(paths["train"], "w", encoding="utf-8") as train, open(paths["dev"], "w", encoding="utf-8") as dev:
+    with atomic_open(paths["train"]) as train, atomic_open(paths["dev"]) as dev:
         for source in sources:
             for sentence in source:
                 n += 1
