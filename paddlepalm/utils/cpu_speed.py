@@ -199,12 +199,18 @@ class _LayerNormFunction(PyLayer):
 
 
 class CpuLayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` over the last axis with its gradient computed in numpy."""
+    """``nn.LayerNorm`` over the last axis by the operator of :mod:`paddlepalm.utils.fused_layer_norm`,
+    or, where it cannot be built, with its gradient computed in numpy."""
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         if (len(self._normalized_shape) != 1 or self.weight is None or self.bias is None
                 or x.dtype != paddle.float32 or not _eager_training()):
             return super().forward(x)
+        from paddlepalm.utils import fused_layer_norm
+
+        out = fused_layer_norm.layer_norm(x, self.weight, self.bias, float(self._epsilon))
+        if out is not None:
+            return out
         return _LayerNormFunction.apply(x, self.weight, self.bias, float(self._epsilon))
 
 
