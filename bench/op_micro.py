@@ -22,7 +22,7 @@ import paddlepalm  # noqa: E402,F401  (thread and flag settings before paddle)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 import paddle.nn.functional as F  # noqa: E402
-from paddlepalm.utils import cpu_speed  # noqa: E402
+from paddlepalm.utils import cpu_speed, fused_gelu, fused_layer_norm  # noqa: E402
 from report import machine, update_section  # noqa: E402
 
 
@@ -41,6 +41,16 @@ def layer_norm_grad_paddle(x, weight, bias, grad):
         x_in = x.detach()
         x_in.stop_gradient = False
         F.layer_norm(x_in, x.shape[-1:], weight, bias, 1e-12).backward(grad)
+    return run
+
+
+def forward_backward(fn, x, grad):
+    """``fn(x)`` and its gradient with respect to ``x`` (the leaf is made once)."""
+    leaf = x.detach()
+    leaf.stop_gradient = False
+
+    def run():
+        paddle.grad(fn(leaf), [leaf], grad)
     return run
 
 
@@ -85,6 +95,11 @@ def cases(batch: int = 32, seq: int = 128):
         (f"layer-norm gradient: {rows} x {hidden} (Paddle: forward + backward minus forward)",
          layer_norm_grad_paddle(x, weight, beta, gx),
          lambda: cpu_speed.layer_norm_grads(x_np, gx_np, w_np, 1e-12), ln_forward),
+        (f"GELU forward + backward: {rows} x {width} (ours: utils/fused_gelu.py op)",
+         forward_backward(F.gelu, out, grad), forward_backward(fused_gelu.gelu, out, grad), 0.0),
+        (f"layer norm forward + backward: {rows} x {hidden} (ours: utils/fused_layer_norm.py op)",
+         forward_backward(lambda v: F.layer_norm(v, [hidden], weight, beta, 1e-12), x, gx),
+         forward_backward(lambda v: fused_layer_norm.layer_norm(v, weight, beta, 1e-12), x, gx), 0.0),
         (f"CRF loss forward + backward: {batch} x 20 words, 127 tags (ours: utils/crf.py GEMM recursion)",
          crf_loss(False, batch), crf_loss(True, batch), 0.0),
     ]

@@ -7,14 +7,19 @@ docs/benchmarks.md, "CPU speed": bench/op_micro.py, bench/cpu_speedups.py, bench
 * Paddle's CPU dropout is slow on attention probabilities. ``CpuDropout`` draws 16 random bits per
   element from numpy's PCG64, seeded from Paddle's generator so that ``paddle.seed`` still makes a
   run repeatable.
-* Paddle's CPU ``layer_norm_grad`` is slow; ``CpuLayerNorm`` keeps Paddle's forward kernel and
-  computes the gradient in numpy (row sums as GEMVs, in-place arithmetic).
+* Paddle's CPU ``layer_norm_grad`` is slow (and, in Paddle 3.3.1, wrong for the input when the
+  scale is frozen); ``CpuLayerNorm`` runs the layer norm and its gradient in a custom operator
+  (:mod:`paddlepalm.utils.fused_layer_norm`), or where that cannot be built keeps Paddle's
+  forward kernel and computes the gradient in numpy (row sums as GEMVs, in-place arithmetic).
+* Paddle's CPU ``gelu`` kernels evaluate ``erf`` one element at a time; a sublayer whose
+  ``activation`` is ``F.gelu`` (transformer layers, the masked-LM and ELECTRA heads) gets the
+  vectorized operator of :mod:`paddlepalm.utils.fused_gelu` (same function).
 
 ``accelerate(model)`` swaps the class of the plain ``nn.Linear``, ``nn.Dropout``,
-``nn.MultiHeadAttention`` and ``nn.LayerNorm`` sublayers in place: parameters,
-names and checkpoints are unchanged. It does nothing on GPU, where Paddle's own
+``nn.MultiHeadAttention`` and ``nn.LayerNorm`` sublayers in place, and the GELU activations:
+parameters, names and checkpoints are unchanged. It does nothing on GPU, where Paddle's own
 kernels are the fast ones. ``PALM_CPU_KERNELS`` chooses which swaps are made:
-``all`` (default), ``none``, or a comma list of ``linear``, ``dropout``, ``layer_norm``.
+``all`` (default), ``none``, or a comma list of ``linear``, ``dropout``, ``layer_norm``, ``gelu``.
 """
 import os
 from typing import Dict
