@@ -12,6 +12,10 @@ batch drawn from the log-uniform (Zipf) distribution over ids (the vocabulary
 must be sorted by falling frequency, as ``build_word_vocab`` writes it), logits
 corrected by ``-log(expected count)``, accidental hits removed (Jean et al.
 2015, TensorFlow's ``sampled_softmax_loss``). Evaluation always uses the full softmax.
+
+The full softmax runs in a fused C++ operator when it can be built
+(:mod:`paddlepalm.utils.fused_softmax`: the logits a block of rows at a time, the gradients in the
+same pass), else as ``matmul`` + ``cross_entropy``.
 """
 from typing import Any, Dict, List
 
@@ -21,7 +25,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
-from paddlepalm.utils import rng
+from paddlepalm.utils import fused_softmax, rng
 
 
 class BiLM(Head):
@@ -72,7 +76,8 @@ class BiLM(Head):
                 paddle.masked_select(targets, mask)
             if self.num_samples:
                 return {"loss": self._sampled_loss(hidden, targets).mean()}
-            return {"loss": self._full_loss(hidden, targets).mean()}
+            return {"loss": fused_softmax.mean_softmax_cross_entropy(hidden, self.softmax_weight,
+                                                                     self.softmax_bias, targets)}
         nll = self._full_loss(hidden.reshape([-1, self.input_dim]), targets.reshape([-1]))
         nll = (nll.reshape(mask.shape) * mask.astype(nll.dtype)).sum(axis=1)
         batch = ids.shape[0]
@@ -80,8 +85,7 @@ class BiLM(Head):
                 "example_ids": reader_inputs["example_ids"]}
 
     def _full_loss(self, hidden: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
-        logits = paddle.matmul(hidden, self.softmax_weight, transpose_y=True) + self.softmax_bias
-        return F.cross_entropy(logits, targets.unsqueeze(-1), reduction="none").squeeze(-1)
+        return fused_softmax.softmax_cross_entropy(hidden, self.softmax_weight, self.softmax_bias, targets)
 
     def _sample(self):
         """Distinct candidate ids from ``num_samples`` log-uniform draws."""

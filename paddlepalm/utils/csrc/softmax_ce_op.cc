@@ -1,0 +1,130 @@
+// Full-vocabulary softmax cross-entropy of an output layer, a block of rows at a time, with its
+// gradients computed in the same pass (a Paddle custom CPU operator, no gradient op of its own:
+// paddlepalm/utils/fused_softmax.py wires the gradients through a PyLayer).
+//
+// For each block of R rows the logits X_r W^T + b [R, V] are formed in a reused buffer (the
+// [N, V] logits never exist whole), each row's log-sum-exp and loss are taken, and, when asked,
+// the buffer is turned into scale * (softmax - onehot) in place and multiplied into the
+// gradients: DX_r = G W, DW += G^T X_r, DB += sum of G's rows. GEMMs go to the MKL of Paddle's CPU
+// wheel (cblas_sgemm of libmklml_intel.so, declared here: the wheel has no cblas header).
+//
+// Shapes: X [N, P], W [V, P], B [V], T [N] int64 (class ids in [0, V)).
+// Outputs: Loss [N] (per-row negative log-likelihood), DX [N, P], DW [V, P], DB [V]: the gradients
+// of grad_scale * sum(Loss); left unwritten when with_grad is false.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "paddle/extension.h"
+
+extern "C" void cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                            const float* a, int lda, const float* b, int ldb, float beta, float* c,
+                            int ldc);
+
+namespace {
+
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+void Gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+          float beta, float* c, int ldc) {
+  cblas_sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.f, a, lda, b,
+              ldb, beta, c, ldc);
+}
+
+// Turns one row of logits into exp(logit - max) in place; returns the sum of those, sets *max.
+float ExpInPlace(float* __restrict row, int V, float* max) {
+  float mx = row[0];
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < V; ++j) mx = std::max(mx, row[j]);
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < V; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  *max = mx;
+  return sum;
+}
+
+void CheckInputs(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& b,
+                 const paddle::Tensor& t) {
+  for (const paddle::Tensor* v : {&x, &w, &b}) {
+    PD_CHECK(v->is_cpu(), "palm_softmax_ce: CPU tensors only");
+    PD_CHECK(v->dtype() == paddle::DataType::FLOAT32, "palm_softmax_ce: float32 only");
+  }
+  PD_CHECK(t.is_cpu() && t.dtype() == paddle::DataType::INT64, "palm_softmax_ce: int64 targets on CPU");
+  PD_CHECK(x.shape().size() == 2 && w.shape().size() == 2 && b.shape().size() == 1 && t.shape().size() == 1,
+           "palm_softmax_ce: X [N,P], W [V,P], B [V], T [N]");
+  PD_CHECK(x.shape()[1] == w.shape()[1] && b.shape()[0] == w.shape()[0] && t.shape()[0] == x.shape()[0],
+           "palm_softmax_ce: inconsistent shapes");
+}
+
+}  // namespace
+
+std::vector<paddle::Tensor> SoftmaxCeForward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                             const paddle::Tensor& b, const paddle::Tensor& t, bool with_grad,
+                                             float grad_scale, int block_rows) {
+  CheckInputs(x, w, b, t);
+  const int N = x.shape()[0], P = x.shape()[1], V = w.shape()[0];
+  const int R = std::max(1, std::min(block_rows, std::max(N, 1)));
+  auto loss = paddle::empty({N}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto dx = paddle::empty({N, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto dw = paddle::empty({V, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto db = paddle::empty({V}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const float *xp = x.data<float>(), *wp = w.data<float>(), *bp = b.data<float>();
+  const int64_t* tp = t.data<int64_t>();
+  float *lp = loss.data<float>(), *dxp = dx.data<float>(), *dwp = dw.data<float>(), *dbp = db.data<float>();
+  if (with_grad) {
+    std::memset(dwp, 0, sizeof(float) * V * P);
+    std::memset(dbp, 0, sizeof(float) * V);
+  }
+  std::vector<float> buf(static_cast<size_t>(R) * V);
+  for (int r0 = 0; r0 < N; r0 += R) {
+    const int rows = std::min(R, N - r0);
+    for (int r = 0; r < rows; ++r) std::memcpy(buf.data() + static_cast<size_t>(r) * V, bp, sizeof(float) * V);
+    Gemm(false, true, rows, V, P, xp + static_cast<size_t>(r0) * P, P, wp, P, 1.f, buf.data(), V);
+    for (int r = 0; r < rows; ++r) {
+      float* row = buf.data() + static_cast<size_t>(r) * V;
+      const int64_t target = tp[r0 + r];
+      PD_CHECK(target >= 0 && target < V, "palm_softmax_ce: target id out of range");
+      const float true_logit = row[target];
+      float mx;
+      const float sum = ExpInPlace(row, V, &mx);
+      lp[r0 + r] = mx + std::log(sum) - true_logit;
+      if (!with_grad) continue;
+      const float k = grad_scale / sum;  // row * k = grad_scale * softmax
+      float* __restrict out = row;
+      float* __restrict dbr = dbp;
+#pragma omp simd
+      for (int j = 0; j < V; ++j) {
+        out[j] *= k;
+        dbr[j] += out[j];
+      }
+      out[target] -= grad_scale;
+      dbp[target] -= grad_scale;
+    }
+    if (!with_grad) continue;
+    Gemm(false, false, rows, P, V, buf.data(), V, wp, P, 0.f, dxp + static_cast<size_t>(r0) * P, P);
+    Gemm(true, false, V, P, rows, buf.data(), V, xp + static_cast<size_t>(r0) * P, P, 1.f, dwp, P);
+  }
+  return {loss, dx, dw, db};
+}
+
+std::vector<std::vector<int64_t>> SoftmaxCeInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                                      const std::vector<int64_t>& b, const std::vector<int64_t>& t) {
+  return {{x[0]}, x, w, b};
+}
+
+std::vector<paddle::DataType> SoftmaxCeInferDtype(const paddle::DataType& x, const paddle::DataType&,
+                                                  const paddle::DataType&, const paddle::DataType&) {
+  return {x, x, x, x};
+}
+
+PD_BUILD_OP(palm_softmax_ce)
+    .Inputs({"X", "W", "B", "T"})
+    .Outputs({"Loss", "DX", "DW", "DB"})
+    .Attrs({"with_grad: bool", "grad_scale: float", "block_rows: int"})
+    .SetKernelFn(PD_KERNEL(SoftmaxCeForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(SoftmaxCeInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SoftmaxCeInferDtype));

@@ -1,0 +1,91 @@
+"""The full-vocabulary softmax cross-entropy of an output layer in one operator: a Paddle custom C++
+operator (``csrc/softmax_ce_op.cc``) that takes the logits ``hidden @ weight.T + bias`` a block of
+rows at a time and computes the loss and its gradients (hidden, weight, bias) in the same pass.
+
+Why: ``matmul`` + ``cross_entropy`` writes the whole ``[N, V]`` logits (a biLM batch: 6272 x 20000,
+500 MB) and its gradient, and page-faults a fresh buffer of that size each step; the op reuses one
+``[block, V]`` buffer and needs no second pass for the gradient. Its gradients are those of the
+mean loss, so :func:`mean_softmax_cross_entropy` is the only entry point that differentiates; a
+per-row loss (:func:`softmax_cross_entropy`) is forward-only through the op.
+
+Built, cached and loaded by :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUSED_SOFTMAX=0``
+forces the plain ``matmul`` + ``cross_entropy``, and so does any failure to build or load (one
+warning, recorded in :func:`status`). Only float32 CPU tensors in eager mode take the op.
+"""
+from typing import Any, Dict
+
+import paddle
+import paddle.nn.functional as F
+from paddle.autograd import PyLayer
+
+from paddlepalm.utils.custom_ops import CustomOp
+
+OP_NAME = "palm_softmax_ce"
+OP = CustomOp(OP_NAME, "softmax_ce_op.cc", "PADDLEPALM_FUSED_SOFTMAX", needs_mkl=True,
+              fallback="matmul + cross_entropy")
+BLOCK_ROWS = 256  # rows of logits per block: a [256, V] buffer
+
+
+def load_op():
+    return OP.load()
+
+
+def status() -> Dict[str, Any]:
+    return OP.status()
+
+
+def reset() -> None:
+    """Forget this process's load attempt (tests)."""
+    OP.reset()
+
+
+def reference_loss(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
+                   targets: paddle.Tensor) -> paddle.Tensor:
+    """Per-row NLL through Paddle's ``matmul`` + ``cross_entropy`` (the fallback)."""
+    logits = paddle.matmul(hidden, weight, transpose_y=True) + bias
+    return F.cross_entropy(logits, targets.unsqueeze(-1), reduction="none").squeeze(-1)
+
+
+def _applies(*tensors: paddle.Tensor) -> bool:
+    return (paddle.in_dynamic_mode() and all(t.dtype == paddle.float32 and t.place.is_cpu_place() for t in tensors))
+
+
+def _module():
+    return OP.load()
+
+
+class _MeanSoftmaxCE(PyLayer):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets):
+        rows = hidden.shape[0]
+        loss, dx, dw, db = getattr(_module(), OP_NAME)(hidden, weight, bias, targets, True, 1.0 / max(rows, 1),
+                                                       BLOCK_ROWS)
+        ctx.save_for_backward(dx, dw, db)
+        return loss.mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx, dw, db = ctx.saved_tensor()
+        return dx * grad, dw * grad, db * grad
+
+
+def mean_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
+                               targets: paddle.Tensor) -> paddle.Tensor:
+    """Mean over rows of ``cross_entropy(hidden @ weight.T + bias, targets)``: ``hidden [N, P]``,
+    ``weight [V, P]``, ``bias [V]``, int64 ``targets [N]`` in ``[0, V)``. Through the op when it
+    applies, else the fallback; the same value and gradients either way."""
+    if hidden.shape[0] == 0 or not _applies(hidden, weight, bias) or _module() is None:
+        return reference_loss(hidden, weight, bias, targets).mean()
+    return _MeanSoftmaxCE.apply(hidden, weight, bias, targets.astype("int64"))
+
+
+def softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
+                          targets: paddle.Tensor) -> paddle.Tensor:
+    """Per-row NLL ``[N]``. The op computes it only when no gradient is needed (evaluation); with
+    gradients, or when the op is unavailable, it is the fallback."""
+    needs_grad = paddle.is_grad_enabled() and not all(t.stop_gradient for t in (hidden, weight, bias))
+    if needs_grad or hidden.shape[0] == 0 or not _applies(hidden, weight, bias) or _module() is None:
+        return reference_loss(hidden, weight, bias, targets)
+    loss = getattr(_module(), OP_NAME)(hidden, weight, bias, targets.astype("int64"), False, 1.0, BLOCK_ROWS)[0]
+    return loss
+
