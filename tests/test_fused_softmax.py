@@ -1,7 +1,8 @@
-"""The full-softmax cross-entropy operator (paddlepalm/utils/fused_softmax.py, csrc/softmax_ce_op.cc):
+"""The softmax cross-entropy operators (paddlepalm/utils/fused_softmax.py, csrc/softmax_ce_op.cc):
 the same loss and gradients (hidden, weight, bias) as ``matmul`` + ``cross_entropy`` over several
-row blocks, the per-row loss in evaluation, the BiLM head's training step on padded rows fused and
-unfused, and the fallback when the op is switched off or cannot be built."""
+row blocks, and as the Paddle sampled softmax with accidental hits; the per-row loss in evaluation;
+the BiLM head's training step on padded rows fused and unfused (full and sampled); and the fallback
+when the op is switched off or cannot be built."""
 import logging
 
 import numpy as np
@@ -46,6 +47,27 @@ def test_op_matches_matmul_cross_entropy(op, monkeypatch, block_rows):
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"gradient of {name}")
 
 
+def _sampled_loss_and_grads(hidden, weight, bias, targets, sampled, upstream=3.0):
+    x, w, b = (paddle.to_tensor(a, stop_gradient=False) for a in (hidden, weight, bias))
+    log_q = paddle.to_tensor(np.linspace(-3, -0.5, len(weight)).astype("float32"))
+    t, s = paddle.to_tensor(targets), paddle.to_tensor(sampled)
+    loss = fused_softmax.mean_sampled_softmax_cross_entropy(x, w, b, t, s, log_q[t], log_q[s])
+    (loss * upstream).backward()
+    return float(loss), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+
+
+def test_sampled_op_matches_the_paddle_sampled_softmax(op, monkeypatch):
+    hidden, weight, bias, targets = _inputs(7)
+    sampled = np.array([0, 2, 3, 7, 10], dtype="int64")
+    assert np.isin(targets, sampled).any() and not np.isin(targets, sampled).all()  # hits and misses
+    fused = _sampled_loss_and_grads(hidden, weight, bias, targets, sampled)
+    monkeypatch.setenv("PADDLEPALM_FUSED_SOFTMAX", "0")
+    reference = _sampled_loss_and_grads(hidden, weight, bias, targets, sampled)
+    assert abs(fused[0] - reference[0]) < 1e-5
+    for name, a, b in zip(["hidden", "weight", "bias"], fused[1:], reference[1:]):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"gradient of {name}")
+
+
 def test_per_row_loss_without_gradients(op):
     hidden, weight, bias, targets = map(paddle.to_tensor, _inputs(4))
     with paddle.no_grad():
@@ -55,13 +77,14 @@ def test_per_row_loss_without_gradients(op):
     np.testing.assert_allclose(fused, reference, atol=1e-5)
 
 
-def _bilm_step(monkeypatch, fused: bool, ids, lengths):
+def _bilm_step(monkeypatch, fused: bool, ids, lengths, samples):
     monkeypatch.setenv("PADDLEPALM_FUSED_SOFTMAX", "1" if fused else "0")
     calls = []
-    reference = fused_softmax.reference_loss
-    monkeypatch.setattr(fused_softmax, "reference_loss", lambda *a: calls.append(1) or reference(*a))
+    name = "sampled_reference_loss" if samples else "reference_loss"
+    reference = getattr(fused_softmax, name)
+    monkeypatch.setattr(fused_softmax, name, lambda *a: calls.append(1) or reference(*a))
     paddle.seed(0)
-    head = palm.head.BiLM(30, 6)
+    head = palm.head.BiLM(30, 6, num_samples=samples, seed=5)
     lstm_out = [paddle.to_tensor(np.random.RandomState(i).randn(*ids.shape, 6).astype("float32"),
                                  stop_gradient=False) for i in (1, 2)]
     inputs = {"token_ids": paddle.to_tensor(ids), "seq_lens": paddle.to_tensor(lengths)}
@@ -72,11 +95,12 @@ def _bilm_step(monkeypatch, fused: bool, ids, lengths):
     return float(loss), grads
 
 
-def test_bilm_head_training_step_is_the_same_fused_and_fallback(op, monkeypatch):
+@pytest.mark.parametrize("samples", [0, 12])  # full softmax, sampled softmax
+def test_bilm_head_training_step_is_the_same_fused_and_fallback(op, monkeypatch, samples):
     ids = np.random.RandomState(1).randint(3, 30, size=(3, 7)).astype("int64")
     lengths = np.array([7, 4, 2])  # padded rows: their positions get no loss and no gradient
-    fused_loss, fused_grads = _bilm_step(monkeypatch, True, ids, lengths)
-    ref_loss, ref_grads = _bilm_step(monkeypatch, False, ids, lengths)
+    fused_loss, fused_grads = _bilm_step(monkeypatch, True, ids, lengths, samples)
+    ref_loss, ref_grads = _bilm_step(monkeypatch, False, ids, lengths, samples)
     assert abs(fused_loss - ref_loss) < 1e-5
     for name, a, b in zip(["lm_forward", "lm_backward", "softmax_weight", "softmax_bias"], fused_grads, ref_grads):
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name)

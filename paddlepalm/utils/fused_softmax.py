@@ -1,12 +1,15 @@
-"""The full-vocabulary softmax cross-entropy of an output layer in one operator: a Paddle custom C++
-operator (``csrc/softmax_ce_op.cc``) that takes the logits ``hidden @ weight.T + bias`` a block of
-rows at a time and computes the loss and its gradients (hidden, weight, bias) in the same pass.
+"""The softmax cross-entropy of an output layer in one operator: Paddle custom C++ operators
+(``csrc/softmax_ce_op.cc``) that compute the loss and its gradients (hidden, weight, bias) in the
+same pass. The full softmax takes the logits ``hidden @ weight.T + bias`` a block of rows at a
+time; the sampled softmax (:func:`mean_sampled_softmax_cross_entropy`, the BiLM head's
+``num_samples``) takes each row's target and a shared set of sampled ids, in one op instead of
+about twenty Paddle ops and their gradients.
 
 Why: ``matmul`` + ``cross_entropy`` writes the whole ``[N, V]`` logits (a biLM batch: 6272 x 20000,
 500 MB) and its gradient, and page-faults a fresh buffer of that size each step; the op reuses one
 ``[block, V]`` buffer and needs no second pass for the gradient. Its gradients are those of the
-mean loss, so :func:`mean_softmax_cross_entropy` is the only entry point that differentiates; a
-per-row loss (:func:`softmax_cross_entropy`) is forward-only through the op.
+mean loss, so the ``mean_*`` functions are the entry points that differentiate; a per-row loss
+(:func:`softmax_cross_entropy`) is forward-only through the op.
 
 Built, cached and loaded by :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUSED_SOFTMAX=0``
 forces the plain ``matmul`` + ``cross_entropy``, and so does any failure to build or load (one
@@ -89,3 +92,48 @@ def softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: pa
     loss = getattr(_module(), OP_NAME)(hidden, weight, bias, targets.astype("int64"), False, 1.0, BLOCK_ROWS)[0]
     return loss
 
+
+
+SAMPLED_OP_NAME = "palm_sampled_softmax_ce"
+HIT_LOGIT = -1e9  # the logit of a sampled id equal to the row's target (an accidental hit)
+
+
+def sampled_reference_loss(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
+                           targets: paddle.Tensor, sampled: paddle.Tensor, log_q_targets: paddle.Tensor,
+                           log_q_sampled: paddle.Tensor) -> paddle.Tensor:
+    """Per-row sampled-softmax NLL in Paddle ops (the fallback): candidates are the row's target
+    and the ``sampled`` ids, logits corrected by ``-log Q``, accidental hits set to ``HIT_LOGIT``."""
+    true_logit = (hidden * paddle.gather(weight, targets)).sum(-1) + paddle.gather(bias, targets) - log_q_targets
+    sampled_logits = paddle.matmul(hidden, paddle.gather(weight, sampled), transpose_y=True) \
+        + paddle.gather(bias, sampled) - log_q_sampled  # [N, S]
+    hits = targets.unsqueeze(1) == sampled.unsqueeze(0)
+    sampled_logits = paddle.where(hits, paddle.full_like(sampled_logits, HIT_LOGIT), sampled_logits)
+    logits = paddle.concat([true_logit.unsqueeze(1), sampled_logits], axis=1)
+    return F.cross_entropy(logits, paddle.zeros([logits.shape[0], 1], dtype="int64"), reduction="none").squeeze(-1)
+
+
+class _MeanSampledSoftmaxCE(PyLayer):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled):
+        rows = hidden.shape[0]
+        loss, dx, dw, db = getattr(_module(), SAMPLED_OP_NAME)(hidden, weight, bias, targets, sampled, log_q_targets,
+                                                               log_q_sampled, True, 1.0 / max(rows, 1))
+        ctx.save_for_backward(dx, dw, db)
+        return loss.mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx, dw, db = ctx.saved_tensor()
+        return dx * grad, dw * grad, db * grad
+
+
+def mean_sampled_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
+                                       targets: paddle.Tensor, sampled: paddle.Tensor, log_q_targets: paddle.Tensor,
+                                       log_q_sampled: paddle.Tensor) -> paddle.Tensor:
+    """Mean over rows of :func:`sampled_reference_loss` (int64 ``targets [N]`` and ``sampled [S]``,
+    ``log_q_*`` constants), through the op when it applies, else the fallback."""
+    tensors = (hidden, weight, bias, log_q_targets, log_q_sampled)
+    if hidden.shape[0] == 0 or not _applies(*tensors) or _module() is None:
+        return sampled_reference_loss(hidden, weight, bias, targets, sampled, log_q_targets, log_q_sampled).mean()
+    return _MeanSampledSoftmaxCE.apply(hidden, weight, bias, targets.astype("int64"), sampled.astype("int64"),
+                                       log_q_targets.detach(), log_q_sampled.detach())
