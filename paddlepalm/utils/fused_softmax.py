@@ -57,6 +57,13 @@ def _module():
     return OP.load()
 
 
+def _scaled(grads, upstream: paddle.Tensor) -> tuple:
+    """The op's gradients (of the mean loss) times the scalar upstream gradient; Paddle's broadcast
+    ``multiply`` by a 0-d tensor is slow on CPU, ``scale`` by a float is not, and 1 needs neither."""
+    factor = float(upstream)
+    return tuple(g if factor == 1.0 else paddle.scale(g, factor) for g in grads)
+
+
 class _MeanSoftmaxCE(PyLayer):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets):
@@ -68,8 +75,7 @@ class _MeanSoftmaxCE(PyLayer):
 
     @staticmethod
     def backward(ctx, grad):
-        dx, dw, db = ctx.saved_tensor()
-        return dx * grad, dw * grad, db * grad
+        return _scaled(ctx.saved_tensor(), grad)
 
 
 def mean_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
@@ -123,8 +129,7 @@ class _MeanSampledSoftmaxCE(PyLayer):
 
     @staticmethod
     def backward(ctx, grad):
-        dx, dw, db = ctx.saved_tensor()
-        return dx * grad, dw * grad, db * grad
+        return _scaled(ctx.saved_tensor(), grad)
 
 
 def mean_sampled_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
