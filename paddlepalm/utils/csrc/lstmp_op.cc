@@ -40,6 +40,18 @@ inline float Clip(float x, float bound) {
 
 inline bool Inside(float x, float bound) { return bound <= 0.f || (x > -bound && x < bound); }
 
+// Uninitialized float scratch from Paddle's CPU allocator, which hands back blocks freed by earlier
+// calls; a std::vector of tens of MB zero-fills freshly mapped pages on every call.
+class Scratch {
+ public:
+  explicit Scratch(size_t n)
+      : t_(paddle::empty({static_cast<int64_t>(n ? n : 1)}, paddle::DataType::FLOAT32, paddle::CPUPlace())) {}
+  float* data() { return t_.data<float>(); }
+
+ private:
+  paddle::Tensor t_;
+};
+
 void Gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
           float beta, float* c, int ldc) {
   cblas_sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.f, a, lda, b,
@@ -88,7 +100,7 @@ std::vector<paddle::Tensor> LstmpForward(const paddle::Tensor& x, const paddle::
   auto hidden = paddle::empty({D, B, T, P}, paddle::DataType::FLOAT32, paddle::CPUPlace());
   auto act = paddle::empty({D, T, B, H4}, paddle::DataType::FLOAT32, paddle::CPUPlace());
   auto cell = paddle::empty({D, T, B, H}, paddle::DataType::FLOAT32, paddle::CPUPlace());
-  std::vector<float> gx(static_cast<size_t>(B) * T * H4);  // one direction's X WIn, rows (b, t)
+  Scratch gx(static_cast<size_t>(B) * T * H4);  // one direction's X WIn, rows (b, t)
   float* hid_p = hidden.data<float>();
   float* act_p = act.data<float>();
   float* cell_p = cell.data<float>();
@@ -173,9 +185,9 @@ std::vector<paddle::Tensor> LstmpBackward(const paddle::Tensor& x, const paddle:
   const float* act_p = act.data<float>();
   const float* cell_p = cell.data<float>();
   const float* dh_p = d_hidden.data<float>();
-  std::vector<float> dgx(static_cast<size_t>(B) * T * H4), dp_all(static_cast<size_t>(T) * B * P),
-      m_all(static_cast<size_t>(T) * B * H), h_prev(static_cast<size_t>(B) * T * P),
-      tc(static_cast<size_t>(B) * H), dm(static_cast<size_t>(B) * H);
+  Scratch dgx(static_cast<size_t>(B) * T * H4), dp_all(static_cast<size_t>(T) * B * P),
+      m_all(static_cast<size_t>(T) * B * H), h_prev(static_cast<size_t>(B) * T * P);
+  std::vector<float> tc(static_cast<size_t>(B) * H), dm(static_cast<size_t>(B) * H);
   for (int d = 0; d < D; ++d) {
     const float* wr = w_rec.data<float>() + static_cast<size_t>(d) * P * H4;
     const float* wp = w_proj.data<float>() + static_cast<size_t>(d) * H * P;

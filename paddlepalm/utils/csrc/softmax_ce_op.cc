@@ -26,6 +26,18 @@ namespace {
 
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
+// Uninitialized float scratch from Paddle's CPU allocator, which hands back blocks freed by earlier
+// calls; a std::vector of tens of MB zero-fills freshly mapped pages on every call.
+class Scratch {
+ public:
+  explicit Scratch(size_t n)
+      : t_(paddle::empty({static_cast<int64_t>(n ? n : 1)}, paddle::DataType::FLOAT32, paddle::CPUPlace())) {}
+  float* data() { return t_.data<float>(); }
+
+ private:
+  paddle::Tensor t_;
+};
+
 void Gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
           float beta, float* c, int ldc) {
   cblas_sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, 1.f, a, lda, b,
@@ -79,7 +91,7 @@ std::vector<paddle::Tensor> SoftmaxCeForward(const paddle::Tensor& x, const padd
     std::memset(dwp, 0, sizeof(float) * V * P);
     std::memset(dbp, 0, sizeof(float) * V);
   }
-  std::vector<float> buf(static_cast<size_t>(R) * V);
+  Scratch buf(static_cast<size_t>(R) * V);
   for (int r0 = 0; r0 < N; r0 += R) {
     const int rows = std::min(R, N - r0);
     for (int r = 0; r < rows; ++r) std::memcpy(buf.data() + static_cast<size_t>(r) * V, bp, sizeof(float) * V);
@@ -179,8 +191,8 @@ std::vector<paddle::Tensor> SampledSoftmaxCeForward(const paddle::Tensor& x, con
   const float *lqt = log_q_t.data<float>(), *lqs = log_q_s.data<float>();
   const int64_t *tp = t.data<int64_t>(), *sp = s.data<int64_t>();
   float *lp = loss.data<float>(), *dxp = dx.data<float>(), *dwp = dw.data<float>(), *dbp = db.data<float>();
-  std::vector<float> ws(static_cast<size_t>(K) * P), bs(K), logits(static_cast<size_t>(N) * K),
-      g_true(N), dws(static_cast<size_t>(K) * P), dbs(K, 0.f);
+  Scratch ws(static_cast<size_t>(K) * P), logits(static_cast<size_t>(N) * K), dws(static_cast<size_t>(K) * P);
+  std::vector<float> bs(K), g_true(N), dbs(K, 0.f);
   GatherRows(wp, sp, K, P, V, ws.data());
   for (int k = 0; k < K; ++k) bs[k] = bp[sp[k]] - lqs[k];
   for (int n = 0; n < N; ++n) std::memcpy(logits.data() + static_cast<size_t>(n) * K, bs.data(), sizeof(float) * K);
