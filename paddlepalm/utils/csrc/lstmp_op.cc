@@ -27,9 +27,38 @@ extern "C" void cblas_sgemm(int layout, int trans_a, int trans_b, int m, int n, 
                             const float* a, int lda, const float* b, int ldb, float beta, float* c,
                             int ldc);
 
+extern "C" float* cblas_sgemm_alloc(int identifier, int m, int n, int k);
+extern "C" void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha,
+                                 const float* src, int ld, float* dest);
+extern "C" void cblas_sgemm_compute(int layout, int trans_a, int trans_b, int m, int n, int k, const float* a,
+                                    int lda, const float* b, int ldb, float beta, float* c, int ldc);
+extern "C" void cblas_sgemm_free(float* dest);
+
 namespace {
 
-constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+// The B operand of the per-time-step GEMMs (c = a op(B) + beta c, M rows of a), packed once per
+// direction into MKL's internal layout (cblas_sgemm_pack): the same weight is multiplied at every
+// step, and a plain cblas_sgemm repacks it each time.
+class PackedB {
+ public:
+  PackedB(bool tb, int m, int n, int k, const float* b, int ldb)
+      : m_(m), n_(n), k_(k), buf_(cblas_sgemm_alloc(kBMatrix, m, n, k)) {
+    PD_CHECK(buf_ != nullptr, "palm_lstmp: cblas_sgemm_alloc failed");
+    cblas_sgemm_pack(kRowMajor, kBMatrix, tb ? kTrans : kNoTrans, m, n, k, 1.f, b, ldb, buf_);
+  }
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+  ~PackedB() { cblas_sgemm_free(buf_); }
+  void Apply(const float* a, int lda, float beta, float* c, int ldc) const {
+    cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m_, n_, k_, a, lda, buf_, n_, beta, c, ldc);
+  }
+
+ private:
+  int m_, n_, k_;
+  float* buf_;
+};
 
 // sigmoid(x) = (1 + tanh(x / 2)) / 2: gcc vectorizes tanhf (glibc libmvec), not this expf
 inline float Sigmoid(float x) { return 0.5f + 0.5f * std::tanh(0.5f * x); }
@@ -108,6 +137,7 @@ std::vector<paddle::Tensor> LstmpForward(const paddle::Tensor& x, const paddle::
   for (int d = 0; d < D; ++d) {
     const float* wr = w_rec.data<float>() + static_cast<size_t>(d) * P * H4;
     const float* wp = w_proj.data<float>() + static_cast<size_t>(d) * H * P;
+    const PackedB rec(false, B, H4, P, wr, H4);  // h_prev WRec at every step
     float* hid_d = hid_p + static_cast<size_t>(d) * B * T * P;
     Gemm(false, false, B * T, H4, In, x.data<float>() + static_cast<size_t>(d) * B * T * In, In,
          w_in.data<float>() + static_cast<size_t>(d) * In * H4, H4, 0.f, gx.data(), H4);
@@ -124,9 +154,9 @@ std::vector<paddle::Tensor> LstmpForward(const paddle::Tensor& x, const paddle::
       float* c = cell_p + (static_cast<size_t>(d) * T + t) * B * H;
       const float* c_prev = t ? c - static_cast<size_t>(B) * H : c0.data<float>() + static_cast<size_t>(d) * B * H;
       if (t)
-        Gemm(false, false, B, H4, P, hid_d + static_cast<size_t>(t - 1) * P, T * P, wr, H4, 1.f, g, H4);
+        rec.Apply(hid_d + static_cast<size_t>(t - 1) * P, T * P, 1.f, g, H4);
       else
-        Gemm(false, false, B, H4, P, h0.data<float>() + static_cast<size_t>(d) * B * P, P, wr, H4, 1.f, g, H4);
+        rec.Apply(h0.data<float>() + static_cast<size_t>(d) * B * P, P, 1.f, g, H4);
       for (int b = 0; b < B; ++b)
         CellForward(g + static_cast<size_t>(b) * H4, c_prev + static_cast<size_t>(b) * H,
                     c + static_cast<size_t>(b) * H, m.data() + static_cast<size_t>(b) * H, H, cell_clip);
@@ -191,6 +221,7 @@ std::vector<paddle::Tensor> LstmpBackward(const paddle::Tensor& x, const paddle:
   for (int d = 0; d < D; ++d) {
     const float* wr = w_rec.data<float>() + static_cast<size_t>(d) * P * H4;
     const float* wp = w_proj.data<float>() + static_cast<size_t>(d) * H * P;
+    const PackedB proj_t(true, B, H, P, wp, P), rec_t(true, B, P, H4, wr, H4);  // WProj^T, WRec^T
     float* dwr = d_wrec.data<float>() + static_cast<size_t>(d) * P * H4;
     float* dwp = d_wproj.data<float>() + static_cast<size_t>(d) * H * P;
     float* dh_next = d_h0.data<float>() + static_cast<size_t>(d) * B * P;  // ends as dL/dh0
@@ -222,7 +253,7 @@ std::vector<paddle::Tensor> LstmpBackward(const paddle::Tensor& x, const paddle:
           mb[j] = ab[3 * H + j] * tcb[j];
         }
       }
-      Gemm(false, true, B, H, P, dp, P, wp, P, 0.f, dm.data(), H);              // dm = dp WProj^T
+      proj_t.Apply(dp, P, 0.f, dm.data(), H);                                    // dm = dp WProj^T
       float* dg = dgx_d + static_cast<size_t>(t) * H4;                        // rows strided T*4H
       for (int b = 0; b < B; ++b) {
         const float* ab = a + static_cast<size_t>(b) * H4;
@@ -244,7 +275,7 @@ std::vector<paddle::Tensor> LstmpBackward(const paddle::Tensor& x, const paddle:
           dcn[j] = dc * fg;
         }
       }
-      Gemm(false, true, B, P, H4, dg, T * H4, wr, H4, 0.f, dh_next, P);         // dh = dG WRec^T
+      rec_t.Apply(dg, T * H4, 0.f, dh_next, P);                                  // dh = dG WRec^T
     }
     WeightGradients(B, T, In, H4, H, P, x.data<float>() + static_cast<size_t>(d) * B * T * In,
                     w_in.data<float>() + static_cast<size_t>(d) * In * H4, hid_d,
