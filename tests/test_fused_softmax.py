@@ -68,6 +68,27 @@ def test_sampled_op_matches_the_paddle_sampled_softmax(op, monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize("sampled", [False, True])
+def test_frozen_output_layer_gives_the_hidden_gradient_only(op, monkeypatch, sampled):
+    hidden, weight, bias, targets = _inputs(3)
+
+    def hidden_grad():
+        x = paddle.to_tensor(hidden, stop_gradient=False)
+        w, b, t = paddle.to_tensor(weight), paddle.to_tensor(bias), paddle.to_tensor(targets)  # frozen
+        if sampled:
+            s = paddle.to_tensor(np.array([1, 4, 9]))
+            loss = fused_softmax.mean_sampled_softmax_cross_entropy(x, w, b, t, s, paddle.zeros([len(targets)]),
+                                                                    paddle.zeros([3]))
+        else:
+            loss = fused_softmax.mean_softmax_cross_entropy(x, w, b, t)
+        (loss * 2.0).backward()
+        assert w.grad is None and b.grad is None
+        return x.grad.numpy()
+    fused = hidden_grad()
+    monkeypatch.setenv("PADDLEPALM_FUSED_SOFTMAX", "0")
+    np.testing.assert_allclose(fused, hidden_grad(), atol=1e-6)
+
+
 def test_per_row_loss_without_gradients(op):
     hidden, weight, bias, targets = map(paddle.to_tensor, _inputs(4))
     with paddle.no_grad():

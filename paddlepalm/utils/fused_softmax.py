@@ -57,11 +57,23 @@ def _module():
     return OP.load()
 
 
-def _scaled(grads, upstream: paddle.Tensor) -> tuple:
-    """The op's gradients (of the mean loss) times the scalar upstream gradient; Paddle's broadcast
-    ``multiply`` by a 0-d tensor is slow on CPU, ``scale`` by a float is not, and 1 needs neither."""
+def _save(ctx, inputs, grads) -> None:
+    """Keep the op's gradients of the inputs that take one (a PyLayer must return None for the others)."""
+    ctx.wanted = [not t.stop_gradient for t in inputs]
+    ctx.save_for_backward(*[g for g, w in zip(grads, ctx.wanted) if w])
+
+
+def _scaled(ctx, upstream: paddle.Tensor) -> tuple:
+    """The saved gradients (of the mean loss) times the scalar upstream gradient, None where an input
+    takes none; Paddle's broadcast ``multiply`` by a 0-d tensor is slow on CPU, ``scale`` by a float
+    is not, and 1 needs neither."""
     factor = float(upstream)
-    return tuple(g if factor == 1.0 else paddle.scale(g, factor) for g in grads)
+    saved = iter(ctx.saved_tensor())
+    grads = []
+    for wanted in ctx.wanted:
+        grad = next(saved) if wanted else None
+        grads.append(grad if grad is None or factor == 1.0 else paddle.scale(grad, factor))
+    return tuple(grads)
 
 
 class _MeanSoftmaxCE(PyLayer):
@@ -70,12 +82,12 @@ class _MeanSoftmaxCE(PyLayer):
         rows = hidden.shape[0]
         loss, dx, dw, db = getattr(_module(), OP_NAME)(hidden, weight, bias, targets, True, 1.0 / max(rows, 1),
                                                        BLOCK_ROWS)
-        ctx.save_for_backward(dx, dw, db)
+        _save(ctx, (hidden, weight, bias), (dx, dw, db))
         return loss.mean()
 
     @staticmethod
     def backward(ctx, grad):
-        return _scaled(ctx.saved_tensor(), grad)
+        return _scaled(ctx, grad)
 
 
 def mean_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
@@ -124,12 +136,12 @@ class _MeanSampledSoftmaxCE(PyLayer):
         rows = hidden.shape[0]
         loss, dx, dw, db = getattr(_module(), SAMPLED_OP_NAME)(hidden, weight, bias, targets, sampled, log_q_targets,
                                                                log_q_sampled, True, 1.0 / max(rows, 1))
-        ctx.save_for_backward(dx, dw, db)
+        _save(ctx, (hidden, weight, bias), (dx, dw, db))
         return loss.mean()
 
     @staticmethod
     def backward(ctx, grad):
-        return _scaled(ctx.saved_tensor(), grad)
+        return _scaled(ctx, grad)
 
 
 def mean_sampled_softmax_cross_entropy(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
