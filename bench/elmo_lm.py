@@ -20,9 +20,12 @@ Variants:
   paddle-ours-fused-full    ELMo backbone (BiLSTMP: one GEMM for all input projections,
                             both directions batched) with the recurrence in the fused C++
                             op (paddlepalm/utils/fused_lstmp.py) + BiLM head, full softmax
+                            in the fused C++ op (paddlepalm/utils/fused_softmax.py)
   paddle-ours-fused-sampled the same with the sampled softmax (``--samples`` candidates)
-  paddle-ours-eager-*       the pure-Paddle fallback (PADDLEPALM_FUSED_LSTM=0): the
-                            recurrence stepped in Python
+  paddle-ours-lstmop-full   the fused recurrence with the full softmax as matmul +
+                            cross_entropy (PADDLEPALM_FUSED_SOFTMAX=0)
+  paddle-ours-eager-*       the pure-Paddle fallback (PADDLEPALM_FUSED_LSTM=0,
+                            PADDLEPALM_FUSED_SOFTMAX=0): the recurrence stepped in Python
   paddle-ours-static-*      the fallback compiled by paddle.jit.to_static
                             (compilation happens in the warm-up steps, not timed)
   paddle-nn.LSTM-full   paddle.nn.LSTM(proj_size=...) per direction, full softmax
@@ -61,10 +64,12 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1, help="rounds of alternating variants")
-    p.add_argument("--variants", default="paddle-ours-fused-full,paddle-ours-fused-sampled,paddle-ours-eager-full,"
+    p.add_argument("--variants", default="paddle-ours-fused-full,paddle-ours-fused-sampled,paddle-ours-lstmop-full,"
+                                         "paddle-ours-eager-full,"
                                          "paddle-ours-eager-sampled,paddle-ours-static-full,paddle-ours-static-sampled,"
                                          "paddle-nn.LSTM-full,torch-full,torch-sampled")
-    p.add_argument("--profile", action="store_true", help="time forward / loss / backward+update of our variants")
+    p.add_argument("--profile", action="store_true", help="time forward / loss / backward / optimizer of each "
+                                                           "variant but paddle-nn.LSTM")
     p.add_argument("--write", default=None, help="markdown file whose ELMo section receives the table")
     p.add_argument("--smoke", action="store_true", help="seconds: vocab 200, cell 16, projection 8, length 6, "
                                                          "batch 4, 32 samples, 1 warm-up + 1 timed step, --profile, "
@@ -85,13 +90,28 @@ def batches(args, n):
 
 
 # ---------------------------------------------------------------- paddle
-def paddle_ours(args, samples: int, profile: dict = None, mode: str = "fused"):
-    """``mode``: 'fused' (the C++ op), 'eager' (the pure-Paddle fallback) or 'static' (fallback + to_static)."""
-    from paddlepalm.utils import fused_lstmp
+PROFILE_PARTS = ("forward (embedding + biLSTM)", "softmax loss", "backward", "optimizer")
 
-    fused = mode == "fused"
+
+def record(profile, stamps) -> None:
+    """Add the intervals between the ``stamps`` (5 perf_counter readings) to ``profile``."""
+    if profile is not None:
+        for key, start, end in zip(PROFILE_PARTS, stamps, stamps[1:]):
+            profile.setdefault(key, []).append(end - start)
+
+
+def paddle_ours(args, samples: int, profile: dict = None, mode: str = "fused"):
+    """``mode``: 'fused' (both C++ ops), 'lstmop' (the recurrence op, matmul + cross_entropy softmax),
+    'eager' (the pure-Paddle fallback) or 'static' (fallback + to_static)."""
+    from paddlepalm.utils import fused_lstmp, fused_softmax
+
+    fused = mode in ("fused", "lstmop")
+    fused_sm = mode == "fused"
+    os.environ["PADDLEPALM_FUSED_LSTM"], os.environ["PADDLEPALM_FUSED_SOFTMAX"] = "1", "1"
     if fused and fused_lstmp.load_op() is None:
         raise ImportError("the fused LSTMP op is not available (see the log line above)")
+    if fused_sm and fused_softmax.load_op() is None:
+        raise ImportError("the fused softmax op is not available (see the log line above)")
     paddle.seed(0)
     config = {"input_type": "word", "vocab_size": args.vocab, "cell_size": args.cell, "projection_size": args.proj,
               "dropout": 0.0, "static_graph": mode == "static"}
@@ -103,21 +123,20 @@ def paddle_ours(args, samples: int, profile: dict = None, mode: str = "fused"):
 
     def step(ids):
         os.environ["PADDLEPALM_FUSED_LSTM"] = "1" if fused else "0"
-        t0 = time.perf_counter()
+        os.environ["PADDLEPALM_FUSED_SOFTMAX"] = "1" if fused_sm else "0"
+        stamps = [time.perf_counter()]
         inputs = {"token_ids": paddle.to_tensor(ids), "seq_lens": lengths}
         outputs = backbone(inputs)
-        t1 = time.perf_counter()
+        stamps.append(time.perf_counter())
         loss = head(inputs, outputs)["loss"]
         float(loss)
-        t2 = time.perf_counter()
+        stamps.append(time.perf_counter())
         loss.backward()
+        stamps.append(time.perf_counter())
         opt.step()
         opt.clear_grad()
-        t3 = time.perf_counter()
-        if profile is not None:
-            for key, value in (("forward (embedding + biLSTM)", t1 - t0), ("softmax loss", t2 - t1),
-                               ("backward + Adam", t3 - t2)):
-                profile.setdefault(key, []).append(value)
+        stamps.append(time.perf_counter())
+        record(profile, stamps)
     return step
 
 
@@ -154,7 +173,7 @@ def paddle_nn_lstm(args):
 
 
 # ----------------------------------------------------------------- torch
-def torch_bilm(args, samples: int):
+def torch_bilm(args, samples: int, profile: dict = None):
     import torch
     from torch import nn
 
@@ -192,33 +211,44 @@ def torch_bilm(args, samples: int):
             x = self.embedding(ids)
             fw, _ = self.fw(x)
             bw, _ = self.bw(torch.flip(x, [1]))
-            bw = torch.flip(bw, [1])
+            return fw, torch.flip(bw, [1])
+
+        def lm_loss(self, ids, fw, bw):
             return (self.loss(fw[:, :-1], ids[:, 1:]) + self.loss(bw[:, 1:], ids[:, :-1])) / 2
 
     model = Model()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
 
     def step(ids):
-        loss = model(torch.from_numpy(ids))
+        stamps = [time.perf_counter()]
+        ids = torch.from_numpy(ids)
+        fw, bw = model(ids)
+        stamps.append(time.perf_counter())
+        loss = model.lm_loss(ids, fw, bw)
+        float(loss)
+        stamps.append(time.perf_counter())
         opt.zero_grad()
         loss.backward()
+        stamps.append(time.perf_counter())
         opt.step()
+        stamps.append(time.perf_counter())
+        record(profile, stamps)
     return step
 
 
 # ------------------------------------------------------------------ main
 def build(name, args, profile):
     prof = profile.setdefault(name, {}) if args.profile else None
-    for mode in ("fused", "eager", "static"):
+    for mode in ("fused", "lstmop", "eager", "static"):
         for softmax, samples in (("full", 0), ("sampled", args.samples)):
             if name == f"paddle-ours-{mode}-{softmax}":
                 return paddle_ours(args, samples, prof, mode)
     if name == "paddle-nn.LSTM-full":
         return paddle_nn_lstm(args)
     if name == "torch-full":
-        return torch_bilm(args, 0)
+        return torch_bilm(args, 0, prof)
     if name == "torch-sampled":
-        return torch_bilm(args, args.samples)
+        return torch_bilm(args, args.samples, prof)
     raise ValueError(f"unknown variant {name}")
 
 
@@ -258,7 +288,9 @@ def main(argv=None):
 
 def report(args, results, profile, command):
     env = f"MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')} MKL_DEBUG_CPU_TYPE={os.environ.get('MKL_DEBUG_CPU_TYPE', '')}"
-    lines = [f"Shape: 2-layer biLSTM LM, cell {args.cell}, projection {args.proj}, vocab {args.vocab}, "
+    flags = sorted(set(palm_cpu_flags().split()) & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni"})
+    lines = [f"CPU: {cpu_model()}, flags (of interest) {' '.join(flags) or 'n/a'}; paddle {paddle.__version__}.",
+             f"Shape: 2-layer biLSTM LM, cell {args.cell}, projection {args.proj}, vocab {args.vocab}, "
              f"length {args.length}, batch {args.batch}; sampled softmax {args.samples} draws; {env}.",
              f"Command: `{env} {command}`", "",
              f"{args.repeats} alternating rounds of {args.steps} timed steps after {args.warmup} warm-up steps.", "",
@@ -269,13 +301,36 @@ def report(args, results, profile, command):
     for name, (wall, cpu, low, high) in results.items():
         ratios = [f"{v / b:.2f}x" for v, b in zip((wall, cpu), base)] if base else ["n/a", "n/a"]
         lines.append(f"| {name} | {wall:.0f} | {low:.0f}-{high:.0f} | {cpu:.0f} | {ratios[0]} | {ratios[1]} |")
-    for name, parts in profile.items():
-        if parts:
-            total = sum(statistics.median(v) for v in parts.values())
-            text = ", ".join(f"{k} {statistics.median(v):.3f}s ({100 * statistics.median(v) / total:.0f}%)"
-                             for k, v in parts.items())
-            lines.append(f"\nProfile of {name} per step: {text}.")
+    lines += profile_table(profile)
     return "\n".join(lines) + "\n"
+
+
+def profile_table(profile: dict) -> list:
+    """Markdown lines: per variant, the median wall seconds of each part of a step (empty without --profile)."""
+    rows = [(name, parts) for name, parts in profile.items() if parts]
+    if not rows:
+        return []
+    lines = ["", "Profile, wall seconds per step (median over the timed steps; share of the step):", "",
+             "| variant | " + " | ".join(PROFILE_PARTS) + " | step |", "|---|" + "---:|" * (len(PROFILE_PARTS) + 1)]
+    for name, parts in rows:
+        medians = [statistics.median(parts[k]) for k in PROFILE_PARTS]
+        total = sum(medians)
+        cells = [f"{m:.3f} ({100 * m / total:.0f}%)" for m in medians]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {total:.3f} |")
+    return lines
+
+
+def palm_cpu_flags() -> str:
+    from paddlepalm.utils.custom_ops import cpu_flags
+    return cpu_flags().partition(":")[2]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.partition(":")[2].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
 
 
 def write_section(path, table):

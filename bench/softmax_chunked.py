@@ -1,6 +1,6 @@
 """The full-softmax loss of the biLM alone: Paddle's matmul + cross_entropy, a chunked PyLayer
-(loss and gradients computed a block of rows at a time, so the [N, V] logits never exist whole), and
-PyTorch, forward + backward on [6272, 256] hidden states (bench/elmo_lm.py's batch 64 x length 49 x
+(loss and gradients computed a block of rows at a time, so the [N, V] logits never exist whole),
+paddlepalm's fused C++ op (paddlepalm/utils/fused_softmax.py: the same idea in C++), and PyTorch, forward + backward on [6272, 256] hidden states (bench/elmo_lm.py's batch 64 x length 49 x
 2 directions) and a [20000, 256] output layer; process CPU seconds, min and median of 3 rounds.
 
     MKL_NUM_THREADS=1 python bench/softmax_chunked.py
@@ -79,6 +79,15 @@ def paddle_chunk(data, chunk: int) -> float:
     return float(loss)
 
 
+def paddle_op(data) -> float:
+    from paddlepalm.utils import fused_softmax
+
+    x, w, b, t = _paddle_leaves(data)
+    loss = fused_softmax.mean_softmax_cross_entropy(x, w, b, t)
+    loss.backward()
+    return float(loss)
+
+
 def torch_full(data) -> float:
     import torch
     x, w, b = (torch.tensor(a, requires_grad=True) for a in data[:3])
@@ -90,6 +99,11 @@ def torch_full(data) -> float:
 def variants(data) -> dict:
     fns = {"paddle-full": lambda: paddle_full(data), "paddle-chunk1024": lambda: paddle_chunk(data, 1024),
            "paddle-chunk256": lambda: paddle_chunk(data, 256)}
+    from paddlepalm.utils import fused_softmax
+    if fused_softmax.load_op() is not None:
+        fns["paddle-fused-op"] = lambda: paddle_op(data)
+    else:
+        print(f"paddle-fused-op: skipped ({fused_softmax.status()['error']})", flush=True)
     try:
         import torch
     except ImportError:

@@ -13,7 +13,7 @@ import pytest
 import paddlepalm as palm
 from paddlepalm.utils import fused_lstmp
 from paddlepalm.utils.custom_ops import ops_dir
-from paddlepalm.utils.lstmp import BiLSTMP, lstmp_layer_reference
+from paddlepalm.utils.lstmp import BiLSTMP, lstmp_layer_reference, lstmp_layer_unfused
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELL_CLIP, PROJ_CLIP = 1.0, 0.8
@@ -35,10 +35,10 @@ def fresh_state():
     fused_lstmp.reset()  # the next use loads the cached library again
 
 
-def _layer_inputs(seed=0, D=2, B=3, T=5, H=4, P=3):
+def _layer_inputs(seed=0, D=2, B=3, T=5, In=6, H=4, P=3):
     rng = np.random.RandomState(seed)
-    shapes = [(D, B, T, 4 * H), (D, P, 4 * H), (D, H, P), (D, B, P), (D, B, H)]
-    scales = [2.0, 1.0, 1.0, 1.0, 2.0]  # large enough that both clips bind
+    shapes = [(D, B, T, In), (D, In, 4 * H), (D, 4 * H), (D, P, 4 * H), (D, H, P), (D, B, P), (D, B, H)]
+    scales = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0]  # large enough that both clips bind
     return [(rng.randn(*s) * k).astype("float32") for s, k in zip(shapes, scales)], rng.randn(D, B, T, P)
 
 
@@ -52,14 +52,14 @@ def _run(fn, arrays, out_weight):
 def test_fused_op_matches_reference_outputs_and_gradients(op):
     arrays, out_weight = _layer_inputs()
     fused_out, fused_grads = _run(op.fused_layer, arrays, out_weight)
-    ref_out, ref_grads = _run(lstmp_layer_reference, arrays, out_weight)
+    ref_out, ref_grads = _run(lstmp_layer_unfused, arrays, out_weight)
     # both clips are active in this case
     assert (np.abs(ref_out) >= PROJ_CLIP - 1e-6).mean() > 0.05
     module = op.load_op()
     _, _, cells = getattr(module, op.OP_NAME)(*[paddle.to_tensor(a) for a in arrays], CELL_CLIP, PROJ_CLIP)
     assert (np.abs(cells.numpy()) >= CELL_CLIP - 1e-6).mean() > 0.05
     np.testing.assert_allclose(fused_out, ref_out, atol=1e-5)
-    for name, fused, ref in zip(["gates_x", "w_rec", "w_proj", "h0", "c0"], fused_grads, ref_grads):
+    for name, fused, ref in zip(["x", "w_in", "bias", "w_rec", "w_proj", "h0", "c0"], fused_grads, ref_grads):
         np.testing.assert_allclose(fused, ref, atol=1e-5, err_msg=f"gradient of {name}")
 
 

@@ -12,16 +12,19 @@ batch drawn from the log-uniform (Zipf) distribution over ids (the vocabulary
 must be sorted by falling frequency, as ``build_word_vocab`` writes it), logits
 corrected by ``-log(expected count)``, accidental hits removed (Jean et al.
 2015, TensorFlow's ``sampled_softmax_loss``). Evaluation always uses the full softmax.
+
+Both softmaxes run in fused C++ operators when they can be built
+(:mod:`paddlepalm.utils.fused_softmax`: loss and gradients in one pass; the full softmax's logits
+a block of rows at a time), else as Paddle ops.
 """
 from typing import Any, Dict, List
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from paddle import nn
 
 from paddlepalm.head.base_head import Head
-from paddlepalm.utils import rng
+from paddlepalm.utils import fused_softmax, rng
 
 
 class BiLM(Head):
@@ -71,8 +74,9 @@ class BiLM(Head):
             hidden, targets = paddle.masked_select(hidden, mask.unsqueeze(-1)).reshape([-1, self.input_dim]), \
                 paddle.masked_select(targets, mask)
             if self.num_samples:
-                return {"loss": self._sampled_loss(hidden, targets).mean()}
-            return {"loss": self._full_loss(hidden, targets).mean()}
+                return {"loss": self._sampled_loss(hidden, targets)}
+            return {"loss": fused_softmax.mean_softmax_cross_entropy(hidden, self.softmax_weight,
+                                                                     self.softmax_bias, targets)}
         nll = self._full_loss(hidden.reshape([-1, self.input_dim]), targets.reshape([-1]))
         nll = (nll.reshape(mask.shape) * mask.astype(nll.dtype)).sum(axis=1)
         batch = ids.shape[0]
@@ -80,8 +84,7 @@ class BiLM(Head):
                 "example_ids": reader_inputs["example_ids"]}
 
     def _full_loss(self, hidden: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
-        logits = paddle.matmul(hidden, self.softmax_weight, transpose_y=True) + self.softmax_bias
-        return F.cross_entropy(logits, targets.unsqueeze(-1), reduction="none").squeeze(-1)
+        return fused_softmax.softmax_cross_entropy(hidden, self.softmax_weight, self.softmax_bias, targets)
 
     def _sample(self):
         """Distinct candidate ids from ``num_samples`` log-uniform draws."""
@@ -95,16 +98,11 @@ class BiLM(Head):
         return paddle.log(-paddle.expm1(self.num_samples * paddle.log1p(-p)))
 
     def _sampled_loss(self, hidden: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+        """The mean sampled-softmax loss (one draw of candidates per call)."""
         sampled = paddle.to_tensor(self._sample())
-        true_w = paddle.gather(self.softmax_weight, targets)  # [N, P]
-        true_logit = (hidden * true_w).sum(-1) + paddle.gather(self.softmax_bias, targets) \
-            - self._log_expected(targets)
-        sampled_logits = paddle.matmul(hidden, paddle.gather(self.softmax_weight, sampled), transpose_y=True) \
-            + paddle.gather(self.softmax_bias, sampled) - self._log_expected(sampled)  # [N, S]
-        hits = targets.unsqueeze(1) == sampled.unsqueeze(0)
-        sampled_logits = paddle.where(hits, paddle.full_like(sampled_logits, -1e9), sampled_logits)
-        logits = paddle.concat([true_logit.unsqueeze(1), sampled_logits], axis=1)
-        return F.cross_entropy(logits, paddle.zeros([logits.shape[0], 1], dtype="int64"), reduction="none").squeeze(-1)
+        return fused_softmax.mean_sampled_softmax_cross_entropy(
+            hidden, self.softmax_weight, self.softmax_bias, targets, sampled, self._log_expected(targets),
+            self._log_expected(sampled))
 
     # --------------------------------------------------------------- prediction
     def _batch_results(self, arrays: Dict[str, np.ndarray]) -> List[Dict[str, Any]]:

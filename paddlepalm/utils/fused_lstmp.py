@@ -4,7 +4,9 @@ one layer's whole time loop, both directions, forward and backward, in C++.
 Why: stepped in Python, each time step of :class:`paddlepalm.utils.lstmp.BiLSTMP` is
 about 30 small kernels (gate slices, activations, cell update, clips and their
 gradients) that Paddle 3 on CPU does not fuse; the op does one GEMM for the recurrent
-term and one for the projection per step, with the elementwise work in one loop.
+term and one for the projection per step, with the elementwise work in one loop. The input
+projections (one GEMM over all steps, plus the bias) and every weight gradient are GEMMs over
+all ``B*T`` rows inside the op too, outside Paddle's slower ``bmm``/broadcast-add gradients.
 
 Built, cached and loaded by :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUSED_LSTM=0``
 forces the pure-Paddle path; so does any failure to build or load, which logs one line and is
@@ -39,16 +41,19 @@ def status() -> Dict[str, Any]:
     return OP.status()
 
 
-def fused_layer(gates_x: paddle.Tensor, w_rec: paddle.Tensor, w_proj: paddle.Tensor, h0: paddle.Tensor,
-                c0: paddle.Tensor, cell_clip: float, proj_clip: float) -> Optional[paddle.Tensor]:
-    """The op's ``hidden [D, B, T, P]`` for ``gates_x [D, B, T, 4H]`` (x W + b), or None
-    when the op is unavailable or does not apply (not float32 on CPU)."""
-    if gates_x.dtype != paddle.float32 or not gates_x.place.is_cpu_place():
+def fused_layer(x: paddle.Tensor, w_in: paddle.Tensor, bias: paddle.Tensor, w_rec: paddle.Tensor,
+                w_proj: paddle.Tensor, h0: paddle.Tensor, c0: paddle.Tensor, cell_clip: float,
+                proj_clip: float) -> Optional[paddle.Tensor]:
+    """The op's ``hidden [D, B, T, P]`` for the layer input ``x [D, B, T, In]``, ``w_in [D, In, 4H]``
+    and ``bias [D, 4H]`` (the op forms ``x @ w_in + bias`` itself), or None when the op is
+    unavailable or does not apply (not float32 on CPU)."""
+    if x.dtype != paddle.float32 or not x.place.is_cpu_place():
         return None
     module = load_op()
     if module is None:
         return None
-    hidden, _act, _cell = getattr(module, OP_NAME)(gates_x, w_rec, w_proj, h0, c0, float(cell_clip), float(proj_clip))
+    hidden, _act, _cell = getattr(module, OP_NAME)(x, w_in, bias, w_rec, w_proj, h0, c0, float(cell_clip),
+                                                   float(proj_clip))
     return hidden
 
 

@@ -136,18 +136,27 @@ class BiLSTMP(nn.Layer):
         w_in = paddle.stack([fw.input_weight, bw.input_weight])  # [2, in, 4H]
         w_rec = paddle.stack([fw.recurrent_weight, bw.recurrent_weight])  # [2, P, 4H]
         w_proj = paddle.stack([fw.projection_weight, bw.projection_weight])  # [2, H, P]
-        bias = paddle.stack([fw.bias, bw.bias]).unsqueeze(1)  # [2, 1, 4H]
-        # all time steps at once: [2, B*T, in] @ [2, in, 4H]
-        gates_x = paddle.bmm(x.reshape([two, batch * steps, -1]), w_in) + bias
-        gates_x = gates_x.reshape([two, batch, steps, 4 * self.cell_size])
+        bias = paddle.stack([fw.bias, bw.bias])  # [2, 4H]
         h0 = paddle.zeros([two, batch, self.projection_size], dtype=x.dtype)
         c0 = paddle.zeros([two, batch, self.cell_size], dtype=x.dtype)
         hidden = None
         if paddle.in_dynamic_mode():  # under to_static the recurrence is traced instead
-            hidden = fused_layer(gates_x, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
+            hidden = fused_layer(x, w_in, bias, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
         if hidden is None:
-            hidden = lstmp_layer_reference(gates_x, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
+            hidden = lstmp_layer_unfused(x, w_in, bias, w_rec, w_proj, h0, c0, self.cell_clip, self.proj_clip)
         return hidden
+
+
+def lstmp_layer_unfused(x: paddle.Tensor, w_in: paddle.Tensor, bias: paddle.Tensor, w_rec: paddle.Tensor,
+                        w_proj: paddle.Tensor, h0: paddle.Tensor, c0: paddle.Tensor, cell_clip: float,
+                        proj_clip: float) -> paddle.Tensor:
+    """One layer in Paddle ops (what :func:`paddlepalm.utils.fused_lstmp.fused_layer` computes):
+    the input projections of all steps in one ``bmm`` (``x [D, B, T, In] @ w_in [D, In, 4H] + bias
+    [D, 4H]``), then :func:`lstmp_layer_reference`."""
+    two, batch, steps, _ = x.shape
+    gates_x = paddle.bmm(x.reshape([two, batch * steps, -1]), w_in) + bias.unsqueeze(1)
+    gates_x = gates_x.reshape([two, batch, steps, w_in.shape[2]])
+    return lstmp_layer_reference(gates_x, w_rec, w_proj, h0, c0, cell_clip, proj_clip)
 
 
 def _clip(x: paddle.Tensor, bound: float) -> paddle.Tensor:
