@@ -3,13 +3,13 @@ gradients as the pure-Paddle forward algorithm (padded rows, one-step rows, wide
 spreads), a normalized distribution (brute force), and the fallback when it is switched off or
 cannot be built."""
 import itertools
-import logging
 
 import numpy as np
 import paddle
 import pytest
 
 from paddlepalm.utils import crf, fused_crf
+from op_fallback import assert_one_build_warning, capture_op_warnings, failing_build
 
 
 @pytest.fixture
@@ -81,26 +81,13 @@ def test_fallback_when_disabled(monkeypatch):
 
 
 def test_fallback_when_the_build_fails(monkeypatch, tmp_path, caplog):
-    from paddle.utils import cpp_extension
-
-    monkeypatch.setenv("PADDLEPALM_FUSED_CRF", "1")
-    monkeypatch.setenv("PADDLEPALM_OPS_DIR", str(tmp_path))  # nothing cached there
-
-    def broken_compiler(*args, **kwargs):
-        raise RuntimeError("g++: command not found\nmore lines")
-    monkeypatch.setattr(cpp_extension, "load", broken_compiler)
-    fused_crf.reset()
-    try:
+    with failing_build(monkeypatch, tmp_path, fused_crf, "PADDLEPALM_FUSED_CRF"):
         calls = []
         reference = crf.crf_nll_reference
         monkeypatch.setattr(crf, "crf_nll_reference", lambda *a: calls.append(1) or reference(*a))
         emissions, transitions, labels, lengths = _inputs(5)
-        with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.custom_ops"):
+        with capture_op_warnings(caplog):
             for _ in range(2):
                 crf.crf_nll(*map(paddle.to_tensor, (emissions, labels, lengths, transitions)))
-        warnings = [r for r in caplog.records if "palm_crf" in r.getMessage()]
-        assert len(warnings) == 1 and "g++: command not found" in warnings[0].getMessage()
         assert calls == [1, 1]
-        assert fused_crf.status()["loaded"] is False and "g++" in fused_crf.status()["error"]
-    finally:
-        fused_crf.reset()  # the next use loads the cached library again
+        assert_one_build_warning(caplog, fused_crf)

@@ -2,7 +2,6 @@
 gradients (tails, zero, denormal-small inputs), swapped into the transformer layers by
 ``cpu_speed.accelerate`` (Paddle's kernel under ``to_static``), and the fallback when it is
 switched off or cannot be built."""
-import logging
 import math
 
 import numpy as np
@@ -12,16 +11,13 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.utils import cpu_speed, fused_gelu
+from op_fallback import assert_one_build_warning, capture_op_warnings, failing_build, switched_on
 
 
 @pytest.fixture
 def op(monkeypatch):
-    monkeypatch.setenv("PADDLEPALM_FUSED_GELU", "1")
-    fused_gelu.reset()
-    if fused_gelu.load_op() is None:
-        pytest.skip(f"GELU op unavailable here: {fused_gelu.status()['error']}")
-    yield fused_gelu
-    fused_gelu.reset()
+    with switched_on(monkeypatch, fused_gelu, "PADDLEPALM_FUSED_GELU") as module:
+        yield module
 
 
 def _values(seed: int = 0) -> np.ndarray:
@@ -98,26 +94,13 @@ def test_fallback_when_switched_off(monkeypatch):
 
 
 def test_fallback_when_the_build_fails(monkeypatch, tmp_path, caplog):
-    from paddle.utils import cpp_extension
-
-    monkeypatch.setenv("PADDLEPALM_FUSED_GELU", "1")
-    monkeypatch.setenv("PADDLEPALM_OPS_DIR", str(tmp_path))  # nothing cached there
-
-    def broken_compiler(*args, **kwargs):
-        raise RuntimeError("g++: command not found\nmore lines")
-    monkeypatch.setattr(cpp_extension, "load", broken_compiler)
-    fused_gelu.reset()
-    try:
+    with failing_build(monkeypatch, tmp_path, fused_gelu, "PADDLEPALM_FUSED_GELU"):
         values = _values(3)
         upstream = np.ones_like(values)
-        with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.custom_ops"):
+        with capture_op_warnings(caplog):
             for _ in range(2):
                 y, g = _value_and_grad(fused_gelu.gelu, values, upstream)
         y_ref, g_ref = _value_and_grad(F.gelu, values, upstream)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(g, g_ref)
-        warnings = [r for r in caplog.records if "palm_gelu" in r.getMessage()]
-        assert len(warnings) == 1 and "g++: command not found" in warnings[0].getMessage()
-        assert fused_gelu.status()["loaded"] is False and "g++" in fused_gelu.status()["error"]
-    finally:
-        fused_gelu.reset()
+        assert_one_build_warning(caplog, fused_gelu)

@@ -2,7 +2,6 @@
 ``cpu_speed.CpuLayerNorm``: Paddle's values and gradients (rows far from zero, a constant row, a
 3-D input), the exact input gradient with a frozen scale (where Paddle's kernel is wrong), and the
 numpy gradient when the op is switched off or cannot be built."""
-import logging
 
 import numpy as np
 import paddle
@@ -10,16 +9,13 @@ import paddle.nn.functional as F
 import pytest
 
 from paddlepalm.utils import cpu_speed, fused_layer_norm
+from op_fallback import assert_one_build_warning, capture_op_warnings, failing_build, switched_on
 
 
 @pytest.fixture
 def op(monkeypatch):
-    monkeypatch.setenv("PADDLEPALM_FUSED_LAYER_NORM", "1")
-    fused_layer_norm.reset()
-    if fused_layer_norm.load_op() is None:
-        pytest.skip(f"layer-norm op unavailable here: {fused_layer_norm.status()['error']}")
-    yield fused_layer_norm
-    fused_layer_norm.reset()
+    with switched_on(monkeypatch, fused_layer_norm, "PADDLEPALM_FUSED_LAYER_NORM") as module:
+        yield module
 
 
 def _inputs(seed: int, shape=(3, 7, 48)):
@@ -114,24 +110,11 @@ def test_numpy_gradient_when_switched_off(monkeypatch):
 
 
 def test_numpy_gradient_when_the_build_fails(monkeypatch, tmp_path, caplog):
-    from paddle.utils import cpp_extension
-
-    monkeypatch.setenv("PADDLEPALM_FUSED_LAYER_NORM", "1")
-    monkeypatch.setenv("PADDLEPALM_OPS_DIR", str(tmp_path))  # nothing cached there
-
-    def broken_compiler(*args, **kwargs):
-        raise RuntimeError("g++: command not found\nmore lines")
-    monkeypatch.setattr(cpp_extension, "load", broken_compiler)
-    fused_layer_norm.reset()
-    try:
+    with failing_build(monkeypatch, tmp_path, fused_layer_norm, "PADDLEPALM_FUSED_LAYER_NORM"):
         x, weight, bias, upstream = _inputs(3)
-        with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.custom_ops"):
+        with capture_op_warnings(caplog):
             for _ in range(2):
                 ours = _run_cpu_layer(x, weight, bias, upstream)
         for got, want in zip(ours, _run(_paddle, x, weight, bias, upstream)):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-4)
-        warnings = [r for r in caplog.records if "palm_layer_norm" in r.getMessage()]
-        assert len(warnings) == 1 and "g++: command not found" in warnings[0].getMessage()
-        assert fused_layer_norm.status()["loaded"] is False and "g++" in fused_layer_norm.status()["error"]
-    finally:
-        fused_layer_norm.reset()
+        assert_one_build_warning(caplog, fused_layer_norm)

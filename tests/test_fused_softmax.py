@@ -3,7 +3,6 @@ the same loss and gradients (hidden, weight, bias) as ``matmul`` + ``cross_entro
 row blocks, and as the Paddle sampled softmax with accidental hits; the per-row loss in evaluation;
 the BiLM head's training step on padded rows fused and unfused (full and sampled); and the fallback
 when the op is switched off or cannot be built."""
-import logging
 
 import numpy as np
 import paddle
@@ -11,6 +10,7 @@ import pytest
 
 import paddlepalm as palm
 from paddlepalm.utils import fused_softmax
+from op_fallback import assert_one_build_warning, capture_op_warnings, failing_build
 
 
 @pytest.fixture
@@ -138,25 +138,12 @@ def test_switched_off_uses_the_fallback(monkeypatch):
 
 
 def test_fallback_when_the_build_fails(monkeypatch, tmp_path, caplog):
-    from paddle.utils import cpp_extension
-
-    monkeypatch.setenv("PADDLEPALM_FUSED_SOFTMAX", "1")
-    monkeypatch.setenv("PADDLEPALM_OPS_DIR", str(tmp_path))  # nothing cached there
-
-    def broken_compiler(*args, **kwargs):
-        raise RuntimeError("g++: command not found\nmore lines")
-    monkeypatch.setattr(cpp_extension, "load", broken_compiler)
-    fused_softmax.reset()
-    try:
+    with failing_build(monkeypatch, tmp_path, fused_softmax, "PADDLEPALM_FUSED_SOFTMAX"):
         calls = []
         reference = fused_softmax.reference_loss
         monkeypatch.setattr(fused_softmax, "reference_loss", lambda *a: calls.append(1) or reference(*a))
-        with caplog.at_level(logging.WARNING, logger="paddlepalm.utils.custom_ops"):
+        with capture_op_warnings(caplog):
             for _ in range(2):
                 fused_softmax.mean_softmax_cross_entropy(*map(paddle.to_tensor, _inputs(0)))
-        warnings = [r for r in caplog.records if "palm_softmax_ce" in r.getMessage()]
-        assert len(warnings) == 1 and "g++: command not found" in warnings[0].getMessage()
         assert calls == [1, 1]
-        assert fused_softmax.status()["loaded"] is False and "g++" in fused_softmax.status()["error"]
-    finally:
-        fused_softmax.reset()  # the next use loads the cached library again
+        assert_one_build_warning(caplog, fused_softmax)

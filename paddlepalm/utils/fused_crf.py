@@ -7,7 +7,7 @@ kernels forward and again backward; the op is one call each way. Built, cached a
 :func:`paddlepalm.utils.crf.crf_nll_reference`, and so does any failure to build or load (one
 warning, recorded in :func:`status`). Only float32 CPU tensors in eager mode take the op.
 """
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import paddle
 
@@ -17,17 +17,9 @@ OP_NAME = "palm_crf"
 OP = CustomOp(OP_NAME, "crf_op.cc", "PADDLEPALM_FUSED_CRF", fallback="the pure-Paddle CRF loss")
 
 
-def load_op():
-    return OP.load()
-
-
-def status() -> Dict[str, Any]:
-    return OP.status()
-
-
-def reset() -> None:
-    """Forget this process's load attempt (tests)."""
-    OP.reset()
+load_op = OP.load  # the compiled module, or None (switched off, or the build failed: status())
+status = OP.status  # what this process uses: op, enabled, loaded, error, compile_seconds
+reset = OP.reset  # forget this process's load attempt (tests)
 
 
 def fused_nll(emissions: paddle.Tensor, labels: paddle.Tensor, lengths: paddle.Tensor,

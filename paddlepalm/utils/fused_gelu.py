@@ -7,7 +7,6 @@ cached and loaded by :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUSED_GELU
 to build or load keeps Paddle's kernel (one warning, recorded in :func:`status`). Only float32 CPU
 tensors in eager mode take the op; :func:`gelu` falls back to Paddle's for anything else.
 """
-from typing import Any, Dict
 
 import paddle
 import paddle.nn.functional as F
@@ -18,18 +17,9 @@ OP_NAME = "palm_gelu"
 OP = CustomOp(OP_NAME, "gelu_op.cc", "PADDLEPALM_FUSED_GELU", fallback="Paddle's gelu kernel")
 
 
-def load_op():
-    """The compiled module, or None (switched off, or the build failed: see :func:`status`)."""
-    return OP.load()
-
-
-def status() -> Dict[str, Any]:
-    return OP.status()
-
-
-def reset() -> None:
-    """Forget this process's load attempt (tests)."""
-    OP.reset()
+load_op = OP.load  # the compiled module, or None (switched off, or the build failed: status())
+status = OP.status  # what this process uses: op, enabled, loaded, error, compile_seconds
+reset = OP.reset  # forget this process's load attempt (tests)
 
 
 def gelu(x: paddle.Tensor, approximate: bool = False, name=None) -> paddle.Tensor:

@@ -7,7 +7,7 @@ tensor (docs/benchmarks.md, "GELU and layer normalization"). Built, cached and l
 :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUSED_LAYER_NORM=0`` or any failure to build or
 load leaves ``CpuLayerNorm`` on its numpy gradient (one warning, recorded in :func:`status`).
 """
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import paddle
 
@@ -18,18 +18,9 @@ OP = CustomOp(OP_NAME, "layer_norm_op.cc", "PADDLEPALM_FUSED_LAYER_NORM",
               fallback="the numpy layer-norm gradient")
 
 
-def load_op():
-    """The compiled module, or None (switched off, or the build failed: see :func:`status`)."""
-    return OP.load()
-
-
-def status() -> Dict[str, Any]:
-    return OP.status()
-
-
-def reset() -> None:
-    """Forget this process's load attempt (tests)."""
-    OP.reset()
+load_op = OP.load  # the compiled module, or None (switched off, or the build failed: status())
+status = OP.status  # what this process uses: op, enabled, loaded, error, compile_seconds
+reset = OP.reset  # forget this process's load attempt (tests)
 
 
 def layer_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,

@@ -15,7 +15,6 @@ Built, cached and loaded by :mod:`paddlepalm.utils.custom_ops`; ``PADDLEPALM_FUS
 forces the plain ``matmul`` + ``cross_entropy``, and so does any failure to build or load (one
 warning, recorded in :func:`status`). Only float32 CPU tensors in eager mode take the op.
 """
-from typing import Any, Dict
 
 import paddle
 import paddle.nn.functional as F
@@ -29,17 +28,9 @@ OP = CustomOp(OP_NAME, "softmax_ce_op.cc", "PADDLEPALM_FUSED_SOFTMAX", needs_mkl
 BLOCK_ROWS = 256  # rows of logits per block: a [256, V] buffer
 
 
-def load_op():
-    return OP.load()
-
-
-def status() -> Dict[str, Any]:
-    return OP.status()
-
-
-def reset() -> None:
-    """Forget this process's load attempt (tests)."""
-    OP.reset()
+load_op = OP.load  # the compiled module, or None (switched off, or the build failed: status())
+status = OP.status  # what this process uses: op, enabled, loaded, error, compile_seconds
+reset = OP.reset  # forget this process's load attempt (tests)
 
 
 def reference_loss(hidden: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor,
