@@ -30,13 +30,16 @@ run reads the same corpus with its own reader inside the step, as run.py does, s
 includes batch production (masking, collation; the column "reader ms") and checks that it saw the
 stored batches; the PyTorch runs start from the stored numpy batches and count their conversion
 to tensors (``torch.from_numpy``) in the step. Every run is a fresh subprocess; runs alternate
-(ours fp32, torch fp32, torch bf16, ours keeping denormals, ours, ...) per objective; each times ``--warmup`` untimed steps
+(ours fp32, torch fp32, torch bf16, the diagnostic runs of ours, ours, ...) per objective; each times ``--warmup`` untimed steps
 then ``--steps`` timed ones; a run's figure is its median step, the table's the median over
 ``--repeats`` runs (the spread: lowest and highest run). tokens/s counts batch x max_len positions.
-paddlepalm flushes denormal floats to zero when imported (paddlepalm/utils/denormals.py); the
-diagnostic row "ours fp32, denormals kept" (``--no_keep_row`` leaves it out) is our run with
-``PALM_FLUSH_DENORMALS=0``: Paddle's CPU matmuls slow down several times on the denormal values that
-appear in our gradients. PyTorch runs with its default (denormals kept).
+paddlepalm flushes denormal floats to zero when imported (paddlepalm/utils/denormals.py) and runs
+GELU and layer normalization in its own operators (paddlepalm/utils/fused_gelu.py, fused_layer_norm.py).
+Two diagnostic rows of ours (``--no_diagnostics`` leaves them out) switch one of these off:
+"denormals kept" (``PALM_FLUSH_DENORMALS=0``: Paddle's CPU matmuls slow down several times on the
+denormal values that appear in our gradients) and "Paddle's GELU and layer-norm gradient"
+(``PADDLEPALM_FUSED_GELU=0 PADDLEPALM_FUSED_LAYER_NORM=0``). The last columns: ours' steps/s over the
+row's, and the row's CPU seconds a step over ours'. PyTorch runs with its default (denormals kept).
 Prints the markdown table, then one JSON line; logs go to stderr; writes only temporary files.
 """
 import argparse
@@ -58,7 +61,11 @@ ROOT = os.path.dirname(BENCH)
 PRETRAIN = os.path.join(ROOT, "examples", "pretrain")
 SECTION = "## Pretraining step: paddlepalm vs PyTorch (bench/pretrain_speed.py, issue 26)"
 RUNS = [("ours fp32", "ours", False), ("torch fp32", "torch", False), ("torch bf16", "torch", True),
-        ("ours fp32, denormals kept (diagnostic)", "ours-keep", False)]
+        ("ours fp32, denormals kept (diagnostic)", "ours-keep", False),
+        ("ours fp32, Paddle's GELU and layer-norm gradient (diagnostic)", "ours-kernels", False)]
+# what each diagnostic run of ours changes in its worker's environment
+DIAGNOSTIC_ENV = {"ours-keep": {"PALM_FLUSH_DENORMALS": "0"},
+                  "ours-kernels": {"PADDLEPALM_FUSED_GELU": "0", "PADDLEPALM_FUSED_LAYER_NORM": "0"}}
 BATCH_KEYS = ("token_ids", "position_ids", "segment_ids", "input_mask", "mask_pos", "mask_label")
 RTD_WEIGHT, WEIGHT_DECAY, EPSILON, CLIP = 50.0, 0.01, 1e-6, 1.0
 MAX_POSITIONS, TYPE_VOCAB = 512, 2  # common.backbone_config's (checked by our worker)
@@ -283,8 +290,7 @@ def worker_command(args, system: str, objective: str, bf16: bool) -> list:
 def run_worker(args, system: str, objective: str, bf16: bool) -> dict:
     env = dict(os.environ, MKL_NUM_THREADS=str(threads()),
                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    if system == "ours-keep":
-        env["PALM_FLUSH_DENORMALS"] = "0"
+    env.update(DIAGNOSTIC_ENV.get(system, {}))
     out = subprocess.run(worker_command(args, system, objective, bf16), capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{system} {objective} worker failed ({out.returncode}):\n{out.stderr[-3000:]}")
@@ -328,11 +334,12 @@ def report(args, table: dict, params: dict, stats: dict, versions: dict, command
              f"{100 * stats['fill']:.0f}% of positions filled, {stats['masked_per_batch']:.0f} masked tokens a batch. "
              f"{args.repeats} run(s) of each, alternating; {args.warmup} warm-up + {args.steps} timed steps a run.", "",
              "| objective | run | steps/s | tokens/s | ms/step | CPU ms/step | reader ms | runs (steps/s) "
-             "| ours / this | ours keeping denormals / this |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "| ours / this | ours per CPU-s / this |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for objective, rows in table.items():
-        ours, keep = rows.get(RUNS[0][0]), rows.get(RUNS[3][0])
+        ours = rows.get(RUNS[0][0])
         for name, row in rows.items():
-            ratios = [f"{mine['steps_per_s'] / row['steps_per_s']:.2f}x" if mine else "n/a" for mine in (ours, keep)]
+            ratios = ([f"{ours['steps_per_s'] / row['steps_per_s']:.2f}x", f"{row['cpu_s'] / ours['cpu_s']:.2f}x"]
+                      if ours else ["n/a", "n/a"])
             reader = f"{1000 * row['reader_s']:.1f}" if "reader_s" in row else "-"
             lines.append(f"| {objective} | {name} | {row['steps_per_s']:.2f} | {row['tokens_per_s']:.0f} | "
                          f"{1000 * row['step_s']:.0f} | {1000 * row['cpu_s']:.0f} | {reader} | "
@@ -372,7 +379,8 @@ def parse_args(argv=None):
                    "length 32, batch 4, 1 warm-up + 2 timed steps, 1 run")
     # worker side
     p.add_argument("--worker", choices=["ours", "torch"])
-    p.add_argument("--no_keep_row", action="store_true", help="leave out the diagnostic row keeping denormals")
+    p.add_argument("--no_diagnostics", "--no_keep_row", action="store_true",
+                   help="leave out the diagnostic rows (denormals kept; Paddle's GELU and layer-norm gradient)")
     p.add_argument("--objective", choices=["electra", "mlm"])
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--generator_hidden", type=int, help="(torch worker) set by the main process from ours")
@@ -408,7 +416,7 @@ def main(argv=None) -> dict:
         missing = missing_torch()
         runs = []
         for name, system, bf16 in RUNS:
-            if system == "ours-keep" and args.no_keep_row:
+            if system in DIAGNOSTIC_ENV and args.no_diagnostics:
                 continue
             if system == "torch" and missing:
                 for objective in args.objectives.split(","):
@@ -416,7 +424,7 @@ def main(argv=None) -> dict:
             else:
                 runs.append((name, system, bf16))
         chosen = [(o, run) for o in args.objectives.split(",") for run in runs
-                  if not (args.smoke and o != "electra" and (run[2] or run[1] == "ours-keep"))]  # --smoke: once
+                  if not (args.smoke and o != "electra" and (run[2] or run[1] in DIAGNOSTIC_ENV))]  # --smoke: once
         results = {(o, run[0]): [] for o, run in chosen}
         versions, params = {}, {}
         for repeat in range(args.repeats):
