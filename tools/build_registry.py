@@ -105,6 +105,9 @@ ELMO = {
 # registry URLs are repository paths: fetched from the checkout, or from PALM_DOWNLOAD_MIRROR serving a
 # clone's root). (name, kind, what it is)
 SHIPPED = [
+    ("mlm-zh-small", "electra", "a 4-layer Chinese encoder (hidden 256) pretrained with whole-word masked LM, "
+                                "120 CPU-minutes"),
+    ("electra-zh-small", "electra", "a 4-layer Chinese ELECTRA discriminator (hidden 256), 120 CPU-minutes"),
 ]
 SHIPPED_FILES = ("config.json", "vocab.txt", "model.pdparams")
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
