@@ -191,12 +191,13 @@ EXAMPLE_RUNS = {
 
 def test_every_example_has_a_config():
     configs = {name[:-5] for name in os.listdir(CONFIGS) if name.endswith(".yaml")}
-    assert configs == set(EXAMPLE_RUNS) | {"multi-task"}
+    # multi-task: the joint run of this file; finetune-zh-small: tests/test_shipped_models.py trains it
+    assert configs == set(EXAMPLE_RUNS) | {"multi-task", "finetune-zh-small"}
     examples = {name for name in os.listdir(os.path.join(REPO, "examples"))
                 if os.path.isfile(os.path.join(REPO, "examples", name, "run.py"))}
     examples |= {"pretrain-" + name for name in os.listdir(os.path.join(REPO, "examples", "pretrain"))
                  if os.path.isfile(os.path.join(REPO, "examples", "pretrain", name, "run.py"))}
-    assert examples | {"finetune", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture",
+    assert examples | {"finetune", "finetune-zh-small", "palm-scripts-multitask", "palm-scripts-train-with-eval", "zh-mixture",
                        "bilstm-crf", "bilstm-joint", "zh-ner", "zh-ner-aux", "reviews"} == configs
 
 

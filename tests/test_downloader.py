@@ -71,7 +71,10 @@ def test_ls_lists_palm_paddlenlp_and_elmo_with_kind_and_size(capsys):
     assert downloader.entry("pretrain", "BERT-zh-base")["files"][0]["url"] == \
         "https://bert-models.bj.bcebos.com/chinese_L-12_H-768_A-12.tar.gz"
     for e in entries:
-        assert e["kind"] and e["license"] and e["files"][0]["url"].startswith("http")
+        url = e["files"][0]["url"]
+        assert e["kind"] and e["license"]
+        # upstream URLs, or for the models pretrained here a repository path with its checksum
+        assert url.startswith("http") or (url.startswith("pretrain_models/") and e["files"][0]["sha256"])
 
 
 # ---- acceptance 2: each released format through the mirror, same outputs -------------------------
