@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from paddlepalm.utils.fileio import read_json, read_state, write_text  # noqa: E402
+from paddlepalm.utils.fileio import read_json, read_state, write_text, write_with  # noqa: E402
 
 FILES = ("config.json", "vocab.txt", "model.pdparams", "pretrain_info.json")
 CLASSES = {"electra": "ELECTRA", "albert": "ALBERT"}
@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrain_models", a.name)
     os.makedirs(out, exist_ok=True)
     for filename in FILES:
-        shutil.copyfile(os.path.join(a.source, filename), os.path.join(out, filename))
+        source = os.path.join(a.source, filename)
+        write_with(os.path.join(out, filename), lambda tmp, source=source: shutil.copyfile(source, tmp))
     write_text(os.path.join(out, "README.md"), model_card(a.name, a.title, a.objective, out))
     print(out)
 
