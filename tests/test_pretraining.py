@@ -70,6 +70,37 @@ def test_rtd_labels_are_one_exactly_where_the_sample_differs(tmp_path):
     assert backbone.word_embedding_layer().weight.grad.numpy().any()
 
 
+def test_detection_metrics_against_brute_force():
+    from paddlepalm.head.rtd import detection_metrics
+
+    rng = np.random.RandomState(3)
+    labels = rng.rand(400) < 0.15
+    logits = np.round(rng.randn(400) + 1.5 * labels, 1)  # rounded: ties between the classes occur
+    got = detection_metrics(logits, labels)
+    pos, neg = logits[labels], logits[~labels]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert got["auc"] == pytest.approx(wins / (len(pos) * len(neg)))
+    p = labels.mean()
+    assert got["prior_loss"] == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    bce = -np.mean(labels * np.log(1 / (1 + np.exp(-logits))) + (~labels) * np.log(1 - 1 / (1 + np.exp(-logits))))
+    assert got["loss"] == pytest.approx(bce)
+    assert got["recall"] == pytest.approx((logits[labels] > 0).mean())
+    assert got["precision"] == pytest.approx(labels[logits > 0].mean())
+
+
+def test_detection_metrics_of_a_discriminator_that_reads_nothing():
+    """Predicting the replaced fraction everywhere: the loss is the prior's, the AUC one half."""
+    from paddlepalm.head.rtd import detection_metrics
+
+    labels = np.array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+    got = detection_metrics(np.full(10, np.log(0.2 / 0.8)), labels)
+    assert got["loss"] == pytest.approx(got["prior_loss"])
+    assert got["auc"] == pytest.approx(0.5)
+    assert got["recall"] == 0.0
+    perfect = detection_metrics(np.where(labels == 1, 3.0, -3.0), labels)
+    assert perfect["auc"] == 1.0 and perfect["recall"] == 1.0 and perfect["precision"] == 1.0
+
+
 def test_generator_is_a_fraction_of_the_discriminator():
     config = electra_config(50)
     head = palm.head.ReplacedTokenDetection.from_config(config, generator_size=0.5)

@@ -18,6 +18,41 @@ def generator_shape(hidden_size: int, num_attention_heads: int, fraction: float)
     return hidden, heads
 
 
+def detection_metrics(logits: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    """How well per-token logits detect replaced tokens (``labels`` 1), against the prior.
+
+    ``prior_loss`` is the binary entropy of the replaced fraction: the loss of a discriminator
+    that predicts that fraction everywhere and reads nothing. A ``loss`` near it (and an ``auc``
+    near 0.5) means the discriminator has learned nothing from the text, whatever its total loss.
+    """
+    logits = np.asarray(logits, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel().astype(bool)
+    if labels.size == 0:
+        raise ValueError("detection_metrics needs at least one token")
+    rate = float(labels.mean())
+    prior = 0.0 if rate in (0.0, 1.0) else -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    # binary cross-entropy with logits, computed stably
+    loss = np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
+    predicted = logits > 0
+    out = {"tokens": int(labels.size), "replaced_rate": rate, "loss": float(loss), "prior_loss": float(prior),
+           "recall": float(predicted[labels].mean()) if labels.any() else float("nan"),
+           "precision": float(labels[predicted].mean()) if predicted.any() else float("nan"),
+           "auc": float("nan")}
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives and negatives:
+        # the probability that a replaced token outscores an original one (ties count half)
+        order = np.argsort(logits, kind="mergesort")
+        ranks = np.empty(labels.size)
+        sorted_logits = logits[order]
+        # average ranks over ties
+        starts = np.flatnonzero(np.r_[True, sorted_logits[1:] != sorted_logits[:-1]])
+        ends = np.r_[starts[1:], labels.size]
+        for start, end in zip(starts, ends):
+            ranks[order[start:end]] = (start + end - 1) / 2
+        out["auc"] = float((ranks[labels].sum() - positives * (positives - 1) / 2) / (positives * negatives))
+    return out
+
+
 class ReplacedTokenDetection(Head):
     """ELECTRA's objective on the backbone (the discriminator).
 
@@ -111,9 +146,13 @@ class ReplacedTokenDetection(Head):
         return inputs
 
     # --------------------------------------------------------- discriminator
+    def detection_logits(self, hidden: paddle.Tensor) -> paddle.Tensor:
+        """Per-token logits ``[B, L]`` that a token was replaced, from the backbone's ``[B, L, H]``."""
+        return self.detector(self.activation(self.dense(hidden))).squeeze(-1)
+
     def forward(self, reader_inputs, backbone_outputs):
         hidden = backbone_outputs["encoder_outputs"]
-        logits = self.detector(self.activation(self.dense(hidden))).squeeze(-1)
+        logits = self.detection_logits(hidden)
         mask = reader_inputs["input_mask"]
         mask = (mask.squeeze(-1) if mask.ndim == 3 else mask).astype(logits.dtype)
         if self.phase == "train":
