@@ -149,22 +149,32 @@ def test_an_elmo_pretraining_run_started_again_continues_exactly(tmp_path):
     np.testing.assert_allclose(straight_elmo.embed_sentences(["第一篇文档"])[0], vectors[0], rtol=1e-3, atol=1e-3)
 
 
-def test_detection_report_of_an_electra_checkpoint(tmp_path):
-    """examples/pretrain/electra/detection.py reads a checkpoint that run.py wrote and reports the
-    held-out detection loss beside the prior's."""
+@pytest.mark.parametrize("objective", ["electra", "mlm"])
+def test_heldout_report_of_a_pretraining_checkpoint(objective, tmp_path):
+    """examples/pretrain/electra/heldout.py reads a checkpoint that run.py wrote and reports the
+    held-out masked-LM figures, and for ELECTRA the detection loss beside the prior's."""
     corpus = tmp_path / "corpus"
     build(corpus)
-    model = ["--hidden", "32", "--embedding_size", "16", "--layers", "1", "--heads", "2", "--max_len", "32",
-             "--corpus", str(corpus)]
-    pretrain(tmp_path / "run", "--max_steps", "4", "--objective", "electra", *model)
+    model = ["--objective", objective, "--hidden", "32", "--embedding_size", "16", "--layers", "1", "--heads", "2",
+             "--max_len", "32", "--corpus", str(corpus)]
+    pretrain(tmp_path / "run", "--max_steps", "4", *model)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt.step4"
     assert checkpoint.is_dir()
-    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "electra", "detection.py"),
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "electra", "heldout.py"),
                            *model, "--batch_size", "1", "--batches", "2", "--checkpoint", str(checkpoint)],
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    rate = report["replaced_rate"]
-    assert report["tokens"] > 0 and 0 < rate < 1
-    assert report["prior_loss"] == pytest.approx(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
-    assert 0 <= report["auc"] <= 1 and report["loss"] > 0 and report["generator_loss"] > 0
+    assert report["masked_tokens"] > 0 and 0 <= report["mlm_accuracy"] <= 1
+    assert report["mlm_perplexity"] == pytest.approx(np.exp(report["mlm_loss"]))
+    # four updates leave the masked LM far from a trained one: near a uniform guess over the vocabulary
+    vocab_size = len(read_lines(str(corpus / "vocab.txt")))
+    assert 0.3 * np.log(vocab_size) < report["mlm_loss"] < 2 * np.log(vocab_size)
+    if objective == "mlm":
+        assert "detection" not in report
+        return
+    detection = report["detection"]
+    rate = detection["replaced_rate"]
+    assert detection["tokens"] > 0 and 0 < rate < 1
+    assert detection["prior_loss"] == pytest.approx(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
+    assert 0 <= detection["auc"] <= 1 and detection["loss"] > 0
