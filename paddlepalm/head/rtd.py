@@ -18,12 +18,14 @@ def generator_shape(hidden_size: int, num_attention_heads: int, fraction: float)
     return hidden, heads
 
 
-def detection_metrics(logits: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+def detection_metrics(logits: np.ndarray, labels: np.ndarray) -> Dict[str, Optional[float]]:
     """How well per-token logits detect replaced tokens (``labels`` 1), against the prior.
 
     ``prior_loss`` is the binary entropy of the replaced fraction: the loss of a discriminator
     that predicts that fraction everywhere and reads nothing. A ``loss`` near it (and an ``auc``
     near 0.5) means the discriminator has learned nothing from the text, whatever its total loss.
+    A figure with nothing to count (recall with no replaced token, precision with no token
+    flagged, AUC with one class only) is None.
     """
     logits = np.asarray(logits, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
@@ -35,9 +37,9 @@ def detection_metrics(logits: np.ndarray, labels: np.ndarray) -> Dict[str, float
     loss = np.mean(np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits))))
     predicted = logits > 0
     out = {"tokens": int(labels.size), "replaced_rate": rate, "loss": float(loss), "prior_loss": float(prior),
-           "recall": float(predicted[labels].mean()) if labels.any() else float("nan"),
-           "precision": float(labels[predicted].mean()) if predicted.any() else float("nan"),
-           "auc": float("nan")}
+           "recall": float(predicted[labels].mean()) if labels.any() else None,
+           "precision": float(labels[predicted].mean()) if predicted.any() else None,
+           "auc": None}
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives and negatives:
         # the probability that a replaced token outscores an original one (ties count half)
