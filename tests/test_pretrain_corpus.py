@@ -83,9 +83,10 @@ def test_packed_sequences_fill_max_len_without_splitting_a_sentence(tmp_path):
         assert (ids[batch["mask_pos"]] != sep).all()
 
 
-def pretrain(work, *args):
-    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "electra", "run.py"),
-                           "--objective", "mlm", "--hidden", "32", "--embedding_size", "16", "--layers", "1",
+def pretrain(work, *args, example="electra"):
+    objective = ["--objective", "mlm"] if example == "electra" else []
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", example, "run.py"),
+                           *objective, "--hidden", "32", "--embedding_size", "16", "--layers", "1",
                            "--heads", "2", "--max_len", "32", "--batch_size", "8", "--warmup", "2",
                            "--print_steps", "2", "--save_steps", "2", "--cpu_minutes", "30", "--work_dir", str(work),
                            "--output", str(work / "out"), *args], capture_output=True, text=True, env=ENV, timeout=600)
@@ -149,32 +150,36 @@ def test_an_elmo_pretraining_run_started_again_continues_exactly(tmp_path):
     np.testing.assert_allclose(straight_elmo.embed_sentences(["第一篇文档"])[0], vectors[0], rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("objective", ["electra", "mlm"])
-def test_heldout_report_of_a_pretraining_checkpoint(objective, tmp_path):
-    """examples/pretrain/electra/heldout.py reads a checkpoint that run.py wrote and reports the
-    held-out masked-LM figures, and for ELECTRA the detection loss beside the prior's."""
+@pytest.mark.parametrize("example,objective", [("electra", "electra"), ("electra", "mlm"), ("albert", None)])
+def test_heldout_report_of_a_pretraining_checkpoint(example, objective, tmp_path):
+    """examples/pretrain/heldout.py reads a checkpoint that a pretraining example wrote and reports
+    the held-out masked-LM figures; for ELECTRA the detection loss beside the prior's, for ALBERT
+    the sentence-order accuracy."""
     corpus = tmp_path / "corpus"
     build(corpus)
-    model = ["--objective", objective, "--hidden", "32", "--embedding_size", "16", "--layers", "1", "--heads", "2",
-             "--max_len", "32", "--corpus", str(corpus)]
-    pretrain(tmp_path / "run", "--max_steps", "4", *model)
+    model = ["--hidden", "32", "--embedding_size", "16", "--layers", "1", "--heads", "2", "--max_len", "32",
+             "--corpus", str(corpus)] + (["--objective", objective] if objective else [])
+    pretrain(tmp_path / "run", "--max_steps", "4", *model, example=example)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt.step4"
     assert checkpoint.is_dir()
-    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "electra", "heldout.py"),
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "heldout.py"), example,
                            *model, "--batch_size", "1", "--batches", "2", "--checkpoint", str(checkpoint)],
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["masked_tokens"] > 0 and 0 <= report["mlm_accuracy"] <= 1
-    assert report["mlm_perplexity"] == pytest.approx(np.exp(report["mlm_loss"]))
+    mlm = report["mlm"]
+    assert mlm["masked_tokens"] > 0 and 0 <= mlm["accuracy"] <= 1
+    assert mlm["perplexity"] == pytest.approx(np.exp(mlm["loss"]))
     # four updates leave the masked LM far from a trained one: near a uniform guess over the vocabulary
     vocab_size = len(read_lines(str(corpus / "vocab.txt")))
-    assert 0.3 * np.log(vocab_size) < report["mlm_loss"] < 2 * np.log(vocab_size)
-    if objective == "mlm":
-        assert "detection" not in report
-        return
-    detection = report["detection"]
-    rate = detection["replaced_rate"]
-    assert detection["tokens"] > 0 and 0 < rate < 1
-    assert detection["prior_loss"] == pytest.approx(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
-    assert 0 <= detection["auc"] <= 1 and detection["loss"] > 0
+    assert 0.3 * np.log(vocab_size) < mlm["loss"] < 2 * np.log(vocab_size)
+    assert ("detection" in report) == (objective == "electra")
+    assert ("sentence_order" in report) == (example == "albert")
+    if example == "albert":
+        assert report["sentence_order"]["pairs"] == 2 and report["sentence_order"]["accuracy"] in (0, 0.5, 1)
+    if objective == "electra":
+        detection = report["detection"]
+        rate = detection["replaced_rate"]
+        assert detection["tokens"] > 0 and 0 < rate < 1
+        assert detection["prior_loss"] == pytest.approx(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
+        assert 0 <= detection["auc"] <= 1 and detection["loss"] > 0

@@ -40,8 +40,12 @@ class SentenceOrder(Head):
             return {"loss": ([1], "float32"), "mlm_loss": ([1], "float32"), "sop_loss": ([1], "float32")}
         return {"probs": ([-1, 2], "float32")}
 
+    def order_logits(self, backbone_outputs: Dict[str, paddle.Tensor]) -> paddle.Tensor:
+        """``[B, 2]`` logits: the segments in their original order (0) or swapped (1)."""
+        return self.classifier(self.dropout(backbone_outputs["sentence_embedding"]))
+
     def forward(self, reader_inputs, backbone_outputs):
-        order_logits = self.classifier(self.dropout(backbone_outputs["sentence_embedding"]))
+        order_logits = self.order_logits(backbone_outputs)
         if self.phase != "train":
             return {"probs": F.softmax(order_logits, axis=-1), "example_ids": reader_inputs["example_ids"]}
         mlm_loss = self.mlm(reader_inputs, backbone_outputs)["loss"]

@@ -30,6 +30,19 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def make_reader(args, vocab: str):
+    return palm.reader.SentenceOrderReader(vocab, args.max_len, lang="cn", seed=args.seed, whole_word_mask=True,
+                                           max_ngram=args.max_ngram, word_segmenter="jieba")
+
+
+def build_model(args, vocab_size: int):
+    """(config, backbone, head): one group of shared layers, factorized embeddings, SOP + masked LM."""
+    config = {**common.backbone_config(args, "albert", vocab_size), "num_hidden_groups": 1, "inner_group_num": 1}
+    backbone = palm.backbone.ALBERT.from_config(config)
+    head = palm.head.SentenceOrder(args.hidden, vocab_size, "gelu", embedding_size=args.embedding_size)
+    return config, backbone, head
+
+
 def main(argv=None):
     args = parse_args(argv)
     paddle.seed(args.seed)
@@ -37,13 +50,9 @@ def main(argv=None):
     corpus = common.corpus_for(args, args.work_dir)
     vocab = common.vocab_for(args, corpus)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    config = {**common.backbone_config(args, "albert", vocab_size), "num_hidden_groups": 1, "inner_group_num": 1}
-
-    reader = palm.reader.SentenceOrderReader(vocab, args.max_len, lang="cn", seed=args.seed, whole_word_mask=True,
-                                             max_ngram=args.max_ngram, word_segmenter="jieba")
+    reader = make_reader(args, vocab)
     reader.load_data(corpus, batch_size=args.batch_size)
-    backbone = palm.backbone.ALBERT.from_config(config)
-    head = palm.head.SentenceOrder(args.hidden, vocab_size, "gelu", embedding_size=args.embedding_size)
+    config, backbone, head = build_model(args, vocab_size)
     trainer = palm.Trainer("sop")
     loss_var = trainer.build_forward(backbone, head)
     trainer.build_backward(palm.optimizer.LAMB(loss_var, args.lr, palm.lr_sched.WarmupSchedualer(args.warmup)),

@@ -35,6 +35,22 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def make_reader(args, vocab: str):
+    return palm.reader.MaskedCorpusReader(vocab, args.max_len, lang="cn", seed=args.seed,
+                                          whole_word_mask=args.whole_word_mask, pack_documents=args.pack_documents)
+
+
+def build_model(args, vocab_size: int):
+    """(config, backbone, head) of ``--objective``: the backbone is the same for both."""
+    config = {**common.backbone_config(args, "electra", vocab_size), "generator_size": args.generator_size}
+    backbone = palm.backbone.ELECTRA.from_config(config)
+    if args.objective == "electra":
+        head = palm.head.ReplacedTokenDetection.from_config(config)
+    else:
+        head = palm.head.MaskLM(args.hidden, vocab_size, "gelu", embedding_size=args.embedding_size)
+    return config, backbone, head
+
+
 def main(argv=None):
     args = parse_args(argv)
     paddle.seed(args.seed)
@@ -42,16 +58,9 @@ def main(argv=None):
     corpus = common.corpus_for(args, args.work_dir)
     vocab = common.vocab_for(args, corpus)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    config = {**common.backbone_config(args, "electra", vocab_size), "generator_size": args.generator_size}
-
-    reader = palm.reader.MaskedCorpusReader(vocab, args.max_len, lang="cn", seed=args.seed,
-                                            whole_word_mask=args.whole_word_mask, pack_documents=args.pack_documents)
+    reader = make_reader(args, vocab)
     reader.load_data(corpus, batch_size=args.batch_size)
-    backbone = palm.backbone.ELECTRA.from_config(config)
-    if args.objective == "electra":
-        head = palm.head.ReplacedTokenDetection.from_config(config)
-    else:
-        head = palm.head.MaskLM(args.hidden, vocab_size, "gelu", embedding_size=args.embedding_size)
+    config, backbone, head = build_model(args, vocab_size)
     trainer = palm.Trainer(args.objective)
     loss_var = trainer.build_forward(backbone, head)
     trainer.build_backward(palm.optimizer.AdamW(loss_var, args.lr, palm.lr_sched.WarmupSchedualer(args.warmup)))
