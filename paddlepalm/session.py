@@ -59,12 +59,13 @@ class Control:
 
 @dataclass
 class StepResult:
-    """One update: its global step, the work it trained, each task's loss (detached), and what
-    the callbacks decided after it."""
+    """One update: its global step, the work it trained, each task's loss (detached) and the
+    terms its head returned beside it (``update.loss_terms``), and what the callbacks decided after it."""
 
     step: int
     work: Work
     losses: Dict[str, paddle.Tensor]
+    terms: Dict[str, Dict[str, paddle.Tensor]] = field(default_factory=dict)
     control: Control = field(default_factory=Control)
 
 
@@ -110,12 +111,12 @@ class Session:
     def step(self, work: Work) -> StepResult:
         """One update over ``work``, counted, then every callback's ``on_step_end``."""
         step = self.state.global_step + 1
-        losses = update.train_update(self.model, self.optimization, work, self.guard, step, self.balancer)
+        reported = update.train_update(self.model, self.optimization, work, self.guard, step, self.balancer)
         for members, _ in work:
             for trainer in members:
                 trainer.progress.steps_done += 1
         self.state.global_step = step
-        result = StepResult(step, work, losses)
+        result = StepResult(step, work, reported.losses, reported.terms)
         for callback in self.callbacks:
             callback.on_step_end(self, result, result.control)
         return result

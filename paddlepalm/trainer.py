@@ -320,14 +320,17 @@ class Trainer(Resumable):
 
     def train_one_step(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
         """One optimization step on ``batch``; advances the counters and runs the saver
-        (``set_saver``) exactly as ``train()`` does. Returns ``{'loss': float}``."""
+        (``set_saver``) exactly as ``train()`` does. Returns ``{'loss': float}`` and the terms the
+        head returns beside its loss (ELECTRA: ``generator_loss``, ``rtd_loss``), as floats."""
         if self.optimization is None:
             raise RuntimeError("call build_backward(optimizer) before train_one_step")
         self._start_training()
         self.keep_sample(batch)
         session = Session(self.model, self.optimization, [self], Plan.single(0), self.state, self.guard,
                           callbacks=[Save(self._saver, self._checkpoint_state)])
-        return {"loss": float(session.step([([self], {self.name: batch})]).losses[self.name])}
+        result = session.step([([self], {self.name: batch})])
+        terms = {name: float(value) for name, value in result.terms.get(self.name, {}).items()}
+        return {"loss": float(result.losses[self.name]), **terms}
 
     def _budget(self) -> int:
         """Steps this task trains: its share under a MultiHeadTrainer, else ``num_epochs`` epochs

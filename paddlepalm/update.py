@@ -104,6 +104,7 @@ class Update:
                              "grad_clip_norm)")
         self.weights = balancer.weights_before_losses(self.tasks)  # None: they wait for this update's losses
         self.losses: Dict[str, paddle.Tensor] = {}  # each task's loss (unweighted, detached)
+        self.terms: Dict[str, Dict[str, paddle.Tensor]] = {}  # each task's loss terms (see loss_terms)
         self.held: List[Tuple[str, paddle.Tensor]] = []  # backward terms waiting for the weights
         self.seen: Dict[str, float] = {}
 
@@ -116,6 +117,10 @@ class Update:
             loss = output["loss"] * share if share != 1.0 else output["loss"]
             self.losses[task] = self.losses[task] + loss.detach() if task in self.losses else loss.detach()
             terms.append((task, _scaled(loss, self.settings[task].loss_weight)))
+            for name, value in loss_terms(output).items():
+                value = value.detach() * share if share != 1.0 else value.detach()
+                kept = self.terms.setdefault(task, {})
+                kept[name] = kept[name] + value if name in kept else value
         if self.weights is None:
             self.held.extend(terms)
         else:
@@ -187,9 +192,24 @@ class Update:
 _STATIC = Static()
 
 
+def loss_terms(output: Mapping[str, paddle.Tensor]) -> Dict[str, paddle.Tensor]:
+    """The parts of a head's loss that it returns beside ``loss`` (outputs named ``*_loss``, as
+    ELECTRA's ``generator_loss`` and ``rtd_loss``): logged, never trained on separately."""
+    return {name: value for name, value in output.items() if name.endswith("_loss") and name != "loss"}
+
+
+@dataclass
+class UpdateLosses:
+    """What an update reports: each task's loss, and the terms its head returned beside it."""
+
+    losses: Dict[str, paddle.Tensor]
+    terms: Dict[str, Dict[str, paddle.Tensor]]
+
+
 def train_update(model: MultiTaskModel, optimization: Optimization, work: Work, guard=None, step: int = 0,
-                 balancer: Optional[Balancer] = None) -> Dict[str, paddle.Tensor]:
-    """One optimizer update over ``work``; returns each task's (unweighted, detached) loss.
+                 balancer: Optional[Balancer] = None) -> UpdateLosses:
+    """One optimizer update over ``work``; returns each task's (unweighted, detached) loss and
+    loss terms (:func:`loss_terms`).
     ``guard`` (``engine.LossGuard``) sees the weighted total before the step: a non-finite one
     stops training, or skips the update. ``balancer``: ``paddlepalm.balancing`` (None: static)."""
     model.train()
@@ -206,7 +226,7 @@ def train_update(model: MultiTaskModel, optimization: Optimization, work: Work, 
     optimization.optimizer.clear_grad(set_to_zero=False)
     if optimization.lr_scheduler is not None:
         optimization.lr_scheduler.step()
-    return update.losses
+    return UpdateLosses(update.losses, update.terms)
 
 
 def _forward(model: MultiTaskModel, batches: Dict[str, Batch], amp) -> Dict[str, Dict[str, paddle.Tensor]]:

@@ -162,6 +162,10 @@ def test_heldout_report_of_a_pretraining_checkpoint(example, objective, tmp_path
     pretrain(tmp_path / "run", "--max_steps", "4", *model, example=example)
     checkpoint = tmp_path / "run" / "checkpoints" / "ckpt.step4"
     assert checkpoint.is_dir()
+    # the training log has the head's loss terms beside the total
+    terms = {"electra": {"generator_loss", "rtd_loss"}, "mlm": set(), None: {"mlm_loss", "sop_loss"}}[objective]
+    log = read_json_lines(str(tmp_path / "run" / f"{objective or 'sop'}_loss.jsonl"))
+    assert [set(entry) - {"step", "epoch", "loss", "cpu_seconds", "wall_seconds"} for entry in log] == [terms] * 2
     done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain", "heldout.py"), example,
                            *model, "--batch_size", "1", "--batches", "2", "--checkpoint", str(checkpoint)],
                           capture_output=True, text=True, env=ENV, timeout=600)

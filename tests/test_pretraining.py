@@ -70,6 +70,26 @@ def test_rtd_labels_are_one_exactly_where_the_sample_differs(tmp_path):
     assert backbone.word_embedding_layer().weight.grad.numpy().any()
 
 
+def test_train_one_step_reports_the_heads_loss_terms(joint_data, en_corpus):
+    """ELECTRA's total loss hides which part learns: train_one_step returns the generator's and
+    the detection loss beside it, and they make it up (MLM + 50 x RTD)."""
+    vocab, size = _vocab(joint_data)
+    reader = palm.reader.MaskedCorpusReader(vocab, 32, lang="en", seed=1)
+    reader.load_data(en_corpus, batch_size=8)
+    paddle.seed(1)
+    backbone = palm.backbone.ELECTRA.from_config(electra_config(size))
+    head = palm.head.ReplacedTokenDetection.from_config(electra_config(size))
+    trainer = palm.Trainer("electra")
+    loss_var = trainer.build_forward(backbone, head)
+    trainer.build_backward(palm.optimizer.Adam(loss_var, 1e-3))
+    trainer.fit_reader(reader)
+    for _ in range(2):
+        step = trainer.train_one_step(trainer.get_one_batch())
+        assert set(step) == {"loss", "generator_loss", "rtd_loss"}
+        assert step["loss"] == pytest.approx(step["generator_loss"] + 50 * step["rtd_loss"], rel=1e-5)
+        assert 0 < step["rtd_loss"] < 1 < step["generator_loss"]
+
+
 def test_detection_metrics_against_brute_force():
     from paddlepalm.head.rtd import detection_metrics
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 import zipfile
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import numpy as np
 
@@ -107,7 +107,8 @@ def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_st
              save_steps: int = 0) -> List[dict]:
     """Train until the run has used ``cpu_minutes`` of CPU time (a budget that does not
     depend on what else runs on the machine) or ``max_steps``; log the mean loss every
-    ``print_steps`` steps with CPU and wall seconds.
+    ``print_steps`` steps with CPU and wall seconds (and the mean of each term the head returns
+    beside its loss: ELECTRA's generator and detection losses, ALBERT's masked LM and sentence order).
 
     With ``save_steps`` (a multiple of ``print_steps``) a checkpoint is written every
     ``save_steps`` steps beside the log, and a later call with the same log resumes exactly from
@@ -120,21 +121,22 @@ def pretrain(trainer: palm.Trainer, cpu_minutes: float, max_steps: int, print_st
     cpu_before = history[-1]["cpu_seconds"] if history else 0.0
     wall_before = history[-1]["wall_seconds"] if history else 0.0
     cpu_start, wall_start = time.process_time(), time.time()
-    window: List[float] = []
+    window: List[Dict[str, float]] = []  # each update's loss and the head's loss terms
     step = trainer.global_step
 
     def cpu_used() -> float:
         return cpu_before + time.process_time() - cpu_start
 
     def record():
-        entry = {"step": step, "epoch": trainer.cur_train_epoch, "loss": float(np.mean(window)),
+        entry = {"step": step, "epoch": trainer.cur_train_epoch,
+                 **{name: float(np.mean([losses[name] for losses in window])) for name in window[0]},
                  "cpu_seconds": round(cpu_used(), 1), "wall_seconds": round(wall_before + time.time() - wall_start, 1)}
         history.append(entry)
         window.clear()
         return entry
 
     while step < max_steps and cpu_used() < cpu_minutes * 60:
-        window.append(trainer.train_one_step(trainer.get_one_batch())["loss"])
+        window.append(trainer.train_one_step(trainer.get_one_batch()))
         step += 1
         if step % print_steps == 0:
             print(json.dumps(record()), flush=True)
