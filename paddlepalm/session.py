@@ -150,16 +150,21 @@ class ScheduleFeedback(Callback):
 @dataclass
 class TrainStats:
     """What the updates since the last log line did: each task's losses (one per update it took
-    part in) and the number of examples trained on."""
+    part in), the loss terms its head returned beside them, and the number of examples trained on."""
 
     losses: Dict[str, List[paddle.Tensor]] = field(default_factory=dict)
+    terms: Dict[str, Dict[str, List[paddle.Tensor]]] = field(default_factory=dict)
     samples: int = 0
     last_time: float = field(default_factory=time.time)
     last_step: int = 0
 
-    def add(self, work: Work, losses: Mapping[str, paddle.Tensor]) -> None:
+    def add(self, work: Work, losses: Mapping[str, paddle.Tensor],
+            terms: Optional[Mapping[str, Mapping[str, paddle.Tensor]]] = None) -> None:
         for task, loss in losses.items():
             self.losses.setdefault(task, []).append(loss)
+        for task, named in (terms or {}).items():
+            for name, value in named.items():
+                self.terms.setdefault(task, {}).setdefault(name, []).append(value)
         for _, batches in work:  # a joint group's tasks share their examples: count them once
             batch = next(iter(batches.values()))
             self.samples += len(batch["example_ids"] if "example_ids" in batch else next(iter(batch.values())))
@@ -182,7 +187,7 @@ class Records(Callback):
                                             "total_steps": session.total_steps})
 
     def on_step_end(self, session: Session, result: StepResult, control: Control) -> None:
-        self.stats.add(result.work, result.losses)
+        self.stats.add(result.work, result.losses, result.terms)
         self.sinks.log(result.step, UPDATE)
         total = session.total_steps
         if self.print_steps > 0 and (result.step % self.print_steps == 0 or result.step == total):
@@ -250,7 +255,8 @@ def save_final(saver: Optional[Saver], step: int, model: MultiTaskModel, optimiz
 def train_record(step: int, total: int, trainers: Sequence, stats: TrainStats, optimizer) -> Dict[str, Any]:
     """The ``train`` record of a log line (then ``stats`` restart): per task, the mean loss of its
     updates since the last line (skipped, non-finite losses left out), how many of the window's
-    updates it took part in (``share``: the realized sampling proportion) and its epoch position;
+    updates it took part in (``share``: the realized sampling proportion), the mean of each loss
+    term its head returns beside the loss (``update.loss_terms``) and its epoch position;
     the learning rate of the next update, steps and examples per second."""
     now = time.time()
     window = max(step - stats.last_step, 1)
@@ -263,10 +269,13 @@ def train_record(step: int, total: int, trainers: Sequence, stats: TrainStats, o
         tasks[trainer.name] = {"loss": sum(finite) / len(finite) if finite else None, "updates": len(losses),
                                "share": len(losses) / window, "epoch": progress.epoch,
                                "batch": progress.batch_in_epoch, "steps_per_epoch": trainer.steps_per_epoch}
+        for name, values in (stats.terms.get(trainer.name) or {}).items():
+            finite = [v for v in (float(x) for x in values) if math.isfinite(v)]
+            tasks[trainer.name][name] = sum(finite) / len(finite) if finite else None
     record = {"event": "train", "step": step, "total_steps": total, "lr": float(optimizer.get_lr()),
               "steps_per_s": (step - stats.last_step) / seconds, "samples_per_s": stats.samples / seconds,
               "tasks": tasks}
-    stats.losses, stats.samples = {}, 0
+    stats.losses, stats.terms, stats.samples = {}, {}, 0
     stats.last_time, stats.last_step = now, step
     return record
 

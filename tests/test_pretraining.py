@@ -198,9 +198,25 @@ def test_pretraining_objective_as_auxiliary_task(objective, joint_data, en_corpu
     trainer.build_backward(palm.optimizer.LAMB(loss_var, 1e-2), weight_decay=0.01)
     trainer.fit_readers_with_mixratio([cls_reader, aux_reader], "intent", 2)
     trainer.set_saver(str(tmp_path), save_steps=1000)
-    trainer.train(print_steps=0)
+
+    class Collect:
+        records = []
+
+        def log(self, step, record):
+            self.records.append(record)
+
+    trainer.train(print_steps=4, sinks=[Collect()])
     assert intent.cur_train_step == 2 * cls_reader.steps_per_epoch
     assert aux.cur_train_step > 0
+    # each log record carries the auxiliary head's loss terms beside its loss (none for plain MLM)
+    terms = {"rtd": {"generator_loss", "rtd_loss"}, "sop": {"mlm_loss", "sop_loss"}, "mlm": set()}[objective]
+    train_records = [r for r in Collect.records if r["event"] == "train"]
+    assert train_records
+    base = {"loss", "updates", "share", "epoch", "batch", "steps_per_epoch"}
+    assert all(set(r["tasks"]["intent"]) == base for r in train_records)
+    logged = [r["tasks"][objective] for r in train_records if r["tasks"][objective]["updates"]]
+    assert logged and all(set(r) - base == terms for r in logged)
+    assert all(r[name] is not None and r[name] > 0 for r in logged for name in terms)
 
     # the pretrained backbone loads into a fresh fine-tuning trainer
     ckpt = str(tmp_path / f"ckpt.step{trainer.overall_train_steps}")
