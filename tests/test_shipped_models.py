@@ -17,7 +17,7 @@ from http_helper import FileServer
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BYTES = 20 * 1000 * 1000
 # the registry names of the models this project pretrained and ships (pretrain_models/<name>/)
-EXPECTED = {"mlm-zh-small", "electra-zh-small"}
+EXPECTED = {"mlm-zh-small", "electra-zh-small", "albert-zh-small"}
 
 
 def shipped_entries():
@@ -96,20 +96,21 @@ def test_a_repository_model_missing_from_the_checkout_says_how_to_get_it(cache):
             palm.backbone.ELECTRA.from_pretrained("not-shipped-here")
 
 
-def test_palm_train_fine_tunes_a_shipped_model_named_in_its_config(tmp_path):
-    """examples/configs/finetune-zh-small.yaml names the model by its registry name only; 30 updates
-    on the generated sample move the weights away from the shipped ones and the loss falls."""
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_palm_train_fine_tunes_a_shipped_model_named_in_its_config(tmp_path, name):
+    """examples/configs/finetune-zh-small.yaml names the model by its registry name only (each
+    shipped model by ``-o backbone.pretrained=NAME``); 30 updates on the generated sample move the
+    weights away from the shipped ones and the loss falls."""
     env = dict(os.environ, PYTHONPATH=REPO, MKL_NUM_THREADS="1", PALM_HOME=str(tmp_path / "cache"))
     env.pop("PALM_DOWNLOAD_MIRROR", None)
     run = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "paddlepalm.cli", "train",
                            os.path.join(REPO, "examples", "configs", "finetune-zh-small.yaml"), "-s", str(run),
                            "--no-progress", "-o", "train.max_steps=30", "-o", "train.eval_steps=0",
-                           "-o", "train.print_steps=10"],
+                           "-o", "train.print_steps=10", "-o", f"backbone.pretrained={name}"],
                           capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "read back equal to the source's values" in done.stderr
-    name = "mlm-zh-small"  # the model the config names
     state = read_state(str(run / "checkpoints" / "ckpt.step30" / "model.pdparams"))
     saved = saved_backbone(name)
     moved = [k for k, v in saved.items() if not np.array_equal(np.asarray(state["backbone." + k]), v)]

@@ -108,6 +108,8 @@ SHIPPED = [
     ("mlm-zh-small", "electra", "a 4-layer Chinese encoder (hidden 256) pretrained with whole-word masked LM, "
                                 "120 CPU-minutes"),
     ("electra-zh-small", "electra", "a 4-layer Chinese ELECTRA discriminator (hidden 256), 120 CPU-minutes"),
+    ("albert-zh-small", "albert", "a Chinese ALBERT (hidden 256, 4 shared layers, embedding 64) pretrained with "
+                                  "sentence order and n-gram masked LM, 120 CPU-minutes"),
 ]
 SHIPPED_FILES = ("config.json", "vocab.txt", "model.pdparams")
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
