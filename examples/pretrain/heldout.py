@@ -37,6 +37,7 @@ import paddle.nn.functional as F  # noqa: E402
 import common  # noqa: E402
 from paddlepalm import checkpoint  # noqa: E402
 from paddlepalm.head.rtd import detection_metrics  # noqa: E402
+from paddlepalm.utils.fileio import read_lines  # noqa: E402
 
 OWN_ARGS = ("--checkpoint", "--heldout", "--batches")
 EXAMPLES = ("electra", "albert")
@@ -119,7 +120,7 @@ def main(argv=None):
     vocab = common.vocab_for(args, None)
     reader = run.make_reader(args, vocab)
     reader.load_data(own.get("heldout") or os.path.join(args.corpus, "heldout.txt"), batch_size=args.batch_size)
-    _, backbone, head = run.build_model(args, sum(1 for _ in open(vocab, encoding="utf-8")))
+    _, backbone, head = run.build_model(args, len(read_lines(vocab)))
     trainer = palm.Trainer(objective)
     model = trainer.build_forward(backbone, head)
     trainer.fit_reader(reader)
