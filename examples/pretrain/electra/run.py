@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import paddlepalm as palm  # noqa: E402  (before paddle: sets MKL flags)
 import paddle  # noqa: E402
 import common  # noqa: E402
+from paddlepalm.utils.fileio import read_lines  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,7 +58,7 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     corpus = common.corpus_for(args, args.work_dir)
     vocab = common.vocab_for(args, corpus)
-    vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
+    vocab_size = len(read_lines(vocab))
     reader = make_reader(args, vocab)
     reader.load_data(corpus, batch_size=args.batch_size)
     config, backbone, head = build_model(args, vocab_size)
