@@ -7,9 +7,10 @@
 
 The first argument names the pretraining example (``electra``: ``electra/run.py``, either
 objective; ``albert``: ``albert/run.py``); the rest are that example's arguments and a checkpoint
-its run wrote (``--save_steps``). The held-out slice (``CORPUS/heldout.txt``, or ``--heldout
-FILE``) is read and masked as training did, with a fixed seed, dropout off, over ``--batches``
-batches (default 8). Prints one JSON line:
+its run wrote (``--save_steps``). Each example builds its reader and model (``make_reader``,
+``build_model``) and says what to score in a batch (``heldout_outputs``); this script sums them.
+The held-out slice (``CORPUS/heldout.txt``, or ``--heldout FILE``) is read and masked as training
+did, with a fixed seed, dropout off, over ``--batches`` batches (default 8). Prints one JSON line:
 
 - ``mlm``: the masked-LM loss, accuracy and perplexity at the masked positions (for ELECTRA, its
   generator's);
@@ -62,17 +63,26 @@ def example_module(name: str):
 
 
 class Tally:
-    """Masked-LM loss and accuracy, and the other figures' raw material, over batches."""
+    """The held-out figures, summed over batches from each example's ``heldout_outputs``."""
 
     def __init__(self):
         self.loss, self.correct, self.masked = 0.0, 0, 0
         self.logits, self.labels = [], []
         self.order_correct, self.pairs = 0, 0
 
-    def masked_lm(self, vocab_logits, target) -> None:
+    def add(self, outputs: dict) -> None:
+        vocab_logits, target = outputs["mlm"]
         self.loss += float(F.cross_entropy(vocab_logits, target.unsqueeze(-1), reduction="sum"))
         self.correct += int((vocab_logits.argmax(-1) == target).sum())
         self.masked += int(target.shape[0])
+        if "detection" in outputs:
+            logits, labels = outputs["detection"]
+            self.logits.append(logits)
+            self.labels.append(labels)
+        if "sentence_order" in outputs:
+            predicted, labels = outputs["sentence_order"]
+            self.order_correct += int((predicted == labels).sum())
+            self.pairs += int(labels.shape[0])
 
     def report(self) -> dict:
         loss = self.loss / self.masked
@@ -83,25 +93,6 @@ class Tally:
         if self.pairs:
             out["sentence_order"] = {"pairs": self.pairs, "accuracy": self.order_correct / self.pairs}
         return out
-
-
-def score_batch(name: str, objective: str, batch, backbone, head, tally: Tally) -> None:
-    if name == "electra" and objective == "electra":
-        tally.masked_lm(head.generator_logits(batch, backbone), batch["mask_label"])
-        inputs = head.prepare_inputs(batch, backbone)
-        hidden = backbone.task_outputs(objective, backbone(inputs))["encoder_outputs"]
-        real = inputs["input_mask"].numpy().reshape(hidden.shape[:2]) > 0
-        tally.logits.append(head.detection_logits(hidden).numpy()[real])
-        tally.labels.append(inputs["rtd_labels"].numpy()[real])
-        return
-    outputs = backbone.task_outputs(objective, backbone(batch))
-    mlm = head.mlm if name == "albert" else head
-    tally.masked_lm(mlm.logits(outputs["encoder_outputs"], batch["mask_pos"], outputs.get("embedding_table")),
-                    batch["mask_label"])
-    if name == "albert":
-        predicted = head.order_logits(outputs).argmax(-1)
-        tally.order_correct += int((predicted == batch["label_ids"]).sum())
-        tally.pairs += int(batch["label_ids"].shape[0])
 
 
 def main(argv=None):
@@ -115,7 +106,7 @@ def main(argv=None):
     args = run.parse_args(argv)
     if not args.corpus:
         raise SystemExit("heldout.py: --corpus FOLDER is required (its vocab.txt and heldout.txt)")
-    objective = getattr(args, "objective", "sop")
+    objective = run.task_name(args)
     paddle.seed(args.seed)
     vocab = common.vocab_for(args, None)
     reader = run.make_reader(args, vocab)
@@ -130,7 +121,7 @@ def main(argv=None):
     with paddle.no_grad():
         for _ in range(int(own.get("batches", 8))):
             batch = {k: paddle.to_tensor(v) for k, v in trainer.get_one_batch().items()}
-            score_batch(name, objective, batch, backbone, head, tally)
+            tally.add(run.heldout_outputs(args, batch, backbone, head))
     report = {"checkpoint": own["checkpoint"], "example": name, "objective": objective, **tally.report()}
     print(json.dumps(report))
     return report

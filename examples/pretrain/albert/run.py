@@ -44,6 +44,20 @@ def build_model(args, vocab_size: int):
     return config, backbone, head
 
 
+def task_name(args) -> str:
+    """The trainer's name for this run's objective (its checkpoints' parameter names start with it)."""
+    return "sop"
+
+
+def heldout_outputs(args, batch, backbone, head) -> dict:
+    """What ``heldout.py`` scores in one batch: ``"mlm": (vocabulary logits, targets)`` at the masked
+    positions and ``"sentence_order": (predicted order, labels)`` of the segment pairs."""
+    outputs = backbone.task_outputs(task_name(args), backbone(batch))
+    logits = head.mlm.logits(outputs["encoder_outputs"], batch["mask_pos"], outputs.get("embedding_table"))
+    return {"mlm": (logits, batch["mask_label"]),
+            "sentence_order": (head.order_logits(outputs).argmax(-1), batch["label_ids"])}
+
+
 def main(argv=None):
     args = parse_args(argv)
     paddle.seed(args.seed)
@@ -54,12 +68,12 @@ def main(argv=None):
     reader = make_reader(args, vocab)
     reader.load_data(corpus, batch_size=args.batch_size)
     config, backbone, head = build_model(args, vocab_size)
-    trainer = palm.Trainer("sop")
+    trainer = palm.Trainer(task_name(args))
     loss_var = trainer.build_forward(backbone, head)
     trainer.build_backward(palm.optimizer.LAMB(loss_var, args.lr, palm.lr_sched.WarmupSchedualer(args.warmup)),
                            weight_decay=0.01)
     trainer.fit_reader(reader)
-    common.run(args, trainer, reader, backbone, config, vocab, "sop")
+    common.run(args, trainer, reader, backbone, config, vocab, task_name(args))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,27 @@ def build_model(args, vocab_size: int):
     return config, backbone, head
 
 
+def task_name(args) -> str:
+    """The trainer's name for this run's objective (its checkpoints' parameter names start with it)."""
+    return args.objective
+
+
+def heldout_outputs(args, batch, backbone, head) -> dict:
+    """What ``heldout.py`` scores in one batch: ``{"mlm": (vocabulary logits, targets)}`` at the masked
+    positions (ELECTRA: its generator's), and for ELECTRA ``"detection": (logits, labels)`` over the
+    real tokens (padding left out)."""
+    if args.objective == "mlm":
+        outputs = backbone.task_outputs("mlm", backbone(batch))
+        logits = head.logits(outputs["encoder_outputs"], batch["mask_pos"], outputs.get("embedding_table"))
+        return {"mlm": (logits, batch["mask_label"])}
+    generator_logits = head.generator_logits(batch, backbone)  # before sampling the replacements below
+    inputs = head.prepare_inputs(batch, backbone)
+    hidden = backbone.task_outputs("electra", backbone(inputs))["encoder_outputs"]
+    real = inputs["input_mask"].numpy().reshape(hidden.shape[:2]) > 0
+    return {"mlm": (generator_logits, batch["mask_label"]),
+            "detection": (head.detection_logits(hidden).numpy()[real], inputs["rtd_labels"].numpy()[real])}
+
+
 def main(argv=None):
     args = parse_args(argv)
     paddle.seed(args.seed)
@@ -62,11 +83,11 @@ def main(argv=None):
     reader = make_reader(args, vocab)
     reader.load_data(corpus, batch_size=args.batch_size)
     config, backbone, head = build_model(args, vocab_size)
-    trainer = palm.Trainer(args.objective)
+    trainer = palm.Trainer(task_name(args))
     loss_var = trainer.build_forward(backbone, head)
     trainer.build_backward(palm.optimizer.AdamW(loss_var, args.lr, palm.lr_sched.WarmupSchedualer(args.warmup)))
     trainer.fit_reader(reader)
-    common.run(args, trainer, reader, backbone, config, vocab, args.objective)
+    common.run(args, trainer, reader, backbone, config, vocab, task_name(args))
 
 
 if __name__ == "__main__":
