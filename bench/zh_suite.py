@@ -2,6 +2,7 @@
 
     MKL_NUM_THREADS=1 python bench/zh_suite.py --models mlm=DIR electra=DIR albert=DIR --scratch \\
         --work runs/zh-suite --jobs 2                     # every task, 3 seeds
+    python bench/zh_suite.py --models ... --work runs/zh-suite --report   # the table so far, runs nothing
     python bench/zh_suite.py --smoke                      # tiny data and models, one seed (CI)
 
 Each model (a folder with ``config.json``, ``vocab.txt`` and the weights, as the pretraining
@@ -318,38 +319,63 @@ class Suite:
         result = record["test"][task]
         return 100 * float(result[record["target_metrics"][task]])
 
-    def table(self) -> Dict[str, Dict[str, List[float]]]:
-        """{init: {task: [score of each seed]}} over the runs of this suite's current configs."""
+    def finished(self) -> List[Dict[str, Any]]:
+        """The records of this suite's runs that are done (with its current configs and weights)."""
         keys = {key for key, _ in self.runs()}
-        table: Dict[str, Dict[str, List[float]]] = {init: {task: [] for task in self.tasks} for init in self.inits}
-        for key, record in self.results.items():
-            if key in keys:
-                task, init = record["name"].split("/")
-                table[init][task].append(self.score(record, task))
+        return [record for key, record in self.results.items() if key in keys]
+
+    def table(self) -> Dict[str, Dict[str, Dict[int, float]]]:
+        """{init: {task: {seed: score}}} over the finished runs."""
+        table: Dict[str, Dict[str, Dict[int, float]]] = {init: {task: {} for task in self.tasks} for init in self.inits}
+        for record in self.finished():
+            task, init = record["name"].split("/")
+            table[init][task][int(record["seed"])] = self.score(record, task)
         return table
 
     def summary(self) -> str:
-        table = self.table()
-        cpu = sum(r["cpu_minutes"] for r in self.results.values())
+        done = self.finished()
+        cpu = sum(r["cpu_minutes"] for r in done)
         lines = [f"# Chinese evaluation suite ({len(self.seeds)} seeds: {self.seeds})", "",
-                 f"{len(self.results)} runs, {cpu:.0f} CPU-minutes; {protocol.cpu_flags()}. Test scores "
-                 "(dev-selected), mean ± sample std; **bold**: beyond the spread of the scratch twin "
-                 "(|difference| > the two stds summed; two seeds or more).", "",
-                 "| model | " + " | ".join(self.tasks) + " | average |", "|---" * (len(self.tasks) + 2) + "|"]
-        for init, per_task in table.items():
-            cells = []
-            twin = table.get(self.twin.get(init, ""), {})
-            for task in self.tasks:
-                cell = protocol.mean_std(per_task[task])
-                base = twin.get(task, [])
-                if per_task[task] and base and _beyond(per_task[task], base):
-                    cell = f"**{cell}**"
-                cells.append(cell)
-            complete = all(len(per_task[t]) == len(self.seeds) for t in self.tasks)
-            averages = [statistics.mean(per_task[t][i] for t in self.tasks) for i in range(len(self.seeds))] \
-                if complete else []
-            lines.append(f"| {init} | " + " | ".join(cells) + f" | {protocol.mean_std(averages) if complete else '-'} |")
-        return "\n".join(lines) + "\n"
+                 f"{len(done)} of {len(self.runs())} runs, {cpu:.0f} CPU-minutes; {protocol.cpu_flags()}. Test scores "
+                 "(dev-selected), mean ± sample std over the seeds; the average is over the tasks, per seed, "
+                 "once every task has every seed. **Bold**: above its scratch twin beyond the spread "
+                 "(the difference of the means > the two stds summed; two seeds or more a side); *italic*: "
+                 "below it beyond the spread.", ""]
+        return "\n".join(lines + format_table(self.table(), self.twin, self.tasks, self.seeds)) + "\n"
+
+
+def format_table(table: Dict[str, Dict[str, Dict[int, float]]], twins: Dict[str, str], tasks: Sequence[str],
+                 seeds: Sequence[int]) -> List[str]:
+    """The suite's markdown table: a row per model ({init: {task: {seed: score}}}), a column per task
+    and the average; a cell missing seeds says how many it has."""
+    lines = ["| model | " + " | ".join(tasks) + " | average |", "|---" * (len(tasks) + 2) + "|"]
+    averages = {init: _seed_averages(per_task, tasks, seeds) for init, per_task in table.items()}
+    for init, per_task in table.items():
+        twin = twins.get(init)
+        cells = []
+        for task in tasks:
+            base = list(table[twin][task].values()) if twin in table else []
+            cells.append(_cell(list(per_task[task].values()), base, len(seeds)))
+        base = averages.get(twin) or []
+        cells.append(_cell(averages[init], base, len(seeds)) if averages[init] else "-")
+        lines.append(f"| {init} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _seed_averages(per_task: Dict[str, Dict[int, float]], tasks: Sequence[str], seeds: Sequence[int]) -> List[float]:
+    """The average over the tasks for each seed, once every task has every seed (else none)."""
+    if not all(seed in per_task[task] for task in tasks for seed in seeds):
+        return []
+    return [statistics.mean(per_task[task][seed] for task in tasks) for seed in seeds]
+
+
+def _cell(values: List[float], base: List[float], seeds: int) -> str:
+    cell = protocol.mean_std(values)
+    if 0 < len(values) < seeds:
+        cell += f" ({len(values)}/{seeds} seeds)"
+    if values and base and _beyond(values, base):
+        cell = f"**{cell}**" if statistics.mean(values) > statistics.mean(base) else f"*{cell}*"
+    return cell
 
 
 def _architecture(config_path: str) -> str:
@@ -413,6 +439,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--work", default=None)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--data_root", default=protocol.data_root())
+    p.add_argument("--report", action="store_true", help="print the summary of the runs finished so far (from "
+                   "WORK/results.jsonl) and run nothing: a long suite's progress")
     p.add_argument("--smoke", action="store_true", help="tiny data of every task, an untrained tiny model and its "
                    "twin, one seed, on TNEWS and CMRC 2018 unless --tasks")
     a = p.parse_args(argv)
@@ -434,7 +462,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             p.error("give --models NAME=FOLDER ... and --work (or --smoke)")
         models = dict(m.split("=", 1) for m in a.models)
         suite = Suite(models, a.scratch, a.tasks, a.seeds, a.work, a.data_root)
-    suite.run(a.jobs)
+    if not a.report:
+        suite.run(a.jobs)
     print(suite.summary())
     return 0
 
