@@ -42,6 +42,7 @@ import contextlib
 import copy
 import json
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -460,9 +461,18 @@ def _log_config() -> Dict[str, Any]:
 def _server(service: Service, access_log: bool, log_config: Optional[Dict[str, Any]]):
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """uvicorn's server, remembering the first signal that stopped it (``stop_signal``)."""
+
+        stop_signal: Optional[int] = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.stop_signal = self.stop_signal or sig
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(create_app(service), log_config=log_config, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=30)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 def run(service: Service, name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -478,7 +488,13 @@ def run(service: Service, name: str, host: str = DEFAULT_HOST, port: int = DEFAU
         url = url_of(sock)
         print(url, flush=True)
         print(f"serving {name} on {url}", file=sys.stderr, flush=True)
-        _server(service, access_log, _log_config()).run(sockets=[sock])
+        server = _server(service, access_log, _log_config())
+        server.run(sockets=[sock])
+        if server.stop_signal == signal.SIGINT:
+            # uvicorn raises a captured SIGINT again after its graceful shutdown, which ends palm with
+            # status 130; once, under load, it returned normally instead (status 0; the cause was not
+            # found), so the interrupt is raised here whatever uvicorn did
+            raise KeyboardInterrupt
     finally:
         sock.close()
         service.close()

@@ -437,3 +437,20 @@ def test_the_load_bench_smoke_mode_runs(run_dir):
                              str(run_dir)], capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "| palm serve" in result.stdout and "errors: 0" in result.stdout, result.stdout
+
+
+def test_a_server_stopped_by_sigint_ends_in_keyboard_interrupt_even_if_uvicorn_returns(reference, monkeypatch):
+    """palm serve's status 130 on SIGINT rests on KeyboardInterrupt leaving ``serve.run``. uvicorn
+    raises the signal again after its graceful shutdown; once, under load, it returned normally
+    instead and palm ended with 0 (test_palm_serve_a_run_directory). Here uvicorn's run is made to
+    do just that: take the signal as its handler does, then return."""
+    import uvicorn
+
+    from paddlepalm import serve
+
+    def stopped_by_sigint(self, sockets=None):
+        self.handle_exit(signal.SIGINT, None)  # what uvicorn's signal handler calls
+
+    monkeypatch.setattr(uvicorn.Server, "run", stopped_by_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        serve.run(Service(reference), "a test", port=0)
